@@ -1,0 +1,223 @@
+//! Block and transaction validation.
+//!
+//! Checks run cheapest first, so garbage costs little: size, decoding,
+//! linkage, producer, timestamp, header signature, tx decoding and keys,
+//! merkle root, batched tx signatures, and only then the state transition
+//! (on an overlay) and the state root.
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use prost::Message;
+use protoblock_proto::v1 as pb;
+
+use crate::crypto::{self, PublicKey};
+use crate::error::{BlockError, TxError};
+use crate::fantasy::{TxContext, apply_tx};
+use crate::genesis::Genesis;
+use crate::hash::{Hash32, sha256};
+use crate::lthash::LtHash;
+use crate::merkle::merkle_root;
+use crate::params::{BLOCK_VERSION, ChainParams, TX_VERSION};
+use crate::state::{Key, Overlay, StateMap, Value, keys};
+
+/// What the chain remembers of a block on or near the main chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockMeta {
+    pub id: Hash32,
+    pub height: u64,
+    pub timestamp_ms: u64,
+    pub state_root: Hash32,
+}
+
+/// A transaction whose encoding, key and (for blocks) signature are checked.
+#[derive(Debug, Clone)]
+pub struct CheckedTx {
+    pub id: Hash32,
+    pub signer: PublicKey,
+    pub tx: pb::Transaction,
+    pub is_data: bool,
+}
+
+/// A block that passed every check that does not need the parent's state.
+#[derive(Debug, Clone)]
+pub struct CheckedBlock {
+    pub id: Hash32,
+    pub header: pb::BlockHeader,
+    pub prev: Hash32,
+    pub state_root: Hash32,
+    pub txs: Vec<CheckedTx>,
+}
+
+impl CheckedBlock {
+    pub fn meta(&self) -> BlockMeta {
+        BlockMeta { id: self.id, height: self.header.height, timestamp_ms: self.header.timestamp_ms, state_root: self.state_root }
+    }
+}
+
+/// Decodes just enough to place a block: its id, height and parent.
+pub fn peek_block(bytes: &[u8], params: &ChainParams) -> Result<(Hash32, pb::BlockHeader, pb::Block), BlockError> {
+    if bytes.len() > params.max_block_bytes {
+        return Err(BlockError::Oversized { size: bytes.len(), max: params.max_block_bytes });
+    }
+    let block = pb::Block::decode(bytes).map_err(|_| BlockError::Malformed)?;
+    let header = pb::BlockHeader::decode(block.header.as_slice()).map_err(|_| BlockError::MalformedHeader)?;
+    Ok((sha256(&block.header), header, block))
+}
+
+/// Decodes a signed tx and checks its size, key and version; not its signature.
+pub fn decode_tx(st: &pb::SignedTransaction, params: &ChainParams) -> Result<(CheckedTx, VerifyingKey, Signature), TxError> {
+    let size = st.tx.len() + st.signer.len() + st.signature.len();
+    if size > params.max_tx_bytes {
+        return Err(TxError::Oversized { size, max: params.max_tx_bytes });
+    }
+    let (signer, vk) = PublicKey::parse(&st.signer).map_err(TxError::BadSignerKey)?;
+    let sig = crypto::parse_signature(&st.signature).ok_or(TxError::BadSignature)?;
+    let tx = pb::Transaction::decode(st.tx.as_slice()).map_err(|_| TxError::Malformed)?;
+    if tx.version != TX_VERSION {
+        return Err(TxError::UnsupportedVersion(tx.version));
+    }
+    let is_data = matches!(tx.body, Some(pb::transaction::Body::Data(_)));
+    Ok((CheckedTx { id: sha256(&st.tx), signer, tx, is_data }, vk, sig))
+}
+
+/// Decodes and fully checks one signed tx on its own (mempool admission).
+pub fn check_tx_bytes(bytes: &[u8], genesis: &Genesis, params: &ChainParams) -> Result<CheckedTx, TxError> {
+    if bytes.len() > params.max_tx_bytes + 16 {
+        return Err(TxError::Oversized { size: bytes.len(), max: params.max_tx_bytes });
+    }
+    let st = pb::SignedTransaction::decode(bytes).map_err(|_| TxError::Malformed)?;
+    let (tx, vk, sig) = decode_tx(&st, params)?;
+    vk.verify_strict(&crypto::tx_message(&genesis.hash, &st.tx), &sig).map_err(|_| TxError::BadSignature)?;
+    Ok(tx)
+}
+
+/// Every check that needs only the parent's header.
+pub fn check_block(
+    bytes: &[u8],
+    parent: &BlockMeta,
+    genesis: &Genesis,
+    params: &ChainParams,
+    now_ms: u64,
+) -> Result<CheckedBlock, BlockError> {
+    let (id, header, block) = peek_block(bytes, params)?;
+    if header.version != BLOCK_VERSION {
+        return Err(BlockError::UnsupportedVersion(header.version));
+    }
+    if header.height != parent.height + 1 {
+        return Err(BlockError::WrongHeight { expected: parent.height + 1, got: header.height });
+    }
+    let prev = Hash32::from_slice(&header.prev_hash).ok_or(BlockError::BrokenPrevHash)?;
+    if prev != parent.id {
+        return Err(BlockError::BrokenPrevHash);
+    }
+    let (producer, producer_vk) = genesis.producer_for(header.height);
+    if header.producer.as_slice() != producer.0.as_slice() {
+        return Err(BlockError::UnauthorizedProducer { height: header.height });
+    }
+    if header.timestamp_ms <= parent.timestamp_ms {
+        return Err(BlockError::TimestampNotAfterParent { parent: parent.timestamp_ms, got: header.timestamp_ms });
+    }
+    if header.timestamp_ms > now_ms.saturating_add(params.max_future_drift_ms) {
+        return Err(BlockError::TimestampInFuture { now: now_ms, got: header.timestamp_ms });
+    }
+    let sig = crypto::parse_signature(&block.signature).ok_or(BlockError::BadSignature)?;
+    producer_vk
+        .verify_strict(&crypto::block_message(&block.header), &sig)
+        .map_err(|_| BlockError::BadSignature)?;
+    if block.txs.len() > params.max_txs_per_block {
+        return Err(BlockError::TooManyTxs { count: block.txs.len(), max: params.max_txs_per_block });
+    }
+    let mut txs = Vec::with_capacity(block.txs.len());
+    let mut vks = Vec::with_capacity(block.txs.len());
+    let mut sigs = Vec::with_capacity(block.txs.len());
+    for (index, st) in block.txs.iter().enumerate() {
+        let (tx, vk, sig) = decode_tx(st, params).map_err(|error| BlockError::Tx { index, error })?;
+        txs.push(tx);
+        vks.push(vk);
+        sigs.push(sig);
+    }
+    let ids: Vec<Hash32> = txs.iter().map(|t| t.id).collect();
+    if Hash32::from_slice(&header.tx_root) != Some(merkle_root(&ids)) {
+        return Err(BlockError::TxRootMismatch);
+    }
+    let has_data = txs.iter().any(|t| t.is_data);
+    let kind_data = header.kind == pb::BlockKind::Data as i32;
+    if has_data != kind_data {
+        return Err(BlockError::MalformedHeader);
+    }
+    let messages: Vec<Vec<u8>> = block.txs.iter().map(|st| crypto::tx_message(&genesis.hash, &st.tx)).collect();
+    let refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
+    crypto::verify_batch_or_find(&refs, &sigs, &vks)
+        .map_err(|index| BlockError::Tx { index, error: TxError::BadSignature })?;
+    let state_root = Hash32::from_slice(&header.state_root).ok_or(BlockError::MalformedHeader)?;
+    Ok(CheckedBlock { id, prev, state_root, header, txs })
+}
+
+/// Applies one checked tx inside a block with timestamp `block_ts_ms`:
+/// replay window, replay index, then the fantasy rules.
+pub fn apply_tx_at(
+    ov: &mut Overlay<'_>,
+    genesis: &Genesis,
+    params: &ChainParams,
+    tx: &CheckedTx,
+    block_ts_ms: u64,
+) -> Result<(), TxError> {
+    let nonce_ms = tx.tx.nonce / 1_000_000;
+    if nonce_ms.saturating_add(params.nonce_max_age_ms) < block_ts_ms {
+        return Err(TxError::NonceTooOld);
+    }
+    if nonce_ms > block_ts_ms.saturating_add(params.nonce_max_lead_ms) {
+        return Err(TxError::NonceTooNew);
+    }
+    let seen = keys::tx_seen(&tx.id.0);
+    if ov.get(&seen).is_some() {
+        return Err(TxError::Replayed);
+    }
+    let ctx = TxContext { params, oracle_keys: &genesis.oracle_keys };
+    apply_tx(ov, &ctx, &tx.signer, &tx.tx)?;
+    ov.put(seen, tx.tx.nonce.to_be_bytes().to_vec());
+    ov.put(keys::tx_by_nonce(tx.tx.nonce, &tx.id.0), Vec::new());
+    Ok(())
+}
+
+/// Drops replay-index entries whose nonce no block at or after `block_ts_ms`
+/// could accept any more.
+pub fn prune_replay_index(ov: &mut Overlay<'_>, params: &ChainParams, block_ts_ms: u64) {
+    let cutoff_ns = block_ts_ms.saturating_sub(params.nonce_max_age_ms).saturating_mul(1_000_000);
+    let lo = vec![keys::TX_BY_NONCE];
+    let mut hi = vec![keys::TX_BY_NONCE];
+    hi.extend_from_slice(&cutoff_ns.to_be_bytes());
+    for k in ov.range_keys(&lo, &hi) {
+        if let Ok(id) = <[u8; 32]>::try_from(&k[9..]) {
+            ov.delete(keys::tx_seen(&id));
+        }
+        ov.delete(k);
+    }
+}
+
+/// The outcome of applying a block to its parent's state.
+pub struct AppliedBlock {
+    pub writes: Vec<(Key, Option<Value>)>,
+    pub commitment: LtHash,
+}
+
+/// Runs a checked block's txs against the parent state and checks the root.
+pub fn apply_block(
+    block: &CheckedBlock,
+    state: &StateMap,
+    commitment: &LtHash,
+    genesis: &Genesis,
+    params: &ChainParams,
+) -> Result<AppliedBlock, BlockError> {
+    let mut ov = Overlay::new(state);
+    let ts = block.header.timestamp_ms;
+    for (index, tx) in block.txs.iter().enumerate() {
+        apply_tx_at(&mut ov, genesis, params, tx, ts).map_err(|error| BlockError::Tx { index, error })?;
+    }
+    prune_replay_index(&mut ov, params, ts);
+    let after = ov.commitment_after(commitment);
+    let got = after.root();
+    if got != block.state_root {
+        return Err(BlockError::StateRootMismatch { expected: got, got: block.state_root });
+    }
+    Ok(AppliedBlock { writes: ov.into_writes(), commitment: after })
+}

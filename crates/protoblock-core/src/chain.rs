@@ -1,0 +1,491 @@
+//! Chain state and fork choice.
+//!
+//! The chain holds the state at the head, the main chain back to the final
+//! block (with an undo record per non-final block), and side-chain blocks that
+//! passed their stateless checks. Fork choice is the longest valid chain, ties
+//! to the lower block id. Blocks `finality_depth` below the head are final: a
+//! fork from below them is refused, so a reorg never reverts a final block.
+//!
+//! Sans-IO: every change returns a [`WriteBatch`] that the caller commits to
+//! its store in one atomic transaction (block, state changes, undo and head
+//! together). The chain never touches a store itself.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use prost::Message;
+use protoblock_proto::v1 as pb;
+
+use crate::block::{BlockMeta, CheckedBlock, apply_block, check_block, peek_block};
+use crate::error::BlockError;
+use crate::genesis::Genesis;
+use crate::hash::Hash32;
+use crate::lthash::LtHash;
+use crate::params::ChainParams;
+use crate::state::{Key, StateMap, Value};
+
+pub type Undo = Vec<(Key, Option<Value>)>;
+
+/// The head as persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadRecord {
+    pub genesis: Hash32,
+    pub id: Hash32,
+    pub height: u64,
+    pub final_height: u64,
+}
+
+/// Everything one chain change writes. A store must apply all of it in one
+/// atomic transaction, in this order: blocks, state, undo, head.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    /// Blocks now on the main chain: stored by id, and indexed at their height
+    /// (overwriting whatever was there on a reorg).
+    pub put_blocks: Vec<(u64, Hash32, Arc<[u8]>)>,
+    /// Blocks reverted off the main chain.
+    pub delete_blocks: Vec<Hash32>,
+    /// Net state writes (`None` deletes).
+    pub state: Vec<(Key, Option<Value>)>,
+    /// Encoded `BlockUndo` for new non-final main blocks.
+    pub put_undo: Vec<(Hash32, Vec<u8>)>,
+    /// Undo records no longer needed (block became final or was reverted).
+    pub delete_undo: Vec<Hash32>,
+    pub head: Option<HeadRecord>,
+}
+
+impl WriteBatch {
+    pub fn merge(&mut self, other: WriteBatch) {
+        // Later writes win: callers batching several blocks per transaction
+        // (sync) merge batches in order.
+        self.put_blocks.extend(other.put_blocks);
+        self.delete_blocks.extend(other.delete_blocks);
+        self.state.extend(other.state);
+        self.put_undo.extend(other.put_undo);
+        self.delete_undo.extend(other.delete_undo);
+        if other.head.is_some() {
+            self.head = other.head;
+        }
+    }
+}
+
+/// A block on the persisted main chain, handed back by a store at start-up.
+#[derive(Debug, Clone)]
+pub struct StoredBlock {
+    pub height: u64,
+    pub id: Hash32,
+    pub bytes: Vec<u8>,
+    pub undo: Option<Vec<u8>>,
+}
+
+/// What a store loads to resume a chain.
+#[derive(Debug, Clone)]
+pub struct StoredChain {
+    pub head: HeadRecord,
+    pub state: Vec<(Key, Value)>,
+    /// Main-chain blocks from `max(final_height, 1)` to the head, in order.
+    pub recent: Vec<StoredBlock>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error("store belongs to another genesis")]
+    WrongGenesis,
+    #[error("stored block at height {0} is missing or does not decode")]
+    BadBlock(u64),
+    #[error("stored blocks do not link at height {0}")]
+    BrokenLink(u64),
+    #[error("undo record missing for non-final height {0}")]
+    MissingUndo(u64),
+    #[error("stored state does not match the head's state root")]
+    StateMismatch,
+    #[error("invalid genesis: {0}")]
+    Genesis(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Already known: nothing to do.
+    Duplicate,
+    /// Valid so far but not better than the head: held for fork choice.
+    Side,
+    /// Extended the head by one block.
+    Extended,
+    /// Switched to another branch, reverting `depth` blocks.
+    Reorged { depth: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct ChainUpdate {
+    pub placement: Placement,
+    pub batch: Option<WriteBatch>,
+    /// Bytes of blocks reverted off the main chain (their txs may go back to the mempool).
+    pub reverted: Vec<Arc<[u8]>>,
+    /// A block on the winning branch that turned out invalid during a reorg;
+    /// the valid prefix before it was still adopted.
+    pub rejected: Option<(Hash32, BlockError)>,
+}
+
+struct MainEntry {
+    meta: BlockMeta,
+    prev: Hash32,
+    /// `None` only for the genesis entry.
+    bytes: Option<Arc<[u8]>>,
+    undo: Undo,
+}
+
+struct SideEntry {
+    bytes: Arc<[u8]>,
+    block: CheckedBlock,
+}
+
+const MAX_INVALID_REMEMBERED: usize = 4096;
+
+pub struct Chain {
+    genesis: Genesis,
+    params: ChainParams,
+    state: StateMap,
+    commitment: LtHash,
+    /// Main chain from the final block (front) to the head (back).
+    main: VecDeque<MainEntry>,
+    side: HashMap<Hash32, SideEntry>,
+    invalid: HashSet<Hash32>,
+    invalid_order: VecDeque<Hash32>,
+}
+
+impl Chain {
+    /// A chain at genesis, plus the batch that persists its initial state.
+    pub fn new(genesis: Genesis, params: ChainParams) -> Result<(Self, WriteBatch), RestoreError> {
+        let state = genesis.initial_state().map_err(|e| RestoreError::Genesis(e.to_string()))?;
+        let commitment = state.commitment();
+        let meta = BlockMeta { id: genesis.hash, height: 0, timestamp_ms: genesis.timestamp_ms, state_root: commitment.root() };
+        let mut main = VecDeque::new();
+        main.push_back(MainEntry { meta, prev: Hash32::ZERO, bytes: None, undo: Vec::new() });
+        let batch = WriteBatch {
+            state: state.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+            head: Some(HeadRecord { genesis: genesis.hash, id: genesis.hash, height: 0, final_height: 0 }),
+            ..Default::default()
+        };
+        let chain = Self {
+            genesis,
+            params,
+            state,
+            commitment,
+            main,
+            side: HashMap::new(),
+            invalid: HashSet::new(),
+            invalid_order: VecDeque::new(),
+        };
+        Ok((chain, batch))
+    }
+
+    /// Resumes from a store, recomputing the state commitment from scratch to
+    /// prove the stored state is exactly the state the head block commits to.
+    pub fn restore(genesis: Genesis, params: ChainParams, stored: StoredChain) -> Result<Self, RestoreError> {
+        if stored.head.genesis != genesis.hash {
+            return Err(RestoreError::WrongGenesis);
+        }
+        let (mut chain, _) = Self::new(genesis, params)?;
+        let head = stored.head;
+        chain.state = StateMap::from_entries(stored.state);
+        chain.commitment = chain.state.commitment();
+        if head.height > 0 {
+            chain.main.clear();
+            let first = head.final_height.max(1);
+            if stored.recent.len() as u64 != head.height - first + 1 {
+                return Err(RestoreError::BadBlock(first));
+            }
+            if head.final_height == 0 {
+                // Keep the genesis entry as the final block.
+                let (fresh, _) = Self::new(chain.genesis.clone(), chain.params.clone())?;
+                chain.main = fresh.main;
+            }
+            for (i, sb) in stored.recent.iter().enumerate() {
+                let h = first + i as u64;
+                let (id, header, _) = peek_block(&sb.bytes, &chain.params).map_err(|_| RestoreError::BadBlock(h))?;
+                if id != sb.id || header.height != h {
+                    return Err(RestoreError::BadBlock(h));
+                }
+                let prev = Hash32::from_slice(&header.prev_hash).ok_or(RestoreError::BadBlock(h))?;
+                if let Some(last) = chain.main.back() {
+                    if last.meta.id != prev {
+                        return Err(RestoreError::BrokenLink(h));
+                    }
+                }
+                let undo = if h > head.final_height {
+                    let raw = sb.undo.as_ref().ok_or(RestoreError::MissingUndo(h))?;
+                    let u = pb::BlockUndo::decode(raw.as_slice()).map_err(|_| RestoreError::MissingUndo(h))?;
+                    u.entries.into_iter().map(|e| (e.key, e.previous)).collect()
+                } else {
+                    Vec::new()
+                };
+                let state_root = Hash32::from_slice(&header.state_root).ok_or(RestoreError::BadBlock(h))?;
+                chain.main.push_back(MainEntry {
+                    meta: BlockMeta { id, height: h, timestamp_ms: header.timestamp_ms, state_root },
+                    prev,
+                    bytes: Some(sb.bytes.clone().into()),
+                    undo,
+                });
+            }
+        }
+        if chain.head().id != head.id {
+            return Err(RestoreError::BrokenLink(head.height));
+        }
+        if chain.commitment.root() != chain.head().state_root {
+            return Err(RestoreError::StateMismatch);
+        }
+        Ok(chain)
+    }
+
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    pub fn state(&self) -> &StateMap {
+        &self.state
+    }
+
+    pub fn commitment(&self) -> &LtHash {
+        &self.commitment
+    }
+
+    pub fn head(&self) -> BlockMeta {
+        self.main.back().expect("main chain always holds the final block").meta
+    }
+
+    pub fn final_height(&self) -> u64 {
+        self.main.front().expect("main chain always holds the final block").meta.height
+    }
+
+    pub fn head_record(&self) -> HeadRecord {
+        let h = self.head();
+        HeadRecord { genesis: self.genesis.hash, id: h.id, height: h.height, final_height: self.final_height() }
+    }
+
+    /// Main-chain block id at a non-final height (or the final block).
+    pub fn main_id_at(&self, height: u64) -> Option<Hash32> {
+        let first = self.final_height();
+        let i = height.checked_sub(first)?;
+        self.main.get(i as usize).map(|e| e.meta.id)
+    }
+
+    pub fn is_known(&self, id: &Hash32) -> bool {
+        self.side.contains_key(id) || self.main.iter().any(|e| e.meta.id == *id)
+    }
+
+    pub fn side_len(&self) -> usize {
+        self.side.len()
+    }
+
+    fn mark_invalid(&mut self, id: Hash32) {
+        if self.invalid.insert(id) {
+            self.invalid_order.push_back(id);
+            if self.invalid_order.len() > MAX_INVALID_REMEMBERED {
+                if let Some(old) = self.invalid_order.pop_front() {
+                    self.invalid.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn parent_meta(&self, id: &Hash32) -> Option<BlockMeta> {
+        if let Some(s) = self.side.get(id) {
+            return Some(s.block.meta());
+        }
+        self.main.iter().rev().find(|e| e.meta.id == *id).map(|e| e.meta)
+    }
+
+    /// Validates a block received from anywhere (gossip, sync, our producer)
+    /// and places it. `now_ms` bounds how far ahead its timestamp may be.
+    pub fn insert_block(&mut self, bytes: &[u8], now_ms: u64) -> Result<ChainUpdate, BlockError> {
+        let (id, header, _) = peek_block(bytes, &self.params)?;
+        if self.invalid.contains(&id) {
+            return Err(BlockError::KnownInvalid);
+        }
+        if self.is_known(&id) {
+            return Ok(ChainUpdate { placement: Placement::Duplicate, batch: None, reverted: Vec::new(), rejected: None });
+        }
+        let final_height = self.final_height();
+        if header.height <= final_height {
+            return Err(BlockError::BelowFinality { height: header.height, final_height });
+        }
+        let prev = Hash32::from_slice(&header.prev_hash).ok_or(BlockError::BrokenPrevHash)?;
+        let parent = self.parent_meta(&prev).ok_or(BlockError::UnknownParent(prev))?;
+        let checked = match check_block(bytes, &parent, &self.genesis, &self.params, now_ms) {
+            Ok(c) => c,
+            Err(e) => {
+                if e.is_peer_fault() {
+                    self.mark_invalid(id);
+                }
+                return Err(e);
+            }
+        };
+        let bytes: Arc<[u8]> = Arc::from(bytes);
+        if prev == self.head().id {
+            return self.extend(checked, bytes);
+        }
+        if self.side.len() >= self.params.max_side_blocks {
+            return Err(BlockError::SideChainFull);
+        }
+        let better = is_better(&checked.meta(), &self.head());
+        self.side.insert(id, SideEntry { bytes, block: checked });
+        if !better {
+            return Ok(ChainUpdate { placement: Placement::Side, batch: None, reverted: Vec::new(), rejected: None });
+        }
+        self.reorg_to(id)
+    }
+
+    fn extend(&mut self, checked: CheckedBlock, bytes: Arc<[u8]>) -> Result<ChainUpdate, BlockError> {
+        let applied = match apply_block(&checked, &self.state, &self.commitment, &self.genesis, &self.params) {
+            Ok(a) => a,
+            Err(e) => {
+                self.mark_invalid(checked.id);
+                return Err(e);
+            }
+        };
+        let mut batch = WriteBatch::default();
+        let undo = self.state.apply(&applied.writes, &mut self.commitment);
+        debug_assert_eq!(self.commitment.root(), checked.state_root);
+        batch.state = applied.writes;
+        batch.put_blocks.push((checked.header.height, checked.id, bytes.clone()));
+        batch.put_undo.push((checked.id, encode_undo(&undo)));
+        self.main.push_back(MainEntry { meta: checked.meta(), prev: checked.prev, bytes: Some(bytes), undo });
+        self.advance_finality(&mut batch);
+        batch.head = Some(self.head_record());
+        Ok(ChainUpdate { placement: Placement::Extended, batch: Some(batch), reverted: Vec::new(), rejected: None })
+    }
+
+    fn advance_finality(&mut self, batch: &mut WriteBatch) {
+        let target = self.head().height.saturating_sub(self.params.finality_depth);
+        while self.final_height() < target {
+            self.main.pop_front();
+            if let Some(front) = self.main.front_mut() {
+                front.undo = Vec::new();
+                batch.delete_undo.push(front.meta.id);
+            }
+        }
+        let fh = self.final_height();
+        self.side.retain(|_, s| s.block.header.height > fh);
+    }
+
+    /// Switches the main chain to end at side block `tip`.
+    fn reorg_to(&mut self, tip: Hash32) -> Result<ChainUpdate, BlockError> {
+        // Path of side blocks from the fork point (exclusive) to the tip.
+        let mut path = Vec::new();
+        let mut cur = tip;
+        while let Some(s) = self.side.get(&cur) {
+            path.push(cur);
+            cur = s.block.prev;
+        }
+        path.reverse();
+        let fork_height = match self.main.iter().position(|e| e.meta.id == cur) {
+            Some(i) => self.main[i].meta.height,
+            // The branch hangs off a block that is no longer on the main window.
+            None => return Err(BlockError::UnknownParent(cur)),
+        };
+        let old_head = self.head();
+        let mut touched: BTreeSet<Key> = BTreeSet::new();
+        let mut batch = WriteBatch::default();
+
+        // Revert the main chain down to the fork point.
+        // Each reverted block keeps its post-block values ("redo"), so the old
+        // main chain can be put back without re-validating it.
+        let mut reverted: Vec<(MainEntry, Undo)> = Vec::new();
+        while self.head().height > fork_height {
+            let e = self.main.pop_back().expect("above fork point");
+            let redo: Undo = e.undo.iter().map(|(k, _)| (k.clone(), self.state.get(k).cloned())).collect();
+            self.state.revert(&e.undo, &mut self.commitment);
+            touched.extend(e.undo.iter().map(|(k, _)| k.clone()));
+            reverted.push((e, redo));
+        }
+        reverted.reverse();
+
+        // Apply the branch; stop at the first invalid block.
+        let mut rejected = None;
+        let mut applied_ids = Vec::new();
+        for id in &path {
+            let side = self.side.get(id).expect("path built from side map");
+            match apply_block(&side.block, &self.state, &self.commitment, &self.genesis, &self.params) {
+                Ok(a) => {
+                    let undo = self.state.apply(&a.writes, &mut self.commitment);
+                    touched.extend(a.writes.into_iter().map(|(k, _)| k));
+                    let side = self.side.remove(id).expect("present");
+                    batch.put_blocks.push((side.block.header.height, *id, side.bytes.clone()));
+                    batch.put_undo.push((*id, encode_undo(&undo)));
+                    self.main.push_back(MainEntry { meta: side.block.meta(), prev: side.block.prev, bytes: Some(side.bytes), undo });
+                    applied_ids.push(*id);
+                }
+                Err(e) => {
+                    rejected = Some((*id, e));
+                    break;
+                }
+            }
+        }
+        if let Some((bad, _)) = &rejected {
+            // The bad block and every side block built on it are invalid.
+            let bad = *bad;
+            let mut doomed = vec![bad];
+            let mut i = 0;
+            while i < doomed.len() {
+                let p = doomed[i];
+                doomed.extend(self.side.iter().filter(|(_, s)| s.block.prev == p).map(|(id, _)| *id));
+                i += 1;
+            }
+            for d in doomed {
+                self.side.remove(&d);
+                self.mark_invalid(d);
+            }
+        }
+
+        if !is_better(&self.head(), &old_head) {
+            // Not worth it after all: undo the branch, restore the old main.
+            while self.head().height > fork_height {
+                let e = self.main.pop_back().expect("above fork point");
+                self.state.revert(&e.undo, &mut self.commitment);
+                let bytes = e.bytes.expect("non-genesis");
+                // Keep the valid branch blocks for a later fork choice.
+                if let Ok(block) = check_block(&bytes, &self.parent_meta(&e.prev).expect("linked"), &self.genesis, &self.params, u64::MAX) {
+                    self.side.insert(e.meta.id, SideEntry { bytes, block });
+                }
+            }
+            for (mut e, redo) in reverted {
+                e.undo = self.state.apply(&redo, &mut self.commitment);
+                self.main.push_back(e);
+            }
+            debug_assert_eq!(self.head().id, old_head.id);
+            return Err(rejected.map(|(_, e)| e).unwrap_or(BlockError::KnownInvalid));
+        }
+
+        for (e, _) in &reverted {
+            batch.delete_blocks.push(e.meta.id);
+            batch.delete_undo.push(e.meta.id);
+        }
+        batch.state = touched.into_iter().map(|k| {
+            let v = self.state.get(&k).cloned();
+            (k, v)
+        }).collect();
+        self.advance_finality(&mut batch);
+        batch.head = Some(self.head_record());
+        let depth = reverted.len() as u64;
+        Ok(ChainUpdate {
+            placement: Placement::Reorged { depth },
+            batch: Some(batch),
+            reverted: reverted.into_iter().filter_map(|(e, _)| e.bytes).collect(),
+            rejected,
+        })
+    }
+}
+
+fn is_better(a: &BlockMeta, b: &BlockMeta) -> bool {
+    a.height > b.height || (a.height == b.height && a.id < b.id)
+}
+
+fn encode_undo(undo: &Undo) -> Vec<u8> {
+    pb::BlockUndo {
+        entries: undo.iter().map(|(k, v)| pb::UndoEntry { key: k.clone(), previous: v.clone() }).collect(),
+    }
+    .encode_to_vec()
+}

@@ -1,0 +1,302 @@
+//! The state as an ordered key-value map, plus a copy-on-write overlay.
+//!
+//! Every state change in the system is a write to this map, which keeps the
+//! commitment (LtHash), undo records, reorgs and persistence generic: the
+//! store persists raw key/values and knows nothing of fantasy sports.
+//!
+//! Keys whose first byte is below [`UNCOMMITTED_PREFIX`] are committed by the
+//! state root. Keys at or above it hold bookkeeping derivable from recent
+//! blocks (the replay-protection index) and are persisted but not committed.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::lthash::LtHash;
+
+pub type Key = Vec<u8>;
+pub type Value = Vec<u8>;
+
+pub const UNCOMMITTED_PREFIX: u8 = 0x80;
+
+pub fn is_committed(key: &[u8]) -> bool {
+    key.first().is_some_and(|b| *b < UNCOMMITTED_PREFIX)
+}
+
+/// Key layout. Variable-length strings are length-prefixed (1 byte, max 255)
+/// so no two distinct tuples encode to the same key.
+pub mod keys {
+    pub const ACCOUNT: u8 = 0x01;
+    pub const NAME: u8 = 0x02;
+    pub const SEASON: u8 = 0x03;
+    pub const TEAM: u8 = 0x04;
+    pub const PLAYER: u8 = 0x05;
+    pub const PROJECTION: u8 = 0x06;
+    pub const RESULT: u8 = 0x07;
+    /// Uncommitted: tx id -> nonce, for replay checks.
+    pub const TX_SEEN: u8 = 0xF1;
+    /// Uncommitted: nonce || tx id, for pruning the replay index by age.
+    pub const TX_BY_NONCE: u8 = 0xF0;
+
+    fn push_str(k: &mut Vec<u8>, s: &str) {
+        let b = s.as_bytes();
+        debug_assert!(b.len() <= 255, "ids are length-checked before use");
+        k.push(b.len().min(255) as u8);
+        k.extend_from_slice(&b[..b.len().min(255)]);
+    }
+
+    pub fn account(key: &[u8; 32]) -> Vec<u8> {
+        let mut k = vec![ACCOUNT];
+        k.extend_from_slice(key);
+        k
+    }
+    pub fn name(folded: &str) -> Vec<u8> {
+        let mut k = vec![NAME];
+        push_str(&mut k, folded);
+        k
+    }
+    pub fn season() -> Vec<u8> {
+        vec![SEASON]
+    }
+    pub fn team(team_id: &str) -> Vec<u8> {
+        let mut k = vec![TEAM];
+        push_str(&mut k, team_id);
+        k
+    }
+    pub fn player(player_id: &str) -> Vec<u8> {
+        let mut k = vec![PLAYER];
+        push_str(&mut k, player_id);
+        k
+    }
+    /// Prefix of every projection on one player in one week.
+    pub fn projection_prefix(season: u32, week: u32, player_id: &str) -> Vec<u8> {
+        let mut k = vec![PROJECTION];
+        k.extend_from_slice(&season.to_be_bytes());
+        k.extend_from_slice(&week.to_be_bytes());
+        push_str(&mut k, player_id);
+        k
+    }
+    pub fn projection_week_prefix(season: u32, week: u32) -> Vec<u8> {
+        let mut k = vec![PROJECTION];
+        k.extend_from_slice(&season.to_be_bytes());
+        k.extend_from_slice(&week.to_be_bytes());
+        k
+    }
+    pub fn projection(season: u32, week: u32, player_id: &str, who: &[u8; 32]) -> Vec<u8> {
+        let mut k = projection_prefix(season, week, player_id);
+        k.extend_from_slice(who);
+        k
+    }
+    pub fn result(season: u32, week: u32, player_id: &str) -> Vec<u8> {
+        let mut k = vec![RESULT];
+        k.extend_from_slice(&season.to_be_bytes());
+        k.extend_from_slice(&week.to_be_bytes());
+        push_str(&mut k, player_id);
+        k
+    }
+    pub fn tx_seen(id: &[u8; 32]) -> Vec<u8> {
+        let mut k = vec![TX_SEEN];
+        k.extend_from_slice(id);
+        k
+    }
+    pub fn tx_by_nonce(nonce: u64, id: &[u8; 32]) -> Vec<u8> {
+        let mut k = vec![TX_BY_NONCE];
+        k.extend_from_slice(&nonce.to_be_bytes());
+        k.extend_from_slice(id);
+        k
+    }
+}
+
+/// The full state at one block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateMap {
+    map: BTreeMap<Key, Value>,
+}
+
+impl StateMap {
+    pub fn get(&self, key: &[u8]) -> Option<&Value> {
+        self.map.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Value)> {
+        self.map.iter()
+    }
+
+    /// Keys in `[prefix, ...)` that start with `prefix`.
+    pub fn prefix_keys<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = &'a Key> + 'a {
+        self.map
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(move |k| k.starts_with(prefix))
+    }
+
+    /// Applies writes, keeping `commitment` in step, and returns the undo
+    /// record (previous value of each key, in write order).
+    pub fn apply(&mut self, writes: &[(Key, Option<Value>)], commitment: &mut LtHash) -> Vec<(Key, Option<Value>)> {
+        let mut undo = Vec::with_capacity(writes.len());
+        for (k, v) in writes {
+            let old = match v {
+                Some(v) => self.map.insert(k.clone(), v.clone()),
+                None => self.map.remove(k),
+            };
+            if is_committed(k) {
+                if let Some(o) = &old {
+                    commitment.remove(k, o);
+                }
+                if let Some(n) = v {
+                    commitment.insert(k, n);
+                }
+            }
+            undo.push((k.clone(), old));
+        }
+        undo
+    }
+
+    /// Reverts an undo record produced by [`StateMap::apply`].
+    pub fn revert(&mut self, undo: &[(Key, Option<Value>)], commitment: &mut LtHash) {
+        for (k, old) in undo.iter().rev() {
+            let cur = match old {
+                Some(v) => self.map.insert(k.clone(), v.clone()),
+                None => self.map.remove(k),
+            };
+            if is_committed(k) {
+                if let Some(c) = &cur {
+                    commitment.remove(k, c);
+                }
+                if let Some(o) = old {
+                    commitment.insert(k, o);
+                }
+            }
+        }
+    }
+
+    /// The commitment recomputed from scratch (used to check a loaded state).
+    pub fn commitment(&self) -> LtHash {
+        let mut h = LtHash::default();
+        for (k, v) in &self.map {
+            if is_committed(k) {
+                h.insert(k, v);
+            }
+        }
+        h
+    }
+
+    pub fn from_entries(entries: impl IntoIterator<Item = (Key, Value)>) -> Self {
+        Self { map: entries.into_iter().collect() }
+    }
+}
+
+/// Pending writes over a base state. Validation runs against an overlay, so a
+/// rejected block or tx leaves the base untouched by construction.
+pub struct Overlay<'a> {
+    base: &'a StateMap,
+    writes: BTreeMap<Key, Option<Value>>,
+}
+
+impl<'a> Overlay<'a> {
+    pub fn new(base: &'a StateMap) -> Self {
+        Self { base, writes: BTreeMap::new() }
+    }
+
+    /// Resumes pending writes kept from an earlier overlay (the mempool's).
+    pub fn with_writes(base: &'a StateMap, writes: BTreeMap<Key, Option<Value>>) -> Self {
+        Self { base, writes }
+    }
+
+    /// The raw pending writes, to be resumed later with [`Overlay::with_writes`].
+    pub fn into_raw_writes(self) -> BTreeMap<Key, Option<Value>> {
+        self.writes
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        match self.writes.get(key) {
+            Some(v) => v.as_deref(),
+            None => self.base.get(key).map(|v| v.as_slice()),
+        }
+    }
+
+    pub fn put(&mut self, key: Key, value: Value) {
+        self.writes.insert(key, Some(value));
+    }
+
+    pub fn delete(&mut self, key: Key) {
+        self.writes.insert(key, None);
+    }
+
+    /// Live keys with `prefix`, merged from base and pending writes, in order.
+    pub fn prefix_keys(&self, prefix: &[u8]) -> Vec<Key> {
+        let mut out: BTreeMap<&[u8], bool> = BTreeMap::new();
+        for k in self.base.prefix_keys(prefix) {
+            out.insert(k, true);
+        }
+        for (k, v) in self
+            .writes
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            out.insert(k, v.is_some());
+        }
+        out.into_iter().filter(|(_, live)| *live).map(|(k, _)| k.to_vec()).collect()
+    }
+
+    /// Live keys in `[lo, hi)`, merged from base and pending writes, in order.
+    pub fn range_keys(&self, lo: &[u8], hi: &[u8]) -> Vec<Key> {
+        let range = (Bound::Included(lo), Bound::Excluded(hi));
+        let mut out: BTreeMap<&[u8], bool> = BTreeMap::new();
+        for (k, _) in self.base.map.range::<[u8], _>(range) {
+            out.insert(k, true);
+        }
+        for (k, v) in self.writes.range::<[u8], _>(range) {
+            out.insert(k, v.is_some());
+        }
+        out.into_iter().filter(|(_, live)| *live).map(|(k, _)| k.to_vec()).collect()
+    }
+
+    /// Marks a savepoint; [`Overlay::rollback_to`] undoes writes made since.
+    /// Used to apply a tx tentatively inside a block being built.
+    pub fn savepoint(&self) -> BTreeMap<Key, Option<Value>> {
+        self.writes.clone()
+    }
+
+    pub fn rollback_to(&mut self, sp: BTreeMap<Key, Option<Value>>) {
+        self.writes = sp;
+    }
+
+    /// Net writes that differ from the base, in key order.
+    pub fn into_writes(self) -> Vec<(Key, Option<Value>)> {
+        let base = self.base;
+        self.writes
+            .into_iter()
+            .filter(|(k, v)| base.get(k).map(|b| b.as_slice()) != v.as_deref())
+            .collect()
+    }
+
+    /// The commitment after these writes, computed from `base_commitment`
+    /// in time proportional to the number of writes.
+    pub fn commitment_after(&self, base_commitment: &LtHash) -> LtHash {
+        let mut c = base_commitment.clone();
+        for (k, v) in &self.writes {
+            if !is_committed(k) {
+                continue;
+            }
+            let old = self.base.get(k);
+            if old.map(|o| o.as_slice()) == v.as_deref() {
+                continue;
+            }
+            if let Some(o) = old {
+                c.remove(k, o);
+            }
+            if let Some(n) = v {
+                c.insert(k, n);
+            }
+        }
+        c
+    }
+}

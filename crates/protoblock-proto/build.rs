@@ -1,0 +1,16 @@
+//! Generates the prost types from `proto/` without a `protoc` binary:
+//! protox parses the schema in pure Rust and hands prost-build a descriptor set.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = ["chain.proto", "state.proto", "wire.proto"]
+        .map(|f| root.join("protoblock/v1").join(f));
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+    let fds = protox::compile(&files, [&root])?;
+    prost_build::Config::new().compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! Protobuf types for Protoblock, generated from `proto/protoblock/v1/*.proto`.
+//!
+//! Hashed and signed payloads (`SignedTransaction.tx`, `Block.header`) are
+//! `bytes` fields on purpose: ids and signatures are computed over the exact
+//! bytes received, never over a re-encoding of the decoded message.
+
+#![forbid(unsafe_code)]
+
+/// Package `protoblock.v1`.
+pub mod v1 {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/protoblock.v1.rs"));
+}
+
+pub use prost::Message;
