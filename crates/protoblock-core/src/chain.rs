@@ -36,7 +36,8 @@ pub struct HeadRecord {
 }
 
 /// Everything one chain change writes. A store must apply all of it in one
-/// atomic transaction, in this order: blocks, state, undo, head.
+/// atomic transaction, in this order: put_blocks, delete_blocks, state,
+/// put_undo, delete_undo, head.
 #[derive(Debug, Clone, Default)]
 pub struct WriteBatch {
     /// Blocks now on the main chain: stored by id, and indexed at their height
@@ -54,9 +55,13 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
+    /// Appends a later batch, so several chain changes commit in one store
+    /// transaction (sync does this). Stores apply puts before deletes, so a
+    /// block or undo record that a later batch puts back is taken off the
+    /// delete lists; later state writes win by order.
     pub fn merge(&mut self, other: WriteBatch) {
-        // Later writes win: callers batching several blocks per transaction
-        // (sync) merge batches in order.
+        self.delete_blocks.retain(|d| !other.put_blocks.iter().any(|(_, id, _)| id == d));
+        self.delete_undo.retain(|d| !other.put_undo.iter().any(|(id, _)| id == d));
         self.put_blocks.extend(other.put_blocks);
         self.delete_blocks.extend(other.delete_blocks);
         self.state.extend(other.state);

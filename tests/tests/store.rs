@@ -1,0 +1,181 @@
+//! Stores under the real chain: commit and reopen, torn commits, and a real
+//! crash (SIGKILL of a child process mid-import) on a redb file.
+
+use futures::executor::block_on;
+use protoblock_core::devnet::DevNet;
+use protoblock_core::{Chain, ChainParams};
+use protoblock_store::{MemoryStore, RedbStore, Store, open_chain};
+use protoblock_tests::{dev_chain, import};
+
+fn params() -> ChainParams {
+    ChainParams { finality_depth: 8, ..ChainParams::default() }
+}
+
+/// A fresh replay of `blocks` on a memory store: the reference state.
+fn reference(net: &DevNet, blocks: &[Vec<u8>]) -> Chain {
+    let store = MemoryStore::new();
+    let mut chain = block_on(open_chain(&store, net.genesis.clone(), params())).unwrap();
+    block_on(import(&store, &mut chain, blocks, 1)).unwrap();
+    chain
+}
+
+fn assert_same(a: &Chain, b: &Chain) {
+    assert_eq!(a.head(), b.head());
+    assert_eq!(a.final_height(), b.final_height());
+    assert_eq!(a.state(), b.state());
+    assert_eq!(a.commitment().root(), b.commitment().root());
+}
+
+fn roundtrip<S: Store>(store: impl Fn() -> S) {
+    let (net, blocks) = dev_chain(1, 40, 30, 6, &params());
+    {
+        let s = store();
+        let mut chain = block_on(open_chain(&s, net.genesis.clone(), params())).unwrap();
+        block_on(import(&s, &mut chain, &blocks[..20], 1)).unwrap();
+        block_on(import(&s, &mut chain, &blocks, 4)).unwrap();
+    }
+    let s = store();
+    let reopened = block_on(open_chain(&s, net.genesis.clone(), params())).unwrap();
+    let expect = reference(&net, &blocks);
+    assert_eq!(reopened.head().height, 30);
+    assert_same(&reopened, &expect);
+    // Sync serving reads the same bytes back.
+    let served = block_on(s.blocks_range(1, 100, usize::MAX)).unwrap();
+    assert_eq!(served, blocks);
+    let capped = block_on(s.blocks_range(5, 100, 1)).unwrap();
+    assert_eq!(capped.len(), 1, "size cap still returns one block");
+}
+
+#[test]
+fn memory_store_commit_and_reopen() {
+    let s = std::sync::Arc::new(MemoryStore::new());
+    roundtrip(|| s.clone());
+}
+
+#[test]
+fn redb_store_commit_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    roundtrip(|| RedbStore::open(&path).unwrap());
+}
+
+#[test]
+fn redb_refuses_another_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let a = DevNet::new(1, 3);
+    let b = DevNet::new(2, 3);
+    {
+        let s = RedbStore::open(&path).unwrap();
+        block_on(open_chain(&s, a.genesis.clone(), params())).unwrap();
+    }
+    let s = RedbStore::open(&path).unwrap();
+    let err = block_on(open_chain(&s, b.genesis.clone(), params())).err().expect("must refuse");
+    assert!(err.to_string().contains("another genesis"), "{err}");
+}
+
+#[test]
+fn torn_commit_at_every_step_leaves_consistent_head() {
+    let (net, blocks) = dev_chain(3, 30, 12, 8, &params());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let store = RedbStore::open(&path).unwrap();
+    let mut chain = block_on(open_chain(&store, net.genesis.clone(), params())).unwrap();
+    block_on(import(&store, &mut chain, &blocks[..10], 1)).unwrap();
+    let before = block_on(store.load()).unwrap().unwrap();
+    let update = chain.insert_block(&blocks[10], u64::MAX / 2).unwrap();
+    let batch = update.batch.unwrap();
+    let steps = RedbStore::op_count(&batch);
+    assert!(steps > 5, "batch has several steps: {steps}");
+    for n in 0..=steps {
+        store.commit_torn(&batch, n).unwrap();
+        let after = block_on(store.load()).unwrap().unwrap();
+        assert_eq!(after.head, before.head, "torn after {n} steps moved the head");
+        assert_eq!(after.state, before.state, "torn after {n} steps changed the state");
+        // And it still resumes to exactly block 10.
+        let resumed = Chain::restore(net.genesis.clone(), params(), after).unwrap();
+        assert_eq!(resumed.head().height, 10);
+    }
+    block_on(store.commit(batch)).unwrap();
+    drop(store);
+    let store = RedbStore::open(&path).unwrap();
+    let resumed = block_on(open_chain(&store, net.genesis.clone(), params())).unwrap();
+    assert_same(&resumed, &reference(&net, &blocks[..11]));
+}
+
+const CHILD_ENV: &str = "PROTOBLOCK_CRASH_CHILD_DB";
+const CRASH_BLOCKS: u64 = 120;
+
+fn crash_chain() -> (DevNet, Vec<Vec<u8>>) {
+    dev_chain(7, 60, CRASH_BLOCKS, 10, &params())
+}
+
+/// Child half of the crash test: imports the chain into the redb file named
+/// by the environment, one commit per block, printing each committed height.
+#[test]
+#[ignore = "run by redb_survives_sigkill_mid_import as a child process"]
+fn crash_child() {
+    use std::io::Write;
+    let Ok(path) = std::env::var(CHILD_ENV) else { return };
+    let (net, blocks) = crash_chain();
+    let store = RedbStore::open(&path).unwrap();
+    let mut chain = block_on(open_chain(&store, net.genesis.clone(), params())).unwrap();
+    let mut out = std::io::stdout().lock();
+    for b in blocks.iter().skip(chain.head().height as usize) {
+        if let Some(batch) = chain.insert_block(b, u64::MAX / 2).unwrap().batch {
+            block_on(store.commit(batch)).unwrap();
+            writeln!(out, "height {}", chain.head().height).unwrap();
+            out.flush().unwrap();
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn redb_survives_sigkill_mid_import() {
+    use std::io::BufRead;
+    let (net, blocks) = crash_chain();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let exe = std::env::current_exe().unwrap();
+    let mut last = 0;
+    // Each round resumes from the previous crash and is killed, with SIGKILL,
+    // right after it reports a commit at or past the target: mid-way through
+    // writing the next block.
+    for target in [15u64, 40, 70, 100] {
+        let mut child = std::process::Command::new(&exe)
+            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, &path)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut reported = 0;
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            if let Some(h) = line.strip_prefix("height ") {
+                reported = h.trim().parse().unwrap();
+                if reported >= target {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        assert!(reported >= target, "child reached {reported}, wanted {target}");
+        let store = RedbStore::open(&path).expect("redb reopens after SIGKILL");
+        let chain = block_on(open_chain(&store, net.genesis.clone(), params())).expect("consistent head after SIGKILL");
+        let h = chain.head().height;
+        // Nothing reported as committed is lost, and the head is an exact
+        // prefix of the reference chain, state and all.
+        assert!(h >= reported, "committed height {reported} lost: resumed at {h}");
+        assert!(h > last);
+        assert_same(&chain, &reference(&net, &blocks[..h as usize]));
+        last = h;
+    }
+    // Finish the import from where the last crash left it.
+    let store = RedbStore::open(&path).unwrap();
+    let mut chain = block_on(open_chain(&store, net.genesis.clone(), params())).unwrap();
+    block_on(import(&store, &mut chain, &blocks, 1)).unwrap();
+    assert_same(&chain, &reference(&net, &blocks));
+}
