@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use protoblock_core::ChainParams;
 use protoblock_core::devnet::{DevNet, SplitMix64, season_feed, sign_transaction, user_txs};
 use protoblock_core::mempool::{Mempool, MempoolConfig};
 use protoblock_core::producer::produce_block;
-use protoblock_core::ChainParams;
 use protoblock_store::{RedbStore, Store, open_chain};
 
 #[derive(Parser, Debug)]

@@ -42,10 +42,16 @@ fn dev_relay_produces_and_resumes() {
 
 #[test]
 fn bad_config_is_a_clear_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_protoblock-relay")).args(["--dev", "--block-interval-ms", "0"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_protoblock-relay"))
+        .args(["--dev", "--block-interval-ms", "0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--block-interval-ms must be positive"));
-    let out = Command::new(env!("CARGO_BIN_EXE_protoblock-relay")).args(["--dev", "--block-interval-ms", "x"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_protoblock-relay"))
+        .args(["--dev", "--block-interval-ms", "x"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value"));
 }

@@ -1,1 +1,127 @@
-fn main() {}
+//! Full validation and commit of a generated chain, beside its bound.
+//!
+//! `cargo bench -p protoblock-tests --bench chain` (or `cargo xtask bench`).
+//! Sizes from PB_BENCH_BLOCKS (default 2000) and PB_BENCH_TXS (default 50).
+//!
+//! The bound is the signature work alone: for every block, `verify_strict` on
+//! the header and one `verify_batch` over its txs, on pre-decoded inputs.
+//! Full validation does that plus decoding, hashing, merkle roots, the state
+//! transition, the state root and the store commit. All rows run in the same
+//! process, interleaved over several rounds; the table shows medians.
+
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use futures::executor::block_on;
+use prost::Message;
+use protoblock_core::crypto::{PublicKey, block_message, parse_signature, tx_message};
+use protoblock_core::{ChainParams, Genesis};
+use protoblock_proto::v1 as pb;
+use protoblock_store::{MemoryStore, RedbStore, open_chain};
+use protoblock_tests::{dev_chain, import};
+
+struct SigWork {
+    header: (Vec<u8>, Signature, VerifyingKey),
+    msgs: Vec<Vec<u8>>,
+    sigs: Vec<Signature>,
+    keys: Vec<VerifyingKey>,
+}
+
+fn extract(genesis: &Genesis, blocks: &[Vec<u8>]) -> Vec<SigWork> {
+    blocks
+        .iter()
+        .map(|b| {
+            let block = pb::Block::decode(b.as_slice()).unwrap();
+            let header = pb::BlockHeader::decode(block.header.as_slice()).unwrap();
+            let (_, hvk) = PublicKey::parse(&header.producer).unwrap();
+            let hsig = parse_signature(&block.signature).unwrap();
+            let mut w =
+                SigWork { header: (block_message(&block.header), hsig, hvk), msgs: vec![], sigs: vec![], keys: vec![] };
+            for st in &block.txs {
+                w.msgs.push(tx_message(&genesis.hash, &st.tx));
+                w.sigs.push(parse_signature(&st.signature).unwrap());
+                w.keys.push(PublicKey::parse(&st.signer).unwrap().1);
+            }
+            w
+        })
+        .collect()
+}
+
+fn bound(work: &[SigWork]) -> Duration {
+    let t = Instant::now();
+    for w in work {
+        w.header.2.verify_strict(&w.header.0, &w.header.1).unwrap();
+        let refs: Vec<&[u8]> = w.msgs.iter().map(|m| m.as_slice()).collect();
+        ed25519_dalek::verify_batch(&refs, &w.sigs, &w.keys).unwrap();
+    }
+    t.elapsed()
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let n_blocks = env("PB_BENCH_BLOCKS", 2000);
+    let n_txs = env("PB_BENCH_TXS", 50) as usize;
+    let rounds = env("PB_BENCH_ROUNDS", 3) as usize;
+    let params = ChainParams::default();
+    let t = Instant::now();
+    let (net, blocks) = dev_chain(42, 2000, n_blocks, n_txs, &params);
+    let txs: usize = blocks.iter().map(|b| pb::Block::decode(b.as_slice()).unwrap().txs.len()).sum();
+    let bytes: usize = blocks.iter().map(|b| b.len()).sum();
+    println!(
+        "chain: {n_blocks} blocks, {txs} txs, {:.1} MiB, generated in {:.1?}",
+        bytes as f64 / 1048576.0,
+        t.elapsed()
+    );
+    let work = extract(&net.genesis, &blocks);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows: Vec<(&str, Vec<Duration>)> = vec![
+        ("bound: signatures only", vec![]),
+        ("full validation + MemoryStore", vec![]),
+        ("full validation + RedbStore, 1 block/commit", vec![]),
+        ("full validation + RedbStore, 64 blocks/commit", vec![]),
+    ];
+    for r in 0..rounds {
+        rows[0].1.push(bound(&work));
+        {
+            let store = MemoryStore::new();
+            let mut chain = block_on(open_chain(&store, net.genesis.clone(), params.clone())).unwrap();
+            let t = Instant::now();
+            block_on(import(&store, &mut chain, &blocks, 1)).unwrap();
+            rows[1].1.push(t.elapsed());
+            assert_eq!(chain.head().height, n_blocks);
+        }
+        for (row, per) in [(2usize, 1usize), (3, 64)] {
+            let store = RedbStore::open(dir.path().join(format!("r{r}-{per}.redb"))).unwrap();
+            let mut chain = block_on(open_chain(&store, net.genesis.clone(), params.clone())).unwrap();
+            let t = Instant::now();
+            block_on(import(&store, &mut chain, &blocks, per)).unwrap();
+            rows[row].1.push(t.elapsed());
+            assert_eq!(chain.head().height, n_blocks);
+        }
+    }
+    let b = median(&mut rows[0].1.clone());
+    println!();
+    println!("| {:<46} | {:>10} | {:>10} | {:>12} |", "run (median of rounds)", "blocks/s", "txs/s", "ratio to bound");
+    println!("|{:-<48}|{:->12}|{:->12}|{:->14}|", "", "", "", "");
+    for (name, times) in rows.iter_mut() {
+        let m = median(times);
+        let s = m.as_secs_f64();
+        println!(
+            "| {:<46} | {:>10.0} | {:>10.0} | {:>12.2} |",
+            name,
+            n_blocks as f64 / s,
+            txs as f64 / s,
+            b.as_secs_f64() / s
+        );
+    }
+    println!(
+        "\n(ratio = bound time / run time; target >= 0.80 for MemoryStore; {rounds} rounds, {} cores)",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+}

@@ -8,7 +8,13 @@ use protoblock_store::{Store, StoreError};
 pub const FAR_FUTURE_MS: u64 = u64::MAX / 2;
 
 /// A deterministic dev chain: the network and its encoded blocks.
-pub fn dev_chain(seed: u64, users: usize, blocks: u64, txs_per_block: usize, params: &ChainParams) -> (DevNet, Vec<Vec<u8>>) {
+pub fn dev_chain(
+    seed: u64,
+    users: usize,
+    blocks: u64,
+    txs_per_block: usize,
+    params: &ChainParams,
+) -> (DevNet, Vec<Vec<u8>>) {
     let net = DevNet::new(seed, users);
     let chain = generate_chain(&net, params, blocks, txs_per_block);
     (net, chain)
@@ -18,7 +24,12 @@ pub fn dev_chain(seed: u64, users: usize, blocks: u64, txs_per_block: usize, par
 /// transaction (1 = one transaction per block). `blocks[i]` must be the block
 /// at height `i + 1`; those at or below the head are skipped, so an import can
 /// resume after a restart.
-pub async fn import<S: Store>(store: &S, chain: &mut Chain, blocks: &[Vec<u8>], per_commit: usize) -> Result<(), String> {
+pub async fn import<S: Store>(
+    store: &S,
+    chain: &mut Chain,
+    blocks: &[Vec<u8>],
+    per_commit: usize,
+) -> Result<(), String> {
     let mut pending = WriteBatch::default();
     let mut n = 0;
     for b in blocks.iter().skip(chain.head().height as usize) {

@@ -126,7 +126,12 @@ impl<S: Store + Send> Store for std::sync::Arc<S> {
     fn head(&self) -> impl Future<Output = Result<Option<HeadRecord>, StoreError>> + MaybeSend {
         (**self).head()
     }
-    fn blocks_range(&self, start: u64, count: u32, max_bytes: usize) -> impl Future<Output = Result<Vec<Vec<u8>>, StoreError>> + MaybeSend {
+    fn blocks_range(
+        &self,
+        start: u64,
+        count: u32,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, StoreError>> + MaybeSend {
         (**self).blocks_range(start, count, max_bytes)
     }
     fn block_by_id(&self, id: Hash32) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + MaybeSend {

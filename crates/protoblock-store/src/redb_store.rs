@@ -144,7 +144,8 @@ impl Store for RedbStore {
         for height in head.final_height.max(1)..=head.height {
             let id_guard = main.get(height).map_err(be)?.ok_or(StoreError::Corrupt("main index gap"))?;
             let id = Hash32::from_slice(id_guard.value()).ok_or(StoreError::Corrupt("main index entry"))?;
-            let bytes = blocks.get(id.0.as_slice()).map_err(be)?.ok_or(StoreError::Corrupt("missing block"))?.value().to_vec();
+            let bytes =
+                blocks.get(id.0.as_slice()).map_err(be)?.ok_or(StoreError::Corrupt("missing block"))?.value().to_vec();
             let u = undo.get(id.0.as_slice()).map_err(be)?.map(|g| g.value().to_vec());
             recent.push(StoredBlock { height, id, bytes, undo: u });
         }
