@@ -19,7 +19,7 @@ use protoblock_proto::v1 as pb;
 use crate::block::{BlockMeta, CheckedBlock, apply_block, check_block, peek_block};
 use crate::error::BlockError;
 use crate::genesis::Genesis;
-use crate::hash::Hash32;
+use crate::hash::{Hash32, sha256};
 use crate::lthash::LtHash;
 use crate::params::ChainParams;
 use crate::state::{Key, StateMap, Value};
@@ -153,6 +153,10 @@ pub struct Chain {
     /// Main chain from the final block (front) to the head (back).
     main: VecDeque<MainEntry>,
     side: HashMap<Hash32, SideEntry>,
+    /// Blocks found invalid, by the hash of their *whole* encoding. Not by
+    /// block id: the id covers only the header, and the header signature and
+    /// each tx's signer and signature lie outside it, so a tampered copy of a
+    /// valid block shares its id and must not condemn the genuine block.
     invalid: HashSet<Hash32>,
     invalid_order: VecDeque<Hash32>,
 }
@@ -196,7 +200,8 @@ impl Chain {
         if head.height > 0 {
             chain.main.clear();
             let first = head.final_height.max(1);
-            if stored.recent.len() as u64 != head.height - first + 1 {
+            // A final height above the head is a corrupt record, not a panic.
+            if first > head.height || stored.recent.len() as u64 != head.height - first + 1 {
                 return Err(RestoreError::BadBlock(first));
             }
             if head.final_height == 0 {
@@ -285,9 +290,10 @@ impl Chain {
         self.side.len()
     }
 
-    fn mark_invalid(&mut self, id: Hash32) {
-        if self.invalid.insert(id) {
-            self.invalid_order.push_back(id);
+    /// Remembers `content` (sha256 of a block's full bytes) as invalid.
+    fn mark_invalid(&mut self, content: Hash32) {
+        if self.invalid.insert(content) {
+            self.invalid_order.push_back(content);
             if self.invalid_order.len() > MAX_INVALID_REMEMBERED {
                 if let Some(old) = self.invalid_order.pop_front() {
                     self.invalid.remove(&old);
@@ -307,7 +313,8 @@ impl Chain {
     /// and places it. `now_ms` bounds how far ahead its timestamp may be.
     pub fn insert_block(&mut self, bytes: &[u8], now_ms: u64) -> Result<ChainUpdate, BlockError> {
         let (id, header, _) = peek_block(bytes, &self.params)?;
-        if self.invalid.contains(&id) {
+        let content = sha256(bytes);
+        if self.invalid.contains(&content) {
             return Err(BlockError::KnownInvalid);
         }
         if self.is_known(&id) {
@@ -323,7 +330,7 @@ impl Chain {
             Ok(c) => c,
             Err(e) => {
                 if e.is_peer_fault() {
-                    self.mark_invalid(id);
+                    self.mark_invalid(content);
                 }
                 return Err(e);
             }
@@ -347,7 +354,7 @@ impl Chain {
         let applied = match apply_block(&checked, &self.state, &self.commitment, &self.genesis, &self.params) {
             Ok(a) => a,
             Err(e) => {
-                self.mark_invalid(checked.id);
+                self.mark_invalid(sha256(&bytes));
                 return Err(e);
             }
         };
@@ -430,7 +437,10 @@ impl Chain {
             }
         }
         if let Some((bad, _)) = &rejected {
-            // The bad block and every side block built on it are invalid.
+            // The bad block is invalid; side blocks built on it cannot be
+            // applied either, so they are dropped. Only the bad block's exact
+            // bytes are remembered as invalid: a descendant links to its
+            // header id, which a genuine block with another body may share.
             let bad = *bad;
             let mut doomed = vec![bad];
             let mut i = 0;
@@ -440,8 +450,11 @@ impl Chain {
                 i += 1;
             }
             for d in doomed {
-                self.side.remove(&d);
-                self.mark_invalid(d);
+                if let Some(s) = self.side.remove(&d) {
+                    if d == bad {
+                        self.mark_invalid(sha256(&s.bytes));
+                    }
+                }
             }
         }
 

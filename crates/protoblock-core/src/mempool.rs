@@ -118,19 +118,17 @@ impl Mempool {
         let id = tx.id;
         self.add(PoolTx { bytes: Arc::from(bytes), tx, seq: 0 });
         if self.over_capacity() {
-            let victim = self.eviction_victim();
-            if victim == Some(id) {
+            // Victims in eviction order until the pool fits again. If the new
+            // tx is among them (it may need several older txs' room), it is
+            // refused and nobody is evicted for it.
+            let victims = self.eviction_victims();
+            if victims.contains(&id) {
                 self.remove(&id);
                 self.rebuild(chain, now_ms);
                 return Err(MempoolError::Full);
             }
-            while self.over_capacity() {
-                match self.eviction_victim() {
-                    Some(v) => {
-                        self.remove(&v);
-                    }
-                    None => break,
-                }
+            for v in &victims {
+                self.remove(v);
             }
             self.rebuild(chain, now_ms);
         }
@@ -163,11 +161,21 @@ impl Mempool {
         self.entries.len() > self.cfg.max_txs || self.bytes > self.cfg.max_bytes
     }
 
-    fn eviction_victim(&self) -> Option<Hash32> {
-        self.entries
-            .values()
-            .min_by_key(|p| (p.tx.is_data, p.tx.tx.nonce, std::cmp::Reverse(p.seq)))
-            .map(|p| p.tx.id)
+    /// The txs to evict, in eviction order, for the pool to fit its bounds.
+    fn eviction_victims(&self) -> Vec<Hash32> {
+        let mut order: Vec<&PoolTx> = self.entries.values().collect();
+        order.sort_by_key(|p| (p.tx.is_data, p.tx.tx.nonce, std::cmp::Reverse(p.seq)));
+        let (mut count, mut bytes) = (self.entries.len(), self.bytes);
+        let mut victims = Vec::new();
+        for p in order {
+            if count <= self.cfg.max_txs && bytes <= self.cfg.max_bytes {
+                break;
+            }
+            count -= 1;
+            bytes -= p.bytes.len();
+            victims.push(p.tx.id);
+        }
+        victims
     }
 
     /// Re-applies every pool tx on the current head, dropping those that no
