@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["chain.proto", "state.proto", "wire.proto"]
-        .map(|f| root.join("protoblock/v1").join(f));
+    let files = ["chain.proto", "state.proto", "wire.proto"].map(|f| root.join("protoblock/v1").join(f));
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

@@ -9,7 +9,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message;
 use protoblock_proto::v1 as pb;
 
-use crate::crypto::{self, PublicKey};
+use crate::crypto::{self, KeyCache, PublicKey};
 use crate::error::{BlockError, TxError};
 use crate::fantasy::{TxContext, apply_tx};
 use crate::genesis::Genesis;
@@ -49,8 +49,27 @@ pub struct CheckedBlock {
 
 impl CheckedBlock {
     pub fn meta(&self) -> BlockMeta {
-        BlockMeta { id: self.id, height: self.header.height, timestamp_ms: self.header.timestamp_ms, state_root: self.state_root }
+        BlockMeta {
+            id: self.id,
+            height: self.header.height,
+            timestamp_ms: self.header.timestamp_ms,
+            state_root: self.state_root,
+        }
     }
+}
+
+/// The merkle leaf of a tx: its id bound to its signer. The tx id alone
+/// (sha256 of the tx bytes) does not cover who signed, so a header committing
+/// only to ids would let a relay swap in another signer's valid signature over
+/// the same bytes under the same block id. Domain-separated from inner nodes.
+pub fn tx_leaf(id: &Hash32, signer: &PublicKey) -> Hash32 {
+    crate::hash::sha256_concat(&[b"protoblock/tx-leaf/v1", &id.0, &signer.0])
+}
+
+/// `BlockHeader.tx_root` for txs in block order.
+pub fn tx_root<'a>(txs: impl IntoIterator<Item = (&'a Hash32, &'a PublicKey)>) -> Hash32 {
+    let leaves: Vec<Hash32> = txs.into_iter().map(|(id, signer)| tx_leaf(id, signer)).collect();
+    merkle_root(&leaves)
 }
 
 /// Decodes just enough to place a block: its id, height and parent.
@@ -64,12 +83,24 @@ pub fn peek_block(bytes: &[u8], params: &ChainParams) -> Result<(Hash32, pb::Blo
 }
 
 /// Decodes a signed tx and checks its size, key and version; not its signature.
-pub fn decode_tx(st: &pb::SignedTransaction, params: &ChainParams) -> Result<(CheckedTx, VerifyingKey, Signature), TxError> {
+pub fn decode_tx(
+    st: &pb::SignedTransaction,
+    params: &ChainParams,
+) -> Result<(CheckedTx, VerifyingKey, Signature), TxError> {
+    decode_tx_cached(st, params, &mut KeyCache::default())
+}
+
+/// [`decode_tx`] with parsed keys remembered across calls.
+pub fn decode_tx_cached(
+    st: &pb::SignedTransaction,
+    params: &ChainParams,
+    keys: &mut KeyCache,
+) -> Result<(CheckedTx, VerifyingKey, Signature), TxError> {
     let size = st.tx.len() + st.signer.len() + st.signature.len();
     if size > params.max_tx_bytes {
         return Err(TxError::Oversized { size, max: params.max_tx_bytes });
     }
-    let (signer, vk) = PublicKey::parse(&st.signer).map_err(TxError::BadSignerKey)?;
+    let (signer, vk) = keys.parse(&st.signer).map_err(TxError::BadSignerKey)?;
     let sig = crypto::parse_signature(&st.signature).ok_or(TxError::BadSignature)?;
     let tx = pb::Transaction::decode(st.tx.as_slice()).map_err(|_| TxError::Malformed)?;
     if tx.version != TX_VERSION {
@@ -97,8 +128,25 @@ pub fn check_block(
     genesis: &Genesis,
     params: &ChainParams,
     now_ms: u64,
+    keys: &mut KeyCache,
 ) -> Result<CheckedBlock, BlockError> {
     let (id, header, block) = peek_block(bytes, params)?;
+    check_decoded_block(id, header, block, parent, genesis, params, now_ms, keys)
+}
+
+/// [`check_block`] on a block already decoded by [`peek_block`], so callers
+/// that peeked to place it do not decode it twice.
+#[allow(clippy::too_many_arguments)]
+pub fn check_decoded_block(
+    id: Hash32,
+    header: pb::BlockHeader,
+    block: pb::Block,
+    parent: &BlockMeta,
+    genesis: &Genesis,
+    params: &ChainParams,
+    now_ms: u64,
+    keys: &mut KeyCache,
+) -> Result<CheckedBlock, BlockError> {
     if header.version != BLOCK_VERSION {
         return Err(BlockError::UnsupportedVersion(header.version));
     }
@@ -120,9 +168,7 @@ pub fn check_block(
         return Err(BlockError::TimestampInFuture { now: now_ms, got: header.timestamp_ms });
     }
     let sig = crypto::parse_signature(&block.signature).ok_or(BlockError::BadSignature)?;
-    producer_vk
-        .verify_strict(&crypto::block_message(&block.header), &sig)
-        .map_err(|_| BlockError::BadSignature)?;
+    producer_vk.verify_strict(&crypto::block_message(&block.header), &sig).map_err(|_| BlockError::BadSignature)?;
     if block.txs.len() > params.max_txs_per_block {
         return Err(BlockError::TooManyTxs { count: block.txs.len(), max: params.max_txs_per_block });
     }
@@ -130,13 +176,12 @@ pub fn check_block(
     let mut vks = Vec::with_capacity(block.txs.len());
     let mut sigs = Vec::with_capacity(block.txs.len());
     for (index, st) in block.txs.iter().enumerate() {
-        let (tx, vk, sig) = decode_tx(st, params).map_err(|error| BlockError::Tx { index, error })?;
+        let (tx, vk, sig) = decode_tx_cached(st, params, keys).map_err(|error| BlockError::Tx { index, error })?;
         txs.push(tx);
         vks.push(vk);
         sigs.push(sig);
     }
-    let ids: Vec<Hash32> = txs.iter().map(|t| t.id).collect();
-    if Hash32::from_slice(&header.tx_root) != Some(merkle_root(&ids)) {
+    if Hash32::from_slice(&header.tx_root) != Some(tx_root(txs.iter().map(|t| (&t.id, &t.signer)))) {
         return Err(BlockError::TxRootMismatch);
     }
     let has_data = txs.iter().any(|t| t.is_data);

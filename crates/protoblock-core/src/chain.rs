@@ -16,7 +16,8 @@ use std::sync::Arc;
 use prost::Message;
 use protoblock_proto::v1 as pb;
 
-use crate::block::{BlockMeta, CheckedBlock, apply_block, check_block, peek_block};
+use crate::block::{BlockMeta, CheckedBlock, apply_block, check_block, check_decoded_block, peek_block};
+use crate::crypto::KeyCache;
 use crate::error::BlockError;
 use crate::genesis::Genesis;
 use crate::hash::{Hash32, sha256};
@@ -159,6 +160,7 @@ pub struct Chain {
     /// valid block shares its id and must not condemn the genuine block.
     invalid: HashSet<Hash32>,
     invalid_order: VecDeque<Hash32>,
+    keys: KeyCache,
 }
 
 impl Chain {
@@ -166,7 +168,12 @@ impl Chain {
     pub fn new(genesis: Genesis, params: ChainParams) -> Result<(Self, WriteBatch), RestoreError> {
         let state = genesis.initial_state().map_err(|e| RestoreError::Genesis(e.to_string()))?;
         let commitment = state.commitment();
-        let meta = BlockMeta { id: genesis.hash, height: 0, timestamp_ms: genesis.timestamp_ms, state_root: commitment.root() };
+        let meta = BlockMeta {
+            id: genesis.hash,
+            height: 0,
+            timestamp_ms: genesis.timestamp_ms,
+            state_root: commitment.root(),
+        };
         let mut main = VecDeque::new();
         main.push_back(MainEntry { meta, prev: Hash32::ZERO, bytes: None, undo: Vec::new() });
         let batch = WriteBatch {
@@ -183,6 +190,7 @@ impl Chain {
             side: HashMap::new(),
             invalid: HashSet::new(),
             invalid_order: VecDeque::new(),
+            keys: KeyCache::default(),
         };
         Ok((chain, batch))
     }
@@ -312,13 +320,18 @@ impl Chain {
     /// Validates a block received from anywhere (gossip, sync, our producer)
     /// and places it. `now_ms` bounds how far ahead its timestamp may be.
     pub fn insert_block(&mut self, bytes: &[u8], now_ms: u64) -> Result<ChainUpdate, BlockError> {
-        let (id, header, _) = peek_block(bytes, &self.params)?;
+        let (id, header, block) = peek_block(bytes, &self.params)?;
         let content = sha256(bytes);
         if self.invalid.contains(&content) {
             return Err(BlockError::KnownInvalid);
         }
         if self.is_known(&id) {
-            return Ok(ChainUpdate { placement: Placement::Duplicate, batch: None, reverted: Vec::new(), rejected: None });
+            return Ok(ChainUpdate {
+                placement: Placement::Duplicate,
+                batch: None,
+                reverted: Vec::new(),
+                rejected: None,
+            });
         }
         let final_height = self.final_height();
         if header.height <= final_height {
@@ -326,7 +339,16 @@ impl Chain {
         }
         let prev = Hash32::from_slice(&header.prev_hash).ok_or(BlockError::BrokenPrevHash)?;
         let parent = self.parent_meta(&prev).ok_or(BlockError::UnknownParent(prev))?;
-        let checked = match check_block(bytes, &parent, &self.genesis, &self.params, now_ms) {
+        let checked = match check_decoded_block(
+            id,
+            header,
+            block,
+            &parent,
+            &self.genesis,
+            &self.params,
+            now_ms,
+            &mut self.keys,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 if e.is_peer_fault() {
@@ -359,8 +381,8 @@ impl Chain {
             }
         };
         let mut batch = WriteBatch::default();
-        let undo = self.state.apply(&applied.writes, &mut self.commitment);
-        debug_assert_eq!(self.commitment.root(), checked.state_root);
+        let undo = self.state.apply_uncommitted(&applied.writes);
+        self.commitment = applied.commitment;
         batch.state = applied.writes;
         batch.put_blocks.push((checked.header.height, checked.id, bytes.clone()));
         batch.put_undo.push((checked.id, encode_undo(&undo)));
@@ -422,12 +444,18 @@ impl Chain {
             let side = self.side.get(id).expect("path built from side map");
             match apply_block(&side.block, &self.state, &self.commitment, &self.genesis, &self.params) {
                 Ok(a) => {
-                    let undo = self.state.apply(&a.writes, &mut self.commitment);
+                    let undo = self.state.apply_uncommitted(&a.writes);
+                    self.commitment = a.commitment;
                     touched.extend(a.writes.into_iter().map(|(k, _)| k));
                     let side = self.side.remove(id).expect("present");
                     batch.put_blocks.push((side.block.header.height, *id, side.bytes.clone()));
                     batch.put_undo.push((*id, encode_undo(&undo)));
-                    self.main.push_back(MainEntry { meta: side.block.meta(), prev: side.block.prev, bytes: Some(side.bytes), undo });
+                    self.main.push_back(MainEntry {
+                        meta: side.block.meta(),
+                        prev: side.block.prev,
+                        bytes: Some(side.bytes),
+                        undo,
+                    });
                     applied_ids.push(*id);
                 }
                 Err(e) => {
@@ -465,7 +493,8 @@ impl Chain {
                 self.state.revert(&e.undo, &mut self.commitment);
                 let bytes = e.bytes.expect("non-genesis");
                 // Keep the valid branch blocks for a later fork choice.
-                if let Ok(block) = check_block(&bytes, &self.parent_meta(&e.prev).expect("linked"), &self.genesis, &self.params, u64::MAX) {
+                let parent = self.parent_meta(&e.prev).expect("linked");
+                if let Ok(block) = check_block(&bytes, &parent, &self.genesis, &self.params, u64::MAX, &mut self.keys) {
                     self.side.insert(e.meta.id, SideEntry { bytes, block });
                 }
             }
@@ -481,10 +510,13 @@ impl Chain {
             batch.delete_blocks.push(e.meta.id);
             batch.delete_undo.push(e.meta.id);
         }
-        batch.state = touched.into_iter().map(|k| {
-            let v = self.state.get(&k).cloned();
-            (k, v)
-        }).collect();
+        batch.state = touched
+            .into_iter()
+            .map(|k| {
+                let v = self.state.get(&k).cloned();
+                (k, v)
+            })
+            .collect();
         self.advance_finality(&mut batch);
         batch.head = Some(self.head_record());
         let depth = reverted.len() as u64;
@@ -502,8 +534,6 @@ fn is_better(a: &BlockMeta, b: &BlockMeta) -> bool {
 }
 
 fn encode_undo(undo: &Undo) -> Vec<u8> {
-    pb::BlockUndo {
-        entries: undo.iter().map(|(k, v)| pb::UndoEntry { key: k.clone(), previous: v.clone() }).collect(),
-    }
-    .encode_to_vec()
+    pb::BlockUndo { entries: undo.iter().map(|(k, v)| pb::UndoEntry { key: k.clone(), previous: v.clone() }).collect() }
+        .encode_to_vec()
 }

@@ -89,11 +89,7 @@ pub fn public_key_of(key: &SigningKey) -> PublicKey {
 
 /// Batch-verifies; on failure returns the index of the first item that fails
 /// `verify_strict` (or 0 if, oddly, each passes alone).
-pub fn verify_batch_or_find(
-    messages: &[&[u8]],
-    signatures: &[Signature],
-    keys: &[VerifyingKey],
-) -> Result<(), usize> {
+pub fn verify_batch_or_find(messages: &[&[u8]], signatures: &[Signature], keys: &[VerifyingKey]) -> Result<(), usize> {
     if messages.is_empty() {
         return Ok(());
     }
@@ -106,4 +102,32 @@ pub fn verify_batch_or_find(
         }
     }
     Err(0)
+}
+
+/// Parsed public keys by their bytes. Decompressing a point and checking it
+/// is not weak costs about as much as a batched signature check, and the same
+/// users sign block after block, so validation looks keys up here first.
+/// Bounded: when full it is cleared (simple, O(1), and refilled within a
+/// block or two).
+#[derive(Default)]
+pub struct KeyCache {
+    map: std::collections::HashMap<[u8; 32], VerifyingKey>,
+}
+
+impl KeyCache {
+    pub const CAPACITY: usize = 1 << 15;
+
+    pub fn parse(&mut self, bytes: &[u8]) -> Result<(PublicKey, VerifyingKey), KeyError> {
+        if let Ok(arr) = <[u8; 32]>::try_from(bytes) {
+            if let Some(vk) = self.map.get(&arr) {
+                return Ok((PublicKey(arr), *vk));
+            }
+        }
+        let (pk, vk) = PublicKey::parse(bytes)?;
+        if self.map.len() >= Self::CAPACITY {
+            self.map.clear();
+        }
+        self.map.insert(pk.0, vk);
+        Ok((pk, vk))
+    }
 }

@@ -60,20 +60,26 @@ impl DevNet {
 
     pub fn with_oracle(seed: u64, users: usize, oracle: SigningKey) -> Self {
         let users: Vec<SigningKey> = (0..users as u64).map(|i| derive_key(seed, "user", i)).collect();
-        let teams: Vec<String> = ["ARI", "BAL", "CHI", "DAL", "GB", "KC", "NE", "SF"].iter().map(|s| s.to_string()).collect();
-        let players: Vec<(String, String)> = teams
-            .iter()
-            .flat_map(|t| (1..=4).map(move |i| (format!("{t}-P{i}"), t.clone())))
-            .collect();
+        let teams: Vec<String> =
+            ["ARI", "BAL", "CHI", "DAL", "GB", "KC", "NE", "SF"].iter().map(|s| s.to_string()).collect();
+        let players: Vec<(String, String)> =
+            teams.iter().flat_map(|t| (1..=4).map(move |i| (format!("{t}-P{i}"), t.clone()))).collect();
         let g = pb::Genesis {
             chain_id: format!("protoblock-dev-{seed}"),
             timestamp_ms: DEV_GENESIS_TIME_MS,
             oracle_keys: vec![oracle.verifying_key().to_bytes().to_vec()],
             accounts: users
                 .iter()
-                .map(|k| pb::GenesisAccount { key: k.verifying_key().to_bytes().to_vec(), fantasy_name: String::new(), balance: STARTING_BALANCE })
+                .map(|k| pb::GenesisAccount {
+                    key: k.verifying_key().to_bytes().to_vec(),
+                    fantasy_name: String::new(),
+                    balance: STARTING_BALANCE,
+                })
                 .collect(),
-            players: players.iter().map(|(p, t)| pb::GenesisPlayer { player_id: p.clone(), team_id: t.clone() }).collect(),
+            players: players
+                .iter()
+                .map(|(p, t)| pb::GenesisPlayer { player_id: p.clone(), team_id: t.clone() })
+                .collect(),
             season: 2026,
         };
         let genesis = Genesis::from_bytes(&g.encode_to_vec()).expect("dev genesis is valid by construction");
@@ -109,15 +115,22 @@ pub fn season_feed(net: &DevNet, chain: &Chain, height: u64, blocks_per_week: u6
     let kind = match s.phase() {
         Preseason => data_transition::Kind::SeasonStart(data_transition::SeasonStart { season: s.season }),
         Offseason => data_transition::Kind::SeasonStart(data_transition::SeasonStart { season: s.season + 1 }),
-        InSeason if s.week > WEEKS_PER_SEASON => data_transition::Kind::SeasonEnd(data_transition::SeasonEnd { season: s.season }),
+        InSeason if s.week > WEEKS_PER_SEASON => {
+            data_transition::Kind::SeasonEnd(data_transition::SeasonEnd { season: s.season })
+        }
         InSeason => {
             let pos = height % blocks_per_week.max(4);
             let bpw = blocks_per_week.max(4);
-            let first_team: pb::TeamState = ov.get(&keys::team(&net.teams[0])).and_then(|v| pb::TeamState::decode(v).ok()).unwrap_or_default();
+            let first_team: pb::TeamState =
+                ov.get(&keys::team(&net.teams[0])).and_then(|v| pb::TeamState::decode(v).ok()).unwrap_or_default();
             let in_game = first_team.phase() == pb::TeamPhase::InGame;
             let results_posted = ov.get(&keys::result(s.season, s.week, &net.players[0].0)).is_some();
             if pos >= bpw / 2 && !in_game && !results_posted {
-                data_transition::Kind::GameStart(data_transition::GameStart { season: s.season, week: s.week, team_ids: net.teams.clone() })
+                data_transition::Kind::GameStart(data_transition::GameStart {
+                    season: s.season,
+                    week: s.week,
+                    team_ids: net.teams.clone(),
+                })
             } else if pos >= bpw * 3 / 4 && in_game && !results_posted {
                 data_transition::Kind::GameResult(data_transition::GameResult {
                     season: s.season,
@@ -125,7 +138,10 @@ pub fn season_feed(net: &DevNet, chain: &Chain, height: u64, blocks_per_week: u6
                     results: net
                         .players
                         .iter()
-                        .map(|(p, _)| pb::PlayerResult { player_id: p.clone(), points: simulated_points(s.season, s.week, p) })
+                        .map(|(p, _)| pb::PlayerResult {
+                            player_id: p.clone(),
+                            points: simulated_points(s.season, s.week, p),
+                        })
                         .collect(),
                 })
             } else if pos == bpw - 1 && results_posted {
@@ -143,8 +159,10 @@ pub fn season_feed(net: &DevNet, chain: &Chain, height: u64, blocks_per_week: u6
 pub fn user_txs(net: &DevNet, chain: &Chain, ts_ms: u64, count: usize, rng: &mut SplitMix64) -> Vec<Vec<u8>> {
     let ov = Overlay::new(chain.state());
     let s = season_state(&ov);
-    let first_team: pb::TeamState = ov.get(&keys::team(&net.teams[0])).and_then(|v| pb::TeamState::decode(v).ok()).unwrap_or_default();
-    let open = s.phase() == pb::SeasonPhase::InSeason && first_team.phase() == pb::TeamPhase::Pregame
+    let first_team: pb::TeamState =
+        ov.get(&keys::team(&net.teams[0])).and_then(|v| pb::TeamState::decode(v).ok()).unwrap_or_default();
+    let open = s.phase() == pb::SeasonPhase::InSeason
+        && first_team.phase() == pb::TeamPhase::Pregame
         && ov.get(&keys::result(s.season, s.week, &net.players[0].0)).is_none();
     let mut out = Vec::with_capacity(count);
     let mut registering = std::collections::HashSet::new();
@@ -161,7 +179,12 @@ pub fn user_txs(net: &DevNet, chain: &Chain, ts_ms: u64, count: usize, rng: &mut
             transaction::Body::Name(pb::NameRegistration { fantasy_name: DevNet::user_name(ui) })
         } else if open && rng.below(4) != 0 {
             let (player, _) = &net.players[rng.below(net.players.len() as u64) as usize];
-            transaction::Body::Projection(pb::Projection { season: s.season, week: s.week, player_id: player.clone(), points: rng.below(31) as u32 })
+            transaction::Body::Projection(pb::Projection {
+                season: s.season,
+                week: s.week,
+                player_id: player.clone(),
+                points: rng.below(31) as u32,
+            })
         } else {
             let to = rng.below(net.users.len() as u64) as usize;
             transaction::Body::Transfer(pb::Transfer { to_name: DevNet::user_name(to), amount: 1 + rng.below(10) })

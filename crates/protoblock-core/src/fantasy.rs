@@ -82,7 +82,12 @@ pub struct TxContext<'a> {
 }
 
 /// Applies one decoded tx (its signature and replay window already checked).
-pub fn apply_tx(ov: &mut Overlay<'_>, ctx: &TxContext<'_>, signer: &PublicKey, tx: &pb::Transaction) -> Result<(), TxError> {
+pub fn apply_tx(
+    ov: &mut Overlay<'_>,
+    ctx: &TxContext<'_>,
+    signer: &PublicKey,
+    tx: &pb::Transaction,
+) -> Result<(), TxError> {
     match &tx.body {
         None => Err(TxError::MissingBody),
         Some(transaction::Body::Name(n)) => register_name(ov, signer, n),
@@ -265,7 +270,14 @@ fn in_week(season: &SeasonState, s: u32, w: u32) -> Result<(), TxError> {
 /// projector gets (result − diff) × result / Σ(result − diff), rounded down;
 /// what is left of `result` goes to the oracle that posted it. Projections on
 /// the player are then cleared.
-fn pay_out(ov: &mut Overlay<'_>, oracle: &PublicKey, season: u32, week: u32, player: &str, result: u32) -> Result<(), TxError> {
+fn pay_out(
+    ov: &mut Overlay<'_>,
+    oracle: &PublicKey,
+    season: u32,
+    week: u32,
+    player: &str,
+    result: u32,
+) -> Result<(), TxError> {
     let prefix = keys::projection_prefix(season, week, player);
     let mut entries: Vec<([u8; 32], u64)> = Vec::new();
     for k in ov.prefix_keys(&prefix) {

@@ -7,11 +7,10 @@ use ed25519_dalek::SigningKey;
 use prost::Message;
 use protoblock_proto::v1 as pb;
 
-use crate::block::{CheckedTx, apply_tx_at, prune_replay_index};
+use crate::block::{CheckedTx, apply_tx_at, prune_replay_index, tx_root};
 use crate::chain::Chain;
 use crate::crypto::{public_key_of, sign_block};
 use crate::hash::Hash32;
-use crate::merkle::merkle_root;
 use crate::params::BLOCK_VERSION;
 use crate::state::Overlay;
 
@@ -51,6 +50,7 @@ pub fn produce_block<'a>(
     let mut ov = Overlay::new(chain.state());
     let mut txs: Vec<pb::SignedTransaction> = Vec::new();
     let mut ids = Vec::new();
+    let mut signed_ids = Vec::new();
     let mut size = 512; // header, signature and framing
     let mut has_data = false;
     for (bytes, tx) in candidates {
@@ -72,6 +72,7 @@ pub fn produce_block<'a>(
         size += bytes.len() + 8;
         has_data |= tx.is_data;
         ids.push(tx.id);
+        signed_ids.push((tx.id, tx.signer));
         txs.push(st);
     }
     prune_replay_index(&mut ov, params, ts);
@@ -82,7 +83,7 @@ pub fn produce_block<'a>(
         prev_hash: head.id.0.to_vec(),
         timestamp_ms: ts,
         producer: me.0.to_vec(),
-        tx_root: merkle_root(&ids).0.to_vec(),
+        tx_root: tx_root(signed_ids.iter().map(|(id, signer)| (id, signer))).0.to_vec(),
         state_root: state_root.0.to_vec(),
         kind: if has_data { pb::BlockKind::Data } else { pb::BlockKind::Normal } as i32,
     };

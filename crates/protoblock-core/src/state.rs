@@ -159,6 +159,21 @@ impl StateMap {
         undo
     }
 
+    /// Applies writes whose effect on the commitment is already known (from
+    /// [`Overlay::commitment_after`]), returning the undo record.
+    pub fn apply_uncommitted(&mut self, writes: &[(Key, Option<Value>)]) -> Vec<(Key, Option<Value>)> {
+        writes
+            .iter()
+            .map(|(k, v)| {
+                let old = match v {
+                    Some(v) => self.map.insert(k.clone(), v.clone()),
+                    None => self.map.remove(k),
+                };
+                (k.clone(), old)
+            })
+            .collect()
+    }
+
     /// Reverts an undo record produced by [`StateMap::apply`].
     pub fn revert(&mut self, undo: &[(Key, Option<Value>)], commitment: &mut LtHash) {
         for (k, old) in undo.iter().rev() {
@@ -272,10 +287,7 @@ impl<'a> Overlay<'a> {
     /// Net writes that differ from the base, in key order.
     pub fn into_writes(self) -> Vec<(Key, Option<Value>)> {
         let base = self.base;
-        self.writes
-            .into_iter()
-            .filter(|(k, v)| base.get(k).map(|b| b.as_slice()) != v.as_deref())
-            .collect()
+        self.writes.into_iter().filter(|(k, v)| base.get(k).map(|b| b.as_slice()) != v.as_deref()).collect()
     }
 
     /// The commitment after these writes, computed from `base_commitment`

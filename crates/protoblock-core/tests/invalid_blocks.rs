@@ -637,3 +637,22 @@ fn block_at_or_below_finality_is_refused() {
     );
     assert_untouched(&chain, &before, "height 0");
 }
+
+#[test]
+fn a_swapped_tx_signer_breaks_the_tx_root() {
+    // The header commits to (tx id, signer) pairs, so a relay that re-signs a
+    // tx's exact bytes with another key is caught before any state is touched.
+    let b = base();
+    let mut chain = b.chain();
+    let honest = b.honest(&chain);
+    let other = key_from("attacker");
+    let swapped = rebody(&honest, |blk| {
+        let st = &mut blk.txs[0];
+        st.signer = pk(&other).to_vec();
+        st.signature = protoblock_core::crypto::sign_tx(&other, &b.g().hash, &st.tx).to_vec();
+    });
+    let before = snapshot(&chain);
+    assert_eq!(chain.insert_block(&swapped, b.ts).unwrap_err(), BlockError::TxRootMismatch);
+    assert_untouched(&chain, &before, "signer swapped");
+    assert_eq!(chain.insert_block(&honest, b.ts).unwrap().placement, Placement::Extended);
+}

@@ -10,7 +10,6 @@ use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
 use protoblock_core::crypto::{public_key_of, sign_block};
 use protoblock_core::devnet::{self, DevNet};
 use protoblock_core::hash::{Hash32, sha256};
-use protoblock_core::merkle::merkle_root;
 use protoblock_core::producer::{Produced, produce_block};
 use protoblock_core::proto::v1 as pb;
 use protoblock_core::state::StateMap;
@@ -139,7 +138,6 @@ pub fn build_block(
     txs: &[Vec<u8>],
     state_root: Hash32,
 ) -> Vec<u8> {
-    let ids: Vec<Hash32> = txs.iter().map(|t| tx_id(t)).collect();
     let kind = if txs.iter().any(|t| is_data_tx(t)) { pb::BlockKind::Data } else { pb::BlockKind::Normal };
     let header = pb::BlockHeader {
         version: 1,
@@ -147,7 +145,7 @@ pub fn build_block(
         prev_hash: prev.0.to_vec(),
         timestamp_ms: ts,
         producer: pk(key).to_vec(),
-        tx_root: merkle_root(&ids).0.to_vec(),
+        tx_root: tx_root_of(txs).0.to_vec(),
         state_root: state_root.0.to_vec(),
         kind: kind as i32,
     };
@@ -346,4 +344,16 @@ pub fn chain_with_model(g: &Genesis, p: &ChainParams, blocks: &[Vec<u8>]) -> (Ch
         m.apply_update(&u);
     }
     (c, m)
+}
+
+/// tx_root as the chain defines it: leaves bind each tx id to its signer.
+pub fn tx_root_of(txs: &[Vec<u8>]) -> Hash32 {
+    let pairs: Vec<(Hash32, protoblock_core::crypto::PublicKey)> = txs
+        .iter()
+        .map(|b| {
+            let t = pb::SignedTransaction::decode(b.as_slice()).expect("test txs decode");
+            (sha256(&t.tx), protoblock_core::crypto::PublicKey(t.signer.as_slice().try_into().unwrap_or([0; 32])))
+        })
+        .collect();
+    protoblock_core::block::tx_root(pairs.iter().map(|(i, s)| (i, s)))
 }
