@@ -66,7 +66,43 @@ fn test() -> Result<()> {
         "-p",
         "protoblock-store",
     ]))?;
-    sh(cargo().args(["test", "--workspace", "--exclude", "xtask"]))?;
+    cargo_test(&["--workspace", "--exclude", "xtask"])
+}
+
+/// Runs `cargo test`, passing its output through, and closes with one
+/// `N passed, N failed` line summed over every test binary, so a reader of
+/// the log sees the whole count rather than the last (often doc-test) summary.
+fn cargo_test(args: &[&str]) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut cmd = cargo();
+    cmd.arg("test").args(args).stdout(std::process::Stdio::piped());
+    eprintln!("+ {cmd:?}");
+    let mut child = cmd.spawn().context("starting cargo test")?;
+    let out = child.stdout.take().context("cargo test stdout")?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    let stdout = std::io::stdout();
+    for line in BufReader::new(out).lines() {
+        let line = line?;
+        writeln!(stdout.lock(), "{line}")?;
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let num = |word: &str| -> u64 {
+                rest.split(';')
+                    .find_map(|part| part.trim().strip_suffix(word)?.trim().rsplit(' ').next()?.parse().ok())
+                    .unwrap_or(0)
+            };
+            passed += num("passed");
+            failed += num("failed");
+            ignored += num("ignored");
+        }
+    }
+    let status = child.wait()?;
+    println!("\ntests: {passed} passed, {failed} failed, {ignored} skipped");
+    if !status.success() || failed > 0 {
+        bail!("cargo test failed ({status})");
+    }
+    if passed == 0 {
+        bail!("cargo test ran no test");
+    }
     Ok(())
 }
 

@@ -228,8 +228,15 @@ fn data(ov: &mut Overlay<'_>, ctx: &TxContext<'_>, oracle: &PublicKey, d: &pb::D
             if !g.results.iter().all(|r| seen.insert(r.player_id.as_str())) {
                 return Err(TxError::ResultAlreadyPosted);
             }
+            // A payout can only fail on a balance overflow, after earlier
+            // payouts were written; roll those back so the tx stays
+            // all-or-nothing (results are rare, so the copy is cheap enough).
+            let savepoint = ov.savepoint();
             for r in &g.results {
-                pay_out(ov, oracle, g.season, g.week, &r.player_id, r.points)?;
+                if let Err(e) = pay_out(ov, oracle, g.season, g.week, &r.player_id, r.points) {
+                    ov.rollback_to(savepoint);
+                    return Err(e);
+                }
             }
         }
         Kind::WeekOver(w) => {
