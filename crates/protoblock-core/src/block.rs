@@ -5,6 +5,8 @@
 //! merkle root, batched tx signatures, and only then the state transition
 //! (on an overlay) and the state root.
 
+use std::collections::HashSet;
+
 use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message;
 use protoblock_proto::v1 as pb;
@@ -17,7 +19,8 @@ use crate::hash::{Hash32, sha256};
 use crate::lthash::LtHash;
 use crate::merkle::merkle_root;
 use crate::params::{BLOCK_VERSION, ChainParams, TX_VERSION};
-use crate::state::{Key, Overlay, StateMap, Value, keys};
+use crate::replay::ReplayIndex;
+use crate::state::{Key, Overlay, StateMap, Value};
 
 /// What the chain remembers of a block on or near the main chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,13 +201,17 @@ pub fn check_decoded_block(
 }
 
 /// Applies one checked tx inside a block with timestamp `block_ts_ms`:
-/// replay window, replay index, then the fantasy rules.
+/// replay window, replay check (against the chain's index and the ids
+/// already taken in this block or pool), then the fantasy rules. On success
+/// the id is added to `taken`.
 pub fn apply_tx_at(
     ov: &mut Overlay<'_>,
     genesis: &Genesis,
     params: &ChainParams,
     tx: &CheckedTx,
     block_ts_ms: u64,
+    replay: &ReplayIndex,
+    taken: &mut HashSet<Hash32>,
 ) -> Result<(), TxError> {
     let nonce_ms = tx.tx.nonce / 1_000_000;
     if nonce_ms.saturating_add(params.nonce_max_age_ms) < block_ts_ms {
@@ -213,30 +220,13 @@ pub fn apply_tx_at(
     if nonce_ms > block_ts_ms.saturating_add(params.nonce_max_lead_ms) {
         return Err(TxError::NonceTooNew);
     }
-    let seen = keys::tx_seen(&tx.id.0);
-    if ov.get(&seen).is_some() {
+    if replay.contains(&tx.id) || taken.contains(&tx.id) {
         return Err(TxError::Replayed);
     }
     let ctx = TxContext { params, oracle_keys: &genesis.oracle_keys };
     apply_tx(ov, &ctx, &tx.signer, &tx.tx)?;
-    ov.put(seen, tx.tx.nonce.to_be_bytes().to_vec());
-    ov.put(keys::tx_by_nonce(tx.tx.nonce, &tx.id.0), Vec::new());
+    taken.insert(tx.id);
     Ok(())
-}
-
-/// Drops replay-index entries whose nonce no block at or after `block_ts_ms`
-/// could accept any more.
-pub fn prune_replay_index(ov: &mut Overlay<'_>, params: &ChainParams, block_ts_ms: u64) {
-    let cutoff_ns = block_ts_ms.saturating_sub(params.nonce_max_age_ms).saturating_mul(1_000_000);
-    let lo = vec![keys::TX_BY_NONCE];
-    let mut hi = vec![keys::TX_BY_NONCE];
-    hi.extend_from_slice(&cutoff_ns.to_be_bytes());
-    for k in ov.range_keys(&lo, &hi) {
-        if let Ok(id) = <[u8; 32]>::try_from(&k[9..]) {
-            ov.delete(keys::tx_seen(&id));
-        }
-        ov.delete(k);
-    }
 }
 
 /// The outcome of applying a block to its parent's state.
@@ -250,19 +240,21 @@ pub fn apply_block(
     block: &CheckedBlock,
     state: &StateMap,
     commitment: &LtHash,
+    replay: &ReplayIndex,
     genesis: &Genesis,
     params: &ChainParams,
 ) -> Result<AppliedBlock, BlockError> {
     let mut ov = Overlay::new(state);
     let ts = block.header.timestamp_ms;
+    let mut taken = HashSet::with_capacity(block.txs.len());
     for (index, tx) in block.txs.iter().enumerate() {
-        apply_tx_at(&mut ov, genesis, params, tx, ts).map_err(|error| BlockError::Tx { index, error })?;
+        apply_tx_at(&mut ov, genesis, params, tx, ts, replay, &mut taken)
+            .map_err(|error| BlockError::Tx { index, error })?;
     }
-    prune_replay_index(&mut ov, params, ts);
-    let after = ov.commitment_after(commitment);
+    let (writes, after) = ov.finish(commitment);
     let got = after.root();
     if got != block.state_root {
         return Err(BlockError::StateRootMismatch { expected: got, got: block.state_root });
     }
-    Ok(AppliedBlock { writes: ov.into_writes(), commitment: after })
+    Ok(AppliedBlock { writes, commitment: after })
 }

@@ -23,6 +23,7 @@ use crate::genesis::Genesis;
 use crate::hash::{Hash32, sha256};
 use crate::lthash::LtHash;
 use crate::params::ChainParams;
+use crate::replay::ReplayIndex;
 use crate::state::{Key, StateMap, Value};
 
 pub type Undo = Vec<(Key, Option<Value>)>;
@@ -52,6 +53,9 @@ pub struct WriteBatch {
     pub put_undo: Vec<(Hash32, Vec<u8>)>,
     /// Undo records no longer needed (block became final or was reverted).
     pub delete_undo: Vec<Hash32>,
+    /// Replay index entries (tx id, nonce) added; disjoint from `replay_delete`.
+    pub replay_put: Vec<(Hash32, u64)>,
+    pub replay_delete: Vec<Hash32>,
     pub head: Option<HeadRecord>,
 }
 
@@ -62,6 +66,13 @@ impl WriteBatch {
     /// delete lists; later state writes win by order.
     pub fn merge(&mut self, other: WriteBatch) {
         self.delete_blocks.retain(|d| !other.put_blocks.iter().any(|(_, id, _)| id == d));
+        // Replay puts and deletes stay disjoint, so their order never matters.
+        let deleted: HashSet<Hash32> = other.replay_delete.iter().copied().collect();
+        let put: HashSet<Hash32> = other.replay_put.iter().map(|(id, _)| *id).collect();
+        self.replay_put.retain(|(id, _)| !deleted.contains(id));
+        self.replay_delete.retain(|id| !put.contains(id));
+        self.replay_put.extend(other.replay_put);
+        self.replay_delete.extend(other.replay_delete);
         self.delete_undo.retain(|d| !other.put_undo.iter().any(|(id, _)| id == d));
         self.put_blocks.extend(other.put_blocks);
         self.delete_blocks.extend(other.delete_blocks);
@@ -90,6 +101,8 @@ pub struct StoredChain {
     pub state: Vec<(Key, Value)>,
     /// Main-chain blocks from `max(final_height, 1)` to the head, in order.
     pub recent: Vec<StoredBlock>,
+    /// The replay index: (tx id, nonce) of recent main-chain txs.
+    pub replay: Vec<(Hash32, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +117,8 @@ pub enum RestoreError {
     MissingUndo(u64),
     #[error("stored state does not match the head's state root")]
     StateMismatch,
+    #[error("stored replay index lacks a tx of non-final block {0}")]
+    ReplayIndexIncomplete(u64),
     #[error("invalid genesis: {0}")]
     Genesis(String),
 }
@@ -137,6 +152,8 @@ struct MainEntry {
     /// `None` only for the genesis entry.
     bytes: Option<Arc<[u8]>>,
     undo: Undo,
+    /// (id, nonce) of its txs, to take them out of the replay index on revert.
+    txs: Vec<(Hash32, u64)>,
 }
 
 struct SideEntry {
@@ -161,6 +178,7 @@ pub struct Chain {
     invalid: HashSet<Hash32>,
     invalid_order: VecDeque<Hash32>,
     keys: KeyCache,
+    replay: ReplayIndex,
 }
 
 impl Chain {
@@ -175,7 +193,7 @@ impl Chain {
             state_root: commitment.root(),
         };
         let mut main = VecDeque::new();
-        main.push_back(MainEntry { meta, prev: Hash32::ZERO, bytes: None, undo: Vec::new() });
+        main.push_back(MainEntry { meta, prev: Hash32::ZERO, bytes: None, undo: Vec::new(), txs: Vec::new() });
         let batch = WriteBatch {
             state: state.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
             head: Some(HeadRecord { genesis: genesis.hash, id: genesis.hash, height: 0, final_height: 0 }),
@@ -191,6 +209,7 @@ impl Chain {
             invalid: HashSet::new(),
             invalid_order: VecDeque::new(),
             keys: KeyCache::default(),
+            replay: ReplayIndex::default(),
         };
         Ok((chain, batch))
     }
@@ -204,6 +223,7 @@ impl Chain {
         let (mut chain, _) = Self::new(genesis, params)?;
         let head = stored.head;
         chain.state = StateMap::from_entries(stored.state);
+        chain.replay = stored.replay.into_iter().collect();
         chain.commitment = chain.state.commitment();
         if head.height > 0 {
             chain.main.clear();
@@ -219,7 +239,8 @@ impl Chain {
             }
             for (i, sb) in stored.recent.iter().enumerate() {
                 let h = first + i as u64;
-                let (id, header, _) = peek_block(&sb.bytes, &chain.params).map_err(|_| RestoreError::BadBlock(h))?;
+                let (id, header, block) =
+                    peek_block(&sb.bytes, &chain.params).map_err(|_| RestoreError::BadBlock(h))?;
                 if id != sb.id || header.height != h {
                     return Err(RestoreError::BadBlock(h));
                 }
@@ -242,11 +263,19 @@ impl Chain {
                     prev,
                     bytes: Some(sb.bytes.clone().into()),
                     undo,
+                    txs: tx_ids_and_nonces(&block),
                 });
             }
         }
         if chain.head().id != head.id {
             return Err(RestoreError::BrokenLink(head.height));
+        }
+        // The index is not committed by the state root; at least every tx of
+        // the blocks still held must be in it, or replays could slip through.
+        for e in chain.main.iter().skip(1) {
+            if e.txs.iter().any(|(id, _)| !chain.replay.contains(id)) {
+                return Err(RestoreError::ReplayIndexIncomplete(e.meta.height));
+            }
         }
         if chain.commitment.root() != chain.head().state_root {
             return Err(RestoreError::StateMismatch);
@@ -268,6 +297,10 @@ impl Chain {
 
     pub fn commitment(&self) -> &LtHash {
         &self.commitment
+    }
+
+    pub fn replay(&self) -> &ReplayIndex {
+        &self.replay
     }
 
     pub fn head(&self) -> BlockMeta {
@@ -373,20 +406,26 @@ impl Chain {
     }
 
     fn extend(&mut self, checked: CheckedBlock, bytes: Arc<[u8]>) -> Result<ChainUpdate, BlockError> {
-        let applied = match apply_block(&checked, &self.state, &self.commitment, &self.genesis, &self.params) {
-            Ok(a) => a,
-            Err(e) => {
-                self.mark_invalid(sha256(&bytes));
-                return Err(e);
-            }
-        };
+        let applied =
+            match apply_block(&checked, &self.state, &self.commitment, &self.replay, &self.genesis, &self.params) {
+                Ok(a) => a,
+                Err(e) => {
+                    self.mark_invalid(sha256(&bytes));
+                    return Err(e);
+                }
+            };
         let mut batch = WriteBatch::default();
         let undo = self.state.apply_uncommitted(&applied.writes);
         self.commitment = applied.commitment;
         batch.state = applied.writes;
         batch.put_blocks.push((checked.header.height, checked.id, bytes.clone()));
         batch.put_undo.push((checked.id, encode_undo(&undo)));
-        self.main.push_back(MainEntry { meta: checked.meta(), prev: checked.prev, bytes: Some(bytes), undo });
+        let txs: Vec<(Hash32, u64)> = checked.txs.iter().map(|t| (t.id, t.tx.nonce)).collect();
+        for (id, nonce) in &txs {
+            self.replay.insert(*id, *nonce);
+        }
+        batch.replay_put.extend(txs.iter().copied());
+        self.main.push_back(MainEntry { meta: checked.meta(), prev: checked.prev, bytes: Some(bytes), undo, txs });
         self.advance_finality(&mut batch);
         batch.head = Some(self.head_record());
         Ok(ChainUpdate { placement: Placement::Extended, batch: Some(batch), reverted: Vec::new(), rejected: None })
@@ -403,6 +442,16 @@ impl Chain {
         }
         let fh = self.final_height();
         self.side.retain(|_, s| s.block.header.height > fh);
+        // No block at or after the final one can accept a nonce older than
+        // this, and the final block never reverts: prune for good.
+        let final_ts = self.main.front().expect("final block").meta.timestamp_ms;
+        let cutoff_ns = final_ts.saturating_sub(self.params.nonce_max_age_ms).saturating_mul(1_000_000);
+        let pruned = self.replay.prune_below(cutoff_ns);
+        if !pruned.is_empty() {
+            let pruned_set: HashSet<Hash32> = pruned.iter().copied().collect();
+            batch.replay_put.retain(|(id, _)| !pruned_set.contains(id));
+            batch.replay_delete.extend(pruned);
+        }
     }
 
     /// Switches the main chain to end at side block `tip`.
@@ -433,6 +482,9 @@ impl Chain {
             let redo: Undo = e.undo.iter().map(|(k, _)| (k.clone(), self.state.get(k).cloned())).collect();
             self.state.revert(&e.undo, &mut self.commitment);
             touched.extend(e.undo.iter().map(|(k, _)| k.clone()));
+            for (id, _) in &e.txs {
+                self.replay.remove(id);
+            }
             reverted.push((e, redo));
         }
         reverted.reverse();
@@ -442,10 +494,14 @@ impl Chain {
         let mut applied_ids = Vec::new();
         for id in &path {
             let side = self.side.get(id).expect("path built from side map");
-            match apply_block(&side.block, &self.state, &self.commitment, &self.genesis, &self.params) {
+            match apply_block(&side.block, &self.state, &self.commitment, &self.replay, &self.genesis, &self.params) {
                 Ok(a) => {
                     let undo = self.state.apply_uncommitted(&a.writes);
                     self.commitment = a.commitment;
+                    let txs: Vec<(Hash32, u64)> = side.block.txs.iter().map(|t| (t.id, t.tx.nonce)).collect();
+                    for (id, nonce) in &txs {
+                        self.replay.insert(*id, *nonce);
+                    }
                     touched.extend(a.writes.into_iter().map(|(k, _)| k));
                     let side = self.side.remove(id).expect("present");
                     batch.put_blocks.push((side.block.header.height, *id, side.bytes.clone()));
@@ -455,6 +511,7 @@ impl Chain {
                         prev: side.block.prev,
                         bytes: Some(side.bytes),
                         undo,
+                        txs,
                     });
                     applied_ids.push(*id);
                 }
@@ -491,6 +548,9 @@ impl Chain {
             while self.head().height > fork_height {
                 let e = self.main.pop_back().expect("above fork point");
                 self.state.revert(&e.undo, &mut self.commitment);
+                for (id, _) in &e.txs {
+                    self.replay.remove(id);
+                }
                 let bytes = e.bytes.expect("non-genesis");
                 // Keep the valid branch blocks for a later fork choice.
                 let parent = self.parent_meta(&e.prev).expect("linked");
@@ -500,6 +560,9 @@ impl Chain {
             }
             for (mut e, redo) in reverted {
                 e.undo = self.state.apply(&redo, &mut self.commitment);
+                for (id, nonce) in &e.txs {
+                    self.replay.insert(*id, *nonce);
+                }
                 self.main.push_back(e);
             }
             debug_assert_eq!(self.head().id, old_head.id);
@@ -509,6 +572,16 @@ impl Chain {
         for (e, _) in &reverted {
             batch.delete_blocks.push(e.meta.id);
             batch.delete_undo.push(e.meta.id);
+        }
+        // Net replay change: the branch's txs in, the reverted ones out
+        // (a tx on both sides simply stays).
+        let added: HashSet<Hash32> =
+            self.main.iter().rev().take(applied_ids.len()).flat_map(|e| e.txs.iter().map(|(id, _)| *id)).collect();
+        for e in self.main.iter().rev().take(applied_ids.len()) {
+            batch.replay_put.extend(e.txs.iter().copied());
+        }
+        for (e, _) in &reverted {
+            batch.replay_delete.extend(e.txs.iter().map(|(id, _)| *id).filter(|id| !added.contains(id)));
         }
         batch.state = touched
             .into_iter()
@@ -536,4 +609,15 @@ fn is_better(a: &BlockMeta, b: &BlockMeta) -> bool {
 fn encode_undo(undo: &Undo) -> Vec<u8> {
     pb::BlockUndo { entries: undo.iter().map(|(k, v)| pb::UndoEntry { key: k.clone(), previous: v.clone() }).collect() }
         .encode_to_vec()
+}
+
+fn tx_ids_and_nonces(block: &pb::Block) -> Vec<(Hash32, u64)> {
+    block
+        .txs
+        .iter()
+        .map(|st| {
+            let nonce = pb::Transaction::decode(st.tx.as_slice()).map(|t| t.nonce).unwrap_or(0);
+            (crate::hash::sha256(&st.tx), nonce)
+        })
+        .collect()
 }

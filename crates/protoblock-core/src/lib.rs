@@ -38,6 +38,7 @@ pub mod mempool;
 pub mod merkle;
 pub mod params;
 pub mod producer;
+pub mod replay;
 pub mod state;
 
 pub use block::BlockMeta;

@@ -14,7 +14,7 @@
 //! be stale), oracle data txs last of all. A new tx that would itself be first
 //! in that order is refused with [`MempoolError::Full`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use prost::Message;
@@ -110,7 +110,9 @@ impl Mempool {
             return Err(MempoolError::SignerLimit);
         }
         let mut ov = Overlay::with_writes(chain.state(), std::mem::take(&mut self.pending));
-        let res = apply_tx_at(&mut ov, chain.genesis(), chain.params(), &tx, now_ms);
+        // Pool ids are unique already, so only the chain's index matters here.
+        let res =
+            apply_tx_at(&mut ov, chain.genesis(), chain.params(), &tx, now_ms, chain.replay(), &mut HashSet::new());
         self.pending = ov.into_raw_writes();
         // apply_tx_at checks every rule before writing, so a refusal left
         // `pending` as it was.
@@ -182,10 +184,12 @@ impl Mempool {
     /// longer apply. Call after every head change. Returns how many dropped.
     pub fn rebuild(&mut self, chain: &Chain, now_ms: u64) -> usize {
         let mut ov = Overlay::new(chain.state());
+        let mut taken = HashSet::new();
         let mut dropped = Vec::new();
         for id in self.order.values() {
             let p = &self.entries[id];
-            if apply_tx_at(&mut ov, chain.genesis(), chain.params(), &p.tx, now_ms).is_err() {
+            if apply_tx_at(&mut ov, chain.genesis(), chain.params(), &p.tx, now_ms, chain.replay(), &mut taken).is_err()
+            {
                 dropped.push(*id);
             }
         }

@@ -7,7 +7,7 @@ use ed25519_dalek::SigningKey;
 use prost::Message;
 use protoblock_proto::v1 as pb;
 
-use crate::block::{CheckedTx, apply_tx_at, prune_replay_index, tx_root};
+use crate::block::{CheckedTx, apply_tx_at, tx_root};
 use crate::chain::Chain;
 use crate::crypto::{public_key_of, sign_block};
 use crate::hash::Hash32;
@@ -48,6 +48,7 @@ pub fn produce_block<'a>(
     }
     let ts = now_ms.max(head.timestamp_ms + 1);
     let mut ov = Overlay::new(chain.state());
+    let mut taken = std::collections::HashSet::new();
     let mut txs: Vec<pb::SignedTransaction> = Vec::new();
     let mut ids = Vec::new();
     let mut signed_ids = Vec::new();
@@ -61,7 +62,7 @@ pub fn produce_block<'a>(
             continue;
         }
         let sp = ov.savepoint();
-        if apply_tx_at(&mut ov, genesis, params, tx, ts).is_err() {
+        if apply_tx_at(&mut ov, genesis, params, tx, ts, chain.replay(), &mut taken).is_err() {
             ov.rollback_to(sp);
             continue;
         }
@@ -75,7 +76,6 @@ pub fn produce_block<'a>(
         signed_ids.push((tx.id, tx.signer));
         txs.push(st);
     }
-    prune_replay_index(&mut ov, params, ts);
     let state_root = ov.commitment_after(chain.commitment()).root();
     let header = pb::BlockHeader {
         version: BLOCK_VERSION,

@@ -5,8 +5,9 @@
 //! store persists raw key/values and knows nothing of fantasy sports.
 //!
 //! Keys whose first byte is below [`UNCOMMITTED_PREFIX`] are committed by the
-//! state root. Keys at or above it hold bookkeeping derivable from recent
-//! blocks (the replay-protection index) and are persisted but not committed.
+//! state root; keys at or above it are persisted and undone like the rest but
+//! not committed (reserved for bookkeeping derivable from blocks; the replay
+//! index has its own structure, see `replay`).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -32,10 +33,6 @@ pub mod keys {
     pub const PLAYER: u8 = 0x05;
     pub const PROJECTION: u8 = 0x06;
     pub const RESULT: u8 = 0x07;
-    /// Uncommitted: tx id -> nonce, for replay checks.
-    pub const TX_SEEN: u8 = 0xF1;
-    /// Uncommitted: nonce || tx id, for pruning the replay index by age.
-    pub const TX_BY_NONCE: u8 = 0xF0;
 
     fn push_str(k: &mut Vec<u8>, s: &str) {
         let b = s.as_bytes();
@@ -93,48 +90,63 @@ pub mod keys {
         push_str(&mut k, player_id);
         k
     }
-    pub fn tx_seen(id: &[u8; 32]) -> Vec<u8> {
-        let mut k = vec![TX_SEEN];
-        k.extend_from_slice(id);
-        k
-    }
-    pub fn tx_by_nonce(nonce: u64, id: &[u8; 32]) -> Vec<u8> {
-        let mut k = vec![TX_BY_NONCE];
-        k.extend_from_slice(&nonce.to_be_bytes());
-        k.extend_from_slice(id);
-        k
-    }
 }
 
 /// The full state at one block.
+///
+/// Committed and uncommitted keys live in two maps, so bookkeeping never
+/// deepens lookups of the fantasy state. Iteration order is still global key
+/// order: every committed key sorts before every uncommitted one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateMap {
-    map: BTreeMap<Key, Value>,
+    committed: BTreeMap<Key, Value>,
+    aux: BTreeMap<Key, Value>,
 }
 
 impl StateMap {
+    fn map_for(&self, key: &[u8]) -> &BTreeMap<Key, Value> {
+        if is_committed(key) || key.is_empty() { &self.committed } else { &self.aux }
+    }
+
+    fn map_for_mut(&mut self, key: &[u8]) -> &mut BTreeMap<Key, Value> {
+        if is_committed(key) || key.is_empty() { &mut self.committed } else { &mut self.aux }
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
-        self.map.get(key)
+        self.map_for(key).get(key)
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.committed.len() + self.aux.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &Value)> {
-        self.map.iter()
+        self.committed.iter().chain(self.aux.iter())
     }
 
-    /// Keys in `[prefix, ...)` that start with `prefix`.
+    /// Keys that start with `prefix` (whose first byte names the key type).
     pub fn prefix_keys<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = &'a Key> + 'a {
-        self.map
+        self.map_for(prefix)
             .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
             .map(|(k, _)| k)
             .take_while(move |k| k.starts_with(prefix))
+    }
+
+    /// Keys in `[lo, hi)`; both bounds must be of the same key type.
+    fn range_keys<'a>(&'a self, lo: &'a [u8], hi: &'a [u8]) -> impl Iterator<Item = &'a Key> + 'a {
+        self.map_for(lo).range::<[u8], _>((Bound::Included(lo), Bound::Excluded(hi))).map(|(k, _)| k)
+    }
+
+    fn set(&mut self, k: &Key, v: &Option<Value>) -> Option<Value> {
+        let m = self.map_for_mut(k);
+        match v {
+            Some(v) => m.insert(k.clone(), v.clone()),
+            None => m.remove(k),
+        }
     }
 
     /// Applies writes, keeping `commitment` in step, and returns the undo
@@ -142,10 +154,7 @@ impl StateMap {
     pub fn apply(&mut self, writes: &[(Key, Option<Value>)], commitment: &mut LtHash) -> Vec<(Key, Option<Value>)> {
         let mut undo = Vec::with_capacity(writes.len());
         for (k, v) in writes {
-            let old = match v {
-                Some(v) => self.map.insert(k.clone(), v.clone()),
-                None => self.map.remove(k),
-            };
+            let old = self.set(k, v);
             if is_committed(k) {
                 if let Some(o) = &old {
                     commitment.remove(k, o);
@@ -160,27 +169,15 @@ impl StateMap {
     }
 
     /// Applies writes whose effect on the commitment is already known (from
-    /// [`Overlay::commitment_after`]), returning the undo record.
+    /// [`Overlay::finish`]), returning the undo record.
     pub fn apply_uncommitted(&mut self, writes: &[(Key, Option<Value>)]) -> Vec<(Key, Option<Value>)> {
-        writes
-            .iter()
-            .map(|(k, v)| {
-                let old = match v {
-                    Some(v) => self.map.insert(k.clone(), v.clone()),
-                    None => self.map.remove(k),
-                };
-                (k.clone(), old)
-            })
-            .collect()
+        writes.iter().map(|(k, v)| (k.clone(), self.set(k, v))).collect()
     }
 
     /// Reverts an undo record produced by [`StateMap::apply`].
     pub fn revert(&mut self, undo: &[(Key, Option<Value>)], commitment: &mut LtHash) {
         for (k, old) in undo.iter().rev() {
-            let cur = match old {
-                Some(v) => self.map.insert(k.clone(), v.clone()),
-                None => self.map.remove(k),
-            };
+            let cur = self.set(k, old);
             if is_committed(k) {
                 if let Some(c) = &cur {
                     commitment.remove(k, c);
@@ -195,7 +192,7 @@ impl StateMap {
     /// The commitment recomputed from scratch (used to check a loaded state).
     pub fn commitment(&self) -> LtHash {
         let mut h = LtHash::default();
-        for (k, v) in &self.map {
+        for (k, v) in &self.committed {
             if is_committed(k) {
                 h.insert(k, v);
             }
@@ -204,7 +201,11 @@ impl StateMap {
     }
 
     pub fn from_entries(entries: impl IntoIterator<Item = (Key, Value)>) -> Self {
-        Self { map: entries.into_iter().collect() }
+        let mut s = Self::default();
+        for (k, v) in entries {
+            s.map_for_mut(&k).insert(k, v);
+        }
+        s
     }
 }
 
@@ -265,7 +266,7 @@ impl<'a> Overlay<'a> {
     pub fn range_keys(&self, lo: &[u8], hi: &[u8]) -> Vec<Key> {
         let range = (Bound::Included(lo), Bound::Excluded(hi));
         let mut out: BTreeMap<&[u8], bool> = BTreeMap::new();
-        for (k, _) in self.base.map.range::<[u8], _>(range) {
+        for k in self.base.range_keys(lo, hi) {
             out.insert(k, true);
         }
         for (k, v) in self.writes.range::<[u8], _>(range) {
@@ -284,31 +285,46 @@ impl<'a> Overlay<'a> {
         self.writes = sp;
     }
 
-    /// Net writes that differ from the base, in key order.
-    pub fn into_writes(self) -> Vec<(Key, Option<Value>)> {
-        let base = self.base;
-        self.writes.into_iter().filter(|(k, v)| base.get(k).map(|b| b.as_slice()) != v.as_deref()).collect()
-    }
-
     /// The commitment after these writes, computed from `base_commitment`
     /// in time proportional to the number of writes.
     pub fn commitment_after(&self, base_commitment: &LtHash) -> LtHash {
         let mut c = base_commitment.clone();
         for (k, v) in &self.writes {
-            if !is_committed(k) {
-                continue;
-            }
-            let old = self.base.get(k);
-            if old.map(|o| o.as_slice()) == v.as_deref() {
-                continue;
-            }
-            if let Some(o) = old {
-                c.remove(k, o);
-            }
-            if let Some(n) = v {
-                c.insert(k, n);
+            if is_committed(k) {
+                let old = self.base.get(k);
+                if old.map(|o| o.as_slice()) != v.as_deref() {
+                    update_commitment(&mut c, k, old, v.as_ref());
+                }
             }
         }
         c
+    }
+
+    /// Net writes that differ from the base, in key order, and the
+    /// commitment after them: one pass, one base lookup per key.
+    pub fn finish(self, base_commitment: &LtHash) -> (Vec<(Key, Option<Value>)>, LtHash) {
+        let mut c = base_commitment.clone();
+        let base = self.base;
+        let mut out = Vec::with_capacity(self.writes.len());
+        for (k, v) in self.writes {
+            let old = base.get(&k);
+            if old.map(|o| o.as_slice()) == v.as_deref() {
+                continue;
+            }
+            if is_committed(&k) {
+                update_commitment(&mut c, &k, old, v.as_ref());
+            }
+            out.push((k, v));
+        }
+        (out, c)
+    }
+}
+
+fn update_commitment(c: &mut LtHash, k: &[u8], old: Option<&Value>, new: Option<&Value>) {
+    if let Some(o) = old {
+        c.remove(k, o);
+    }
+    if let Some(n) = new {
+        c.insert(k, n);
     }
 }

@@ -424,6 +424,7 @@ proptest! {
             produced.push(p.bytes);
         }
         prop_assert!(model.state_map() == *chain.state());
+        prop_assert!(model.replay == replay_of(&chain));
         // Determinism: a fresh node replaying the blocks holds the same state.
         let fresh = replay(&net.genesis, &params, &produced);
         prop_assert!(fresh.state() == chain.state());

@@ -139,6 +139,7 @@ fn longer_fork_arriving_second_wins_and_state_matches_a_fresh_replay() {
     assert_same_chain(&node, &only_b, "after fork B");
     assert_eq!(node.head().id, block_id(b.last().unwrap()));
     assert!(model.state_map() == *node.state(), "store model diverged over the reorg");
+    assert_eq!(model.replay, replay_of(&node), "replay index diverged over the reorg");
     // Fork A is gone from the main chain: its blocks are unknown again.
     assert!(!node.is_known(&block_id(&a[0])));
 }
@@ -372,6 +373,7 @@ fn random_forks_with_season_events_match_a_fresh_replay() {
                     Err(e) => panic!("seed {seed}: a valid block was refused: {e}"),
                 }
                 assert!(model.state_map() == *node.state(), "seed {seed}: store model diverged");
+                assert_eq!(model.replay, replay_of(&node), "seed {seed}: replay index diverged");
             }
             assert_same_chain(&node, winner, &format!("seed {seed}"));
         }

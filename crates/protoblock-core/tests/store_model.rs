@@ -7,8 +7,9 @@ use common::*;
 use prost::Message;
 use protoblock_core::chain::{RestoreError, StoredChain};
 use protoblock_core::devnet::{DevNet, SplitMix64};
+use protoblock_core::hash::sha256;
 use protoblock_core::proto::v1 as pb;
-use protoblock_core::state::{is_committed, keys};
+use protoblock_core::state::keys;
 use protoblock_core::{Chain, ChainParams, Placement};
 
 fn params(depth: u64) -> ChainParams {
@@ -17,6 +18,7 @@ fn params(depth: u64) -> ChainParams {
 
 fn check_model(c: &Chain, m: &StoreModel, what: &str) {
     assert!(m.state_map() == *c.state(), "{what}: model state differs from the chain's");
+    assert_eq!(m.replay, replay_of(c), "{what}: model replay index differs from the chain's");
     assert_eq!(m.head, Some(c.head_record()), "{what}: head record");
     // Every non-final main block is stored at its height, with its undo record.
     for h in c.final_height().max(1)..=c.head().height {
@@ -144,11 +146,15 @@ fn tampered_stores_are_refused() {
     s.state.push((keys::team("NYJ"), pb::TeamState::default().encode_to_vec()));
     assert_eq!(restore(&net, &p, s).err().expect("refused"), RestoreError::StateMismatch);
 
-    // The uncommitted replay index is not covered by the state root (documented).
+    // The replay index is not covered by the state root, but every tx of the
+    // non-final blocks held must be in it.
     let mut s = good.clone();
-    let j = s.state.iter().position(|(k, _)| !is_committed(k)).expect("replay index entries");
-    s.state.remove(j);
-    assert!(restore(&net, &p, s).is_ok());
+    let last = s.recent.last().expect("recent blocks");
+    let block = pb::Block::decode(last.bytes.as_slice()).unwrap();
+    let victim = sha256(&block.txs.first().expect("the last block carries txs").tx);
+    let height = last.height;
+    s.replay.retain(|(id, _)| *id != victim);
+    assert_eq!(restore(&net, &p, s).err().expect("refused"), RestoreError::ReplayIndexIncomplete(height));
 
     // Another chain's store.
     let other = DevNet::new(72, 3);

@@ -15,6 +15,7 @@ struct Inner {
     main: BTreeMap<u64, Hash32>,
     state: BTreeMap<Vec<u8>, Vec<u8>>,
     undo: HashMap<Hash32, Vec<u8>>,
+    replay: HashMap<Hash32, u64>,
     meta: HashMap<String, Vec<u8>>,
     head: Option<HeadRecord>,
 }
@@ -47,7 +48,8 @@ impl Store for MemoryStore {
             recent.push(StoredBlock { height: h, id, bytes, undo: g.undo.get(&id).cloned() });
         }
         let state = g.state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        Ok(Some(StoredChain { head, state, recent }))
+        let replay = g.replay.iter().map(|(k, v)| (*k, *v)).collect();
+        Ok(Some(StoredChain { head, state, recent, replay }))
     }
 
     async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
@@ -70,6 +72,12 @@ impl Store for MemoryStore {
         }
         for id in batch.delete_undo {
             g.undo.remove(&id);
+        }
+        for (id, nonce) in batch.replay_put {
+            g.replay.insert(id, nonce);
+        }
+        for id in batch.replay_delete {
+            g.replay.remove(&id);
         }
         if let Some(h) = batch.head {
             // A shorter main chain never happens (fork choice only moves to

@@ -19,6 +19,7 @@ const MAIN: TableDefinition<u64, &[u8]> = TableDefinition::new("main");
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const REPLAY: TableDefinition<&[u8], u64> = TableDefinition::new("replay");
 const HEAD_KEY: &str = "chain.head";
 
 fn be<E: std::fmt::Display>(e: E) -> StoreError {
@@ -36,6 +37,8 @@ enum Op<'a> {
     State(&'a [u8], Option<&'a [u8]>),
     PutUndo(&'a Hash32, &'a [u8]),
     DeleteUndo(&'a Hash32),
+    PutReplay(&'a Hash32, u64),
+    DeleteReplay(&'a Hash32),
     Head(&'a HeadRecord),
 }
 
@@ -46,6 +49,8 @@ fn ops(batch: &WriteBatch) -> Vec<Op<'_>> {
     v.extend(batch.state.iter().map(|(k, val)| Op::State(k, val.as_deref())));
     v.extend(batch.put_undo.iter().map(|(id, u)| Op::PutUndo(id, u)));
     v.extend(batch.delete_undo.iter().map(Op::DeleteUndo));
+    v.extend(batch.replay_put.iter().map(|(id, n)| Op::PutReplay(id, *n)));
+    v.extend(batch.replay_delete.iter().map(Op::DeleteReplay));
     v.extend(batch.head.iter().map(Op::Head));
     v
 }
@@ -62,6 +67,7 @@ impl RedbStore {
             txn.open_table(STATE).map_err(be)?;
             txn.open_table(UNDO).map_err(be)?;
             txn.open_table(META).map_err(be)?;
+            txn.open_table(REPLAY).map_err(be)?;
         }
         txn.commit().map_err(be)?;
         Ok(Self { db })
@@ -73,6 +79,7 @@ impl RedbStore {
         let mut state = txn.open_table(STATE).map_err(be)?;
         let mut undo = txn.open_table(UNDO).map_err(be)?;
         let mut meta = txn.open_table(META).map_err(be)?;
+        let mut replay = txn.open_table(REPLAY).map_err(be)?;
         for op in ops {
             match op {
                 Op::PutBlock(h, id, b) => {
@@ -93,6 +100,12 @@ impl RedbStore {
                 }
                 Op::DeleteUndo(id) => {
                     undo.remove(id.0.as_slice()).map_err(be)?;
+                }
+                Op::PutReplay(id, n) => {
+                    replay.insert(id.0.as_slice(), *n).map_err(be)?;
+                }
+                Op::DeleteReplay(id) => {
+                    replay.remove(id.0.as_slice()).map_err(be)?;
                 }
                 Op::Head(h) => {
                     // Drop index entries above the new head (kept exact even
@@ -155,7 +168,13 @@ impl Store for RedbStore {
             let (k, v) = r.map_err(be)?;
             state.push((k.value().to_vec(), v.value().to_vec()));
         }
-        Ok(Some(StoredChain { head, state, recent }))
+        let replay_t = txn.open_table(REPLAY).map_err(be)?;
+        let mut replay = Vec::new();
+        for r in replay_t.iter().map_err(be)? {
+            let (k, v) = r.map_err(be)?;
+            replay.push((Hash32::from_slice(k.value()).ok_or(StoreError::Corrupt("replay key"))?, v.value()));
+        }
+        Ok(Some(StoredChain { head, state, recent, replay }))
     }
 
     async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {

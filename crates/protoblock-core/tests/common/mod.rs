@@ -247,6 +247,7 @@ pub struct StoreModel {
     pub by_height: BTreeMap<u64, Hash32>,
     pub state: BTreeMap<Vec<u8>, Vec<u8>>,
     pub undo: HashMap<Hash32, Vec<u8>>,
+    pub replay: BTreeMap<Hash32, u64>,
     pub head: Option<HeadRecord>,
 }
 
@@ -270,6 +271,14 @@ impl StoreModel {
         }
         for id in &b.delete_undo {
             self.undo.remove(id);
+        }
+        // The core keeps these lists disjoint, so order does not matter.
+        for id in &b.replay_delete {
+            assert!(!b.replay_put.iter().any(|(p, _)| p == id), "replay put and delete overlap");
+            self.replay.remove(id);
+        }
+        for (id, n) in &b.replay_put {
+            self.replay.insert(*id, *n);
         }
         if let Some(h) = b.head {
             self.head = Some(h);
@@ -300,7 +309,12 @@ impl StoreModel {
                 })
                 .collect()
         };
-        StoredChain { head, state: self.state.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), recent }
+        StoredChain {
+            head,
+            state: self.state.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            recent,
+            replay: self.replay.iter().map(|(k, v)| (*k, *v)).collect(),
+        }
     }
 }
 
@@ -356,4 +370,9 @@ pub fn tx_root_of(txs: &[Vec<u8>]) -> Hash32 {
         })
         .collect();
     protoblock_core::block::tx_root(pairs.iter().map(|(i, s)| (i, s)))
+}
+
+/// The chain's replay index as a sorted map, to compare with a store model.
+pub fn replay_of(c: &Chain) -> BTreeMap<Hash32, u64> {
+    c.replay().iter().map(|(k, v)| (*k, *v)).collect()
 }
