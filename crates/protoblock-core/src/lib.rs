@@ -21,6 +21,8 @@
 //! - [`chain`]: fork choice (longest valid chain, ties to the lower id),
 //!   finality, reorgs with undo records.
 //! - [`mempool`], [`producer`]: the bounded mempool and block production.
+//! - [`sync`]: the sync planner (ranges to request from which peers, timeouts,
+//!   re-requests, ordered hand-off of received blocks).
 //! - [`genesis`], [`devnet`]: the genesis format and a deterministic dev network.
 
 #![forbid(unsafe_code)]
@@ -40,6 +42,7 @@ pub mod params;
 pub mod producer;
 pub mod replay;
 pub mod state;
+pub mod sync;
 
 pub use block::BlockMeta;
 pub use chain::{Chain, ChainUpdate, HeadRecord, Placement, StoredBlock, StoredChain, WriteBatch};

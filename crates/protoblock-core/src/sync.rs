@@ -1,0 +1,281 @@
+//! The sync planner: which block ranges to ask which peers for, and in what
+//! order to hand received blocks to the chain. Sans-IO and generic over the
+//! peer id type, so the same planner drives libp2p nodes and the
+//! deterministic many-node simulations in the tests.
+//!
+//! Rules:
+//! - ranges of `range_len` blocks above the local head are asked of peers
+//!   whose announced head covers them, least-loaded peer first, with at most
+//!   `max_in_flight` requests overall and `per_peer_in_flight` per peer;
+//! - a request not answered by its deadline is dropped, the peer gets a
+//!   strike, and the range is asked of another peer where there is one;
+//! - responses must be consecutive blocks starting at the requested height
+//!   (fewer is fine: a size cap); anything else is the peer's fault;
+//! - received blocks wait in a bounded buffer until the chain reaches them,
+//!   and leave it strictly in height order. Blocks that arrive by gossip
+//!   ahead of the head share that buffer.
+
+use std::collections::BTreeMap;
+
+use crate::block::peek_block;
+use crate::params::ChainParams;
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub range_len: u32,
+    pub max_in_flight: usize,
+    pub per_peer_in_flight: usize,
+    pub timeout_ms: u64,
+    /// Blocks held ahead of the head, over all peers.
+    pub max_buffered: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self { range_len: 64, max_in_flight: 8, per_peer_in_flight: 2, timeout_ms: 10_000, max_buffered: 2048 }
+    }
+}
+
+/// A request to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeRequest<P> {
+    pub id: u64,
+    pub peer: P,
+    pub start: u64,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncFault {
+    #[error("response to an unknown or expired request")]
+    UnknownRequest,
+    #[error("response came from another peer than asked")]
+    WrongPeer,
+    #[error("response holds more blocks than asked")]
+    TooMany,
+    #[error("block {index} of the response does not decode")]
+    Undecodable { index: usize },
+    #[error("block {index} of the response is at height {got}, expected {expected}")]
+    WrongHeight { index: usize, expected: u64, got: u64 },
+}
+
+#[derive(Debug, Clone, Default)]
+struct PeerSync {
+    head: u64,
+    in_flight: usize,
+    strikes: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Pending<P> {
+    peer: P,
+    start: u64,
+    count: u32,
+    deadline: u64,
+}
+
+#[derive(Debug)]
+pub struct SyncPlanner<P> {
+    cfg: SyncConfig,
+    params: ChainParams,
+    peers: BTreeMap<P, PeerSync>,
+    /// Outstanding requests by id.
+    pending: BTreeMap<u64, Pending<P>>,
+    /// Blocks received ahead of the head, by height.
+    buffered: BTreeMap<u64, (P, Vec<u8>)>,
+    /// Peer that last timed out on a range start, to try someone else first.
+    avoid: BTreeMap<u64, P>,
+    next_id: u64,
+}
+
+impl<P: Clone + Ord> SyncPlanner<P> {
+    pub fn new(cfg: SyncConfig, params: ChainParams) -> Self {
+        Self {
+            cfg,
+            params,
+            peers: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            buffered: BTreeMap::new(),
+            avoid: BTreeMap::new(),
+            next_id: 0,
+        }
+    }
+
+    /// A peer announced its head (handshake or later status).
+    pub fn peer_head(&mut self, peer: P, head: u64) {
+        self.peers.entry(peer).or_default().head = head;
+    }
+
+    /// The peer disconnected or was banned: its requests and the blocks it
+    /// sent that are still buffered are dropped, to be asked again elsewhere.
+    pub fn peer_gone(&mut self, peer: &P) {
+        self.peers.remove(peer);
+        self.pending.retain(|_, p| &p.peer != peer);
+        self.buffered.retain(|_, (p, _)| p != peer);
+    }
+
+    pub fn strikes(&self, peer: &P) -> u32 {
+        self.peers.get(peer).map(|p| p.strikes).unwrap_or(0)
+    }
+
+    /// Highest head announced by any peer.
+    pub fn best_peer_head(&self) -> u64 {
+        self.peers.values().map(|p| p.head).max().unwrap_or(0)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buffered.len()
+    }
+
+    /// Whether the node is behind the best peer it knows of.
+    pub fn is_syncing(&self, local_head: u64) -> bool {
+        self.best_peer_head() > local_head
+    }
+
+    /// Expires overdue requests, then plans new ones.
+    pub fn poll_requests(&mut self, local_head: u64, now_ms: u64) -> Vec<RangeRequest<P>> {
+        let overdue: Vec<u64> = self.pending.iter().filter(|(_, p)| p.deadline <= now_ms).map(|(id, _)| *id).collect();
+        for id in overdue {
+            if let Some(p) = self.pending.remove(&id) {
+                if let Some(ps) = self.peers.get_mut(&p.peer) {
+                    ps.in_flight = ps.in_flight.saturating_sub(1);
+                    ps.strikes += 1;
+                }
+                self.avoid.insert(p.start, p.peer);
+            }
+        }
+        self.avoid.retain(|start, _| *start > local_head);
+        self.buffered.retain(|h, _| *h > local_head);
+
+        let mut out = Vec::new();
+        let best = self.best_peer_head();
+        let mut start = local_head + 1;
+        while start <= best && self.pending.len() < self.cfg.max_in_flight {
+            let count = (self.cfg.range_len as u64).min(best - start + 1) as u32;
+            let end = start + count as u64 - 1;
+            let covered = self.pending.values().any(|p| p.start <= end && start < p.start + p.count as u64)
+                || (start..=end).all(|h| self.buffered.contains_key(&h));
+            if !covered && self.buffered.len() + self.pending_blocks() < self.cfg.max_buffered {
+                let avoid = self.avoid.get(&start);
+                let candidate = self
+                    .peers
+                    .iter()
+                    .filter(|(_, s)| s.head >= start && s.in_flight < self.cfg.per_peer_in_flight)
+                    .min_by_key(|(p, s)| (Some(*p) == avoid, s.in_flight, s.strikes))
+                    .map(|(p, _)| p.clone());
+                let Some(peer) = candidate else { break };
+                let count = count.min((self.peers[&peer].head - start + 1) as u32);
+                let id = self.next_id;
+                self.next_id += 1;
+                self.peers.get_mut(&peer).expect("candidate").in_flight += 1;
+                let deadline = now_ms.saturating_add(self.cfg.timeout_ms);
+                self.pending.insert(id, Pending { peer: peer.clone(), start, count, deadline });
+                out.push(RangeRequest { id, peer, start, count });
+                start += count as u64;
+                continue;
+            }
+            start = end + 1;
+        }
+        out
+    }
+
+    fn pending_blocks(&self) -> usize {
+        self.pending.values().map(|p| p.count as usize).sum()
+    }
+
+    /// The earliest deadline of an outstanding request (for the driver's timer).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.pending.values().map(|p| p.deadline).min()
+    }
+
+    /// Takes a response. Blocks are checked only for shape here (decodable,
+    /// consecutive heights from the requested start); the chain validates
+    /// them when they come out of [`SyncPlanner::take_ready`].
+    pub fn on_response(&mut self, id: u64, from: &P, blocks: Vec<Vec<u8>>) -> Result<usize, SyncFault> {
+        let p = self.pending.get(&id).ok_or(SyncFault::UnknownRequest)?;
+        if &p.peer != from {
+            return Err(SyncFault::WrongPeer);
+        }
+        let p = self.pending.remove(&id).expect("present");
+        if let Some(ps) = self.peers.get_mut(&p.peer) {
+            ps.in_flight = ps.in_flight.saturating_sub(1);
+        }
+        let fault = |s: &mut Self, f: SyncFault| {
+            if let Some(ps) = s.peers.get_mut(&p.peer) {
+                ps.strikes += 1;
+            }
+            Err(f)
+        };
+        if blocks.len() > p.count as usize {
+            return fault(self, SyncFault::TooMany);
+        }
+        let mut checked = Vec::with_capacity(blocks.len());
+        for (index, b) in blocks.into_iter().enumerate() {
+            let expected = p.start + index as u64;
+            match peek_block(&b, &self.params) {
+                Ok((_, header, _)) if header.height == expected => checked.push((expected, b)),
+                Ok((_, header, _)) => {
+                    return fault(self, SyncFault::WrongHeight { index, expected, got: header.height });
+                }
+                Err(_) => return fault(self, SyncFault::Undecodable { index }),
+            }
+        }
+        let n = checked.len();
+        for (h, b) in checked {
+            if self.buffered.len() >= self.cfg.max_buffered {
+                break;
+            }
+            self.buffered.insert(h, (p.peer.clone(), b));
+        }
+        Ok(n)
+    }
+
+    /// The request failed at the transport (stream reset, peer refused).
+    pub fn on_failure(&mut self, id: u64) {
+        if let Some(p) = self.pending.remove(&id) {
+            if let Some(ps) = self.peers.get_mut(&p.peer) {
+                ps.in_flight = ps.in_flight.saturating_sub(1);
+                ps.strikes += 1;
+            }
+            self.avoid.insert(p.start, p.peer);
+        }
+    }
+
+    /// A block that arrived by gossip ahead of the head; kept if there is room.
+    pub fn buffer_gossip(&mut self, from: P, height: u64, bytes: Vec<u8>, local_head: u64) -> bool {
+        if height <= local_head + 1
+            || self.buffered.len() >= self.cfg.max_buffered
+            || self.buffered.contains_key(&height)
+        {
+            return false;
+        }
+        self.buffered.insert(height, (from, bytes));
+        true
+    }
+
+    /// Buffered blocks that now extend the head, in height order, with the
+    /// peer each came from (to blame if the chain refuses it).
+    pub fn take_ready(&mut self, local_head: u64) -> Vec<(P, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut next = local_head + 1;
+        while let Some(entry) = self.buffered.remove(&next) {
+            out.push(entry);
+            next += 1;
+        }
+        self.buffered.retain(|h, _| *h > local_head);
+        out
+    }
+
+    /// The chain refused a block from `peer`: drop everything else it sent
+    /// that is still buffered, so it is asked of someone else.
+    pub fn on_invalid(&mut self, peer: &P) {
+        self.buffered.retain(|_, (p, _)| p != peer);
+        if let Some(ps) = self.peers.get_mut(peer) {
+            ps.strikes += 1;
+        }
+    }
+}
