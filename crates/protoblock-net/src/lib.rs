@@ -1,0 +1,16 @@
+//! # protoblock-net
+//!
+//! The p2p layer of Protoblock on rust-libp2p: the status handshake, block
+//! sync by range, gossip of blocks and txs (message id = content id, every
+//! message validated by the core before it is forwarded), mempool sync and
+//! peer exchange, and [`node::Node`], the event loop that owns the swarm, the
+//! chain and the store. Protocol logic (validation, fork choice, sync
+//! planning) lives in `protoblock-core`; this crate only moves bytes.
+
+pub mod behaviour;
+pub mod codec;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
+pub mod node;
+
+pub use node::{Node, NodeConfig, NodeEvent, NodeHandle, NodeStatus};

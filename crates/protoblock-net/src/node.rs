@@ -1,0 +1,768 @@
+//! The node driver: the one place that knows the swarm, the core and the
+//! store. It is a single sequential event loop (swarm events, commands,
+//! a timer), generic over the store and built on a swarm made by the
+//! platform, so native and browser nodes share it.
+//!
+//! Local work before remote work: commands and ready blocks are handled
+//! before new requests are planned, and every queue here is bounded.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt, SinkExt, StreamExt};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, identify, ping};
+use prost::Message;
+use protoblock_core::block::peek_block;
+use protoblock_core::chain::ChainUpdate;
+use protoblock_core::mempool::{Mempool, MempoolConfig, MempoolError};
+use protoblock_core::producer::produce_block;
+use protoblock_core::sync::{SyncConfig, SyncPlanner};
+use protoblock_core::{Chain, Hash32, TxError};
+use protoblock_proto::v1 as pb;
+use protoblock_store::Store;
+
+use crate::behaviour::{Behaviour, BehaviourEvent};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+const TICK: Duration = Duration::from_millis(100);
+const MAX_RANGE: u32 = 256;
+const MAX_MEMPOOL_SYNC: usize = 1000;
+const MAX_PEERS_SHARED: usize = 32;
+const STATUS_REFRESH_MS: u64 = 5_000;
+
+pub fn now_ms() -> u64 {
+    web_time::SystemTime::now().duration_since(web_time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[derive(Clone)]
+pub struct NodeConfig {
+    pub bootstrap: Vec<Multiaddr>,
+    /// With a key the node produces blocks in the key's slots.
+    pub producer_key: Option<SigningKey>,
+    pub block_interval_ms: u64,
+    pub sync: SyncConfig,
+    pub mempool: MempoolConfig,
+    /// Dial peers learned by peer exchange while below this many.
+    pub target_peers: usize,
+    pub ban_ms: u64,
+    /// Test hook: serve blocks with a flipped signature bit (a lying peer).
+    #[doc(hidden)]
+    pub serve_tampered_blocks: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap: Vec::new(),
+            producer_key: None,
+            block_interval_ms: 2_000,
+            sync: SyncConfig::default(),
+            mempool: MempoolConfig::default(),
+            target_peers: 8,
+            ban_ms: 10 * 60 * 1000,
+            serve_tampered_blocks: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum NodeEvent {
+    NewHead {
+        height: u64,
+        id: Hash32,
+        txs: usize,
+    },
+    PeerUp {
+        peer: PeerId,
+    },
+    PeerDown {
+        peer: PeerId,
+    },
+    /// Dropped at the handshake: another chain or protocol.
+    PeerIncompatible {
+        peer: PeerId,
+        reason: String,
+    },
+    PeerBanned {
+        peer: PeerId,
+        reason: String,
+    },
+    TxAccepted {
+        id: Hash32,
+    },
+    Listening {
+        addr: Multiaddr,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct PeerStatus {
+    pub peer: PeerId,
+    pub head: u64,
+    pub latency_ms: Option<u64>,
+    pub addr: Option<Multiaddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub peer_id: PeerId,
+    pub genesis: Hash32,
+    pub head_height: u64,
+    pub head_id: Hash32,
+    pub final_height: u64,
+    pub syncing: bool,
+    pub mempool: usize,
+    pub peers: Vec<PeerStatus>,
+    pub listen: Vec<Multiaddr>,
+    pub blocks_validated: u64,
+    pub gossip_accepted: u64,
+    pub gossip_rejected: u64,
+}
+
+pub enum Command {
+    SubmitTx(Vec<u8>, oneshot::Sender<Result<Hash32, String>>),
+    Status(oneshot::Sender<NodeStatus>),
+    Dial(Multiaddr),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The application's handle on a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl NodeHandle {
+    pub async fn submit_tx(&self, tx: Vec<u8>) -> Result<Hash32, String> {
+        let (tx_done, rx) = oneshot::channel();
+        self.commands.clone().send(Command::SubmitTx(tx, tx_done)).await.map_err(|_| "node stopped".to_string())?;
+        rx.await.map_err(|_| "node stopped".to_string())?
+    }
+
+    pub async fn status(&self) -> Option<NodeStatus> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.clone().send(Command::Status(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    pub async fn dial(&self, addr: Multiaddr) {
+        let _ = self.commands.clone().send(Command::Dial(addr)).await;
+    }
+
+    /// Stops the node after its current step; everything committed stays.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.clone().send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SyncPurpose {
+    Blocks(u64),
+    Mempool,
+    Peers,
+}
+
+#[derive(Debug, Default)]
+struct PeerInfo {
+    ready: bool,
+    head: u64,
+    latency_ms: Option<u64>,
+    addr: Option<Multiaddr>,
+    listen: Vec<Multiaddr>,
+    last_status_ms: u64,
+}
+
+pub struct Node<S: Store> {
+    swarm: Swarm<Behaviour>,
+    chain: Chain,
+    store: S,
+    mempool: Mempool,
+    planner: SyncPlanner<PeerId>,
+    cfg: NodeConfig,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NodeEvent>,
+    peers: HashMap<PeerId, PeerInfo>,
+    bans: HashMap<PeerId, u64>,
+    sync_requests: HashMap<OutboundRequestId, SyncPurpose>,
+    blocks_topic: IdentTopic,
+    txs_topic: IdentTopic,
+    next_produce_ms: u64,
+    listen: Vec<Multiaddr>,
+    blocks_validated: u64,
+    gossip_accepted: u64,
+    gossip_rejected: u64,
+}
+
+impl<S: Store> Node<S> {
+    /// Wires a node. Events go to the returned receiver (bounded; a full
+    /// receiver drops events rather than stalling the node).
+    pub fn new(
+        mut swarm: Swarm<Behaviour>,
+        chain: Chain,
+        store: S,
+        cfg: NodeConfig,
+    ) -> Result<(Self, NodeHandle, mpsc::Receiver<NodeEvent>), String> {
+        let tag = &chain.genesis().hash.to_hex()[..16];
+        let blocks_topic = IdentTopic::new(format!("/protoblock/{tag}/blocks/1"));
+        let txs_topic = IdentTopic::new(format!("/protoblock/{tag}/txs/1"));
+        swarm.behaviour_mut().gossipsub.subscribe(&blocks_topic).map_err(|e| e.to_string())?;
+        swarm.behaviour_mut().gossipsub.subscribe(&txs_topic).map_err(|e| e.to_string())?;
+        for addr in &cfg.bootstrap {
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, error = %e, "bootstrap dial failed");
+            }
+        }
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let planner = SyncPlanner::new(cfg.sync.clone(), chain.params().clone());
+        let mempool = Mempool::new(cfg.mempool.clone());
+        let node = Self {
+            swarm,
+            chain,
+            store,
+            mempool,
+            planner,
+            cfg,
+            commands: cmd_rx,
+            events: ev_tx,
+            peers: HashMap::new(),
+            bans: HashMap::new(),
+            sync_requests: HashMap::new(),
+            blocks_topic,
+            txs_topic,
+            next_produce_ms: 0,
+            listen: Vec::new(),
+            blocks_validated: 0,
+            gossip_accepted: 0,
+            gossip_rejected: 0,
+        };
+        Ok((node, NodeHandle { commands: cmd_tx }, ev_rx))
+    }
+
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    fn emit(&mut self, e: NodeEvent) {
+        let _ = self.events.try_send(e);
+    }
+
+    fn my_status(&self) -> pb::Status {
+        let h = self.chain.head();
+        pb::Status {
+            protocol_version: PROTOCOL_VERSION,
+            genesis_hash: self.chain.genesis().hash.0.to_vec(),
+            head_height: h.height,
+            head_hash: h.id.0.to_vec(),
+            final_height: self.chain.final_height(),
+        }
+    }
+
+    /// Runs until shut down.
+    pub async fn run(mut self) {
+        let mut tick = futures_timer::Delay::new(TICK).fuse();
+        loop {
+            futures::select! {
+                cmd = self.commands.next() => match cmd {
+                    Some(Command::Shutdown(done)) => {
+                        tracing::info!(height = self.chain.head().height, "node stopping");
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(c) => self.on_command(c).await,
+                    None => return,
+                },
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev).await,
+                _ = tick => {
+                    self.on_tick().await;
+                    tick = futures_timer::Delay::new(TICK).fuse();
+                }
+            }
+        }
+    }
+
+    async fn on_command(&mut self, c: Command) {
+        match c {
+            Command::SubmitTx(bytes, done) => {
+                let r = self.admit_tx(&bytes);
+                if let Ok(id) = &r {
+                    if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(self.txs_topic.clone(), bytes) {
+                        tracing::debug!(error = %e, "tx publish (no peers yet?)");
+                    }
+                    let id = *id;
+                    self.emit(NodeEvent::TxAccepted { id });
+                }
+                let _ = done.send(r.map_err(|e| e.to_string()));
+            }
+            Command::Status(done) => {
+                let _ = done.send(self.status());
+            }
+            Command::Dial(addr) => {
+                if let Err(e) = self.swarm.dial(addr.clone()) {
+                    tracing::warn!(%addr, error = %e, "dial failed");
+                }
+            }
+            Command::Shutdown(_) => unreachable!("handled in run"),
+        }
+    }
+
+    fn status(&self) -> NodeStatus {
+        let h = self.chain.head();
+        NodeStatus {
+            peer_id: *self.swarm.local_peer_id(),
+            genesis: self.chain.genesis().hash,
+            head_height: h.height,
+            head_id: h.id,
+            final_height: self.chain.final_height(),
+            syncing: self.planner.is_syncing(h.height),
+            mempool: self.mempool.len(),
+            peers: self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.ready)
+                .map(|(id, p)| PeerStatus { peer: *id, head: p.head, latency_ms: p.latency_ms, addr: p.addr.clone() })
+                .collect(),
+            listen: self.listen.clone(),
+            blocks_validated: self.blocks_validated,
+            gossip_accepted: self.gossip_accepted,
+            gossip_rejected: self.gossip_rejected,
+        }
+    }
+
+    fn admit_tx(&mut self, bytes: &[u8]) -> Result<Hash32, MempoolError> {
+        self.mempool.insert(bytes, &self.chain, now_ms())
+    }
+
+    fn is_banned(&self, peer: &PeerId) -> bool {
+        self.bans.get(peer).is_some_and(|until| *until > now_ms())
+    }
+
+    fn ban(&mut self, peer: PeerId, reason: String) {
+        tracing::warn!(%peer, %reason, "banning peer");
+        self.bans.insert(peer, now_ms() + self.cfg.ban_ms);
+        self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+        self.planner.peer_gone(&peer);
+        self.peers.remove(&peer);
+        let _ = self.swarm.disconnect_peer_id(peer);
+        self.emit(NodeEvent::PeerBanned { peer, reason });
+    }
+
+    async fn on_tick(&mut self) {
+        let now = now_ms();
+        self.bans.retain(|_, until| *until > now);
+        // Refresh peers' heads now and then (gossip keeps them current too).
+        let stale: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.ready && now.saturating_sub(p.last_status_ms) > STATUS_REFRESH_MS)
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in stale {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.last_status_ms = now;
+            }
+            let s = self.my_status();
+            self.swarm.behaviour_mut().status.send_request(&peer, s);
+        }
+        self.plan_sync(now);
+        self.maybe_produce(now).await;
+    }
+
+    fn plan_sync(&mut self, now: u64) {
+        let head = self.chain.head().height;
+        for req in self.planner.poll_requests(head, now) {
+            let r = pb::SyncRequest {
+                kind: Some(pb::sync_request::Kind::Blocks(pb::BlockRangeRequest {
+                    start_height: req.start,
+                    count: req.count,
+                })),
+            };
+            let id = self.swarm.behaviour_mut().sync.send_request(&req.peer, r);
+            self.sync_requests.insert(id, SyncPurpose::Blocks(req.id));
+        }
+    }
+
+    async fn maybe_produce(&mut self, now: u64) {
+        let Some(key) = self.cfg.producer_key.clone() else { return };
+        if now < self.next_produce_ms || self.planner.is_syncing(self.chain.head().height) {
+            return;
+        }
+        self.next_produce_ms = now + self.cfg.block_interval_ms;
+        let produced = match produce_block(&self.chain, self.mempool.iter().map(|p| (&p.bytes[..], &p.tx)), &key, now) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "not producing");
+                return;
+            }
+        };
+        match self.chain.insert_block(&produced.bytes, now) {
+            Ok(update) => {
+                self.commit(update).await;
+                if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(self.blocks_topic.clone(), produced.bytes)
+                {
+                    tracing::debug!(error = %e, "block publish (no peers yet?)");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "own block refused"),
+        }
+    }
+
+    /// Persists a chain change and brings the mempool up to date.
+    async fn commit(&mut self, update: ChainUpdate) {
+        let Some(batch) = update.batch else { return };
+        if let Err(e) = self.store.commit(batch).await {
+            // The in-memory chain is ahead of the store now; a restart
+            // resumes from the last committed head and syncs again.
+            tracing::error!(error = %e, "store commit failed");
+        }
+        for bytes in &update.reverted {
+            if let Ok(b) = pb::Block::decode(&bytes[..]) {
+                for st in b.txs {
+                    let _ = self.mempool.insert(&st.encode_to_vec(), &self.chain, now_ms());
+                }
+            }
+        }
+        self.blocks_validated += 1;
+        self.mempool.rebuild(&self.chain, now_ms());
+        let h = self.chain.head();
+        self.emit(NodeEvent::NewHead { height: h.height, id: h.id, txs: 0 });
+    }
+
+    /// Hands buffered blocks that now extend the head to the chain.
+    async fn drain_ready(&mut self) {
+        loop {
+            let ready = self.planner.take_ready(self.chain.head().height);
+            if ready.is_empty() {
+                return;
+            }
+            for (peer, bytes) in ready {
+                match self.chain.insert_block(&bytes, now_ms()) {
+                    Ok(update) => self.commit(update).await,
+                    Err(e) if e.is_peer_fault() => {
+                        self.planner.on_invalid(&peer);
+                        self.ban(peer, format!("sent an invalid block: {e}"));
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "synced block not placed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.listen.push(address.clone());
+                self.emit(NodeEvent::Listening { addr: address });
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                if self.is_banned(&peer_id) {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                if num_established.get() == 1 {
+                    let info = self.peers.entry(peer_id).or_default();
+                    info.addr = Some(endpoint.get_remote_address().clone());
+                    info.last_status_ms = now_ms();
+                    let s = self.my_status();
+                    self.swarm.behaviour_mut().status.send_request(&peer_id, s);
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                self.planner.peer_gone(&peer_id);
+                if self.peers.remove(&peer_id).is_some_and(|p| p.ready) {
+                    self.emit(NodeEvent::PeerDown { peer: peer_id });
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Status(e)) => self.on_status_event(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync_event(e).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip_event(e).await,
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. })) => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.latency_ms = Some(rtt.as_millis() as u64);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                if let Some(p) = self.peers.get_mut(&peer_id) {
+                    p.listen = info.listen_addrs.iter().take(8).cloned().collect();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The handshake: both sides send their status and answer the other's.
+    fn on_peer_status(&mut self, peer: PeerId, s: &pb::Status) {
+        let reason = if s.protocol_version != PROTOCOL_VERSION {
+            Some(format!("protocol version {} (ours {PROTOCOL_VERSION})", s.protocol_version))
+        } else if s.genesis_hash != self.chain.genesis().hash.0 {
+            Some(format!("another chain (genesis {})", hex::encode(&s.genesis_hash)))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            tracing::warn!(%peer, %reason, "dropping peer at handshake");
+            self.peers.remove(&peer);
+            self.planner.peer_gone(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+            self.emit(NodeEvent::PeerIncompatible { peer, reason });
+            return;
+        }
+        let info = self.peers.entry(peer).or_default();
+        info.head = info.head.max(s.head_height);
+        let first = !info.ready;
+        info.ready = true;
+        self.planner.peer_head(peer, s.head_height);
+        if first {
+            self.emit(NodeEvent::PeerUp { peer });
+            // Mempool sync and peer exchange once per new peer.
+            let known: Vec<Vec<u8>> = self.mempool.iter().take(MAX_MEMPOOL_SYNC).map(|p| p.tx.id.0.to_vec()).collect();
+            let m = pb::SyncRequest {
+                kind: Some(pb::sync_request::Kind::Mempool(pb::MempoolRequest {
+                    known_ids: known,
+                    max: MAX_MEMPOOL_SYNC as u32,
+                })),
+            };
+            let id = self.swarm.behaviour_mut().sync.send_request(&peer, m);
+            self.sync_requests.insert(id, SyncPurpose::Mempool);
+            let p = pb::SyncRequest {
+                kind: Some(pb::sync_request::Kind::Peers(pb::PeersRequest { max: MAX_PEERS_SHARED as u32 })),
+            };
+            let id = self.swarm.behaviour_mut().sync.send_request(&peer, p);
+            self.sync_requests.insert(id, SyncPurpose::Peers);
+        }
+    }
+
+    fn on_status_event(&mut self, e: request_response::Event<pb::Status, pb::Status>) {
+        use request_response::{Event, Message as M};
+        match e {
+            Event::Message { peer, message: M::Request { request, channel, .. }, .. } => {
+                let mine = self.my_status();
+                let _ = self.swarm.behaviour_mut().status.send_response(channel, mine);
+                self.on_peer_status(peer, &request);
+            }
+            Event::Message { peer, message: M::Response { response, .. }, .. } => self.on_peer_status(peer, &response),
+            Event::OutboundFailure { peer, error, .. } => tracing::debug!(%peer, %error, "status request failed"),
+            _ => {}
+        }
+    }
+
+    async fn on_sync_event(&mut self, e: request_response::Event<pb::SyncRequest, pb::SyncResponse>) {
+        use request_response::{Event, Message as M};
+        match e {
+            Event::Message { peer, message: M::Request { request, channel, .. }, .. } => {
+                let resp = self.serve(peer, request).await;
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
+            }
+            Event::Message { peer, message: M::Response { request_id, response }, .. } => {
+                let purpose = self.sync_requests.remove(&request_id);
+                self.on_sync_response(peer, purpose, response).await;
+            }
+            Event::OutboundFailure { peer, request_id, error, .. } => {
+                tracing::debug!(%peer, %error, "sync request failed");
+                if let Some(SyncPurpose::Blocks(id)) = self.sync_requests.remove(&request_id) {
+                    self.planner.on_failure(id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn serve(&mut self, peer: PeerId, req: pb::SyncRequest) -> pb::SyncResponse {
+        use pb::sync_response::Kind as R;
+        let kind = match req.kind {
+            Some(pb::sync_request::Kind::Blocks(r)) => {
+                match self
+                    .store
+                    .blocks_range(
+                        r.start_height,
+                        r.count.min(MAX_RANGE),
+                        crate::behaviour::MAX_SYNC_RESPONSE_BYTES - 64 * 1024,
+                    )
+                    .await
+                {
+                    Ok(mut blocks) => {
+                        if self.cfg.serve_tampered_blocks {
+                            for b in &mut blocks {
+                                tamper(b);
+                            }
+                        }
+                        R::Blocks(pb::BlockRangeResponse { blocks })
+                    }
+                    Err(e) => R::Error(format!("store: {e}")),
+                }
+            }
+            Some(pb::sync_request::Kind::Mempool(r)) => {
+                let known: HashSet<&[u8]> = r.known_ids.iter().take(MAX_MEMPOOL_SYNC).map(|v| v.as_slice()).collect();
+                let max = (r.max as usize).min(MAX_MEMPOOL_SYNC);
+                let mut size = 0;
+                let txs = self
+                    .mempool
+                    .iter()
+                    .filter(|p| !known.contains(p.tx.id.0.as_slice()))
+                    .take(max)
+                    .take_while(|p| {
+                        size += p.bytes.len();
+                        size < crate::behaviour::MAX_SYNC_RESPONSE_BYTES / 2
+                    })
+                    .map(|p| p.bytes.to_vec())
+                    .collect();
+                R::Mempool(pb::MempoolResponse { txs })
+            }
+            Some(pb::sync_request::Kind::Peers(r)) => {
+                let peers = self
+                    .peers
+                    .iter()
+                    .filter(|(id, p)| **id != peer && p.ready && !p.listen.is_empty())
+                    .take((r.max as usize).min(MAX_PEERS_SHARED))
+                    .map(|(id, p)| pb::PeerRecord {
+                        peer_id: id.to_bytes(),
+                        addrs: p.listen.iter().map(|a| a.to_vec()).collect(),
+                    })
+                    .collect();
+                R::Peers(pb::PeersResponse { peers })
+            }
+            None => R::Error("empty request".into()),
+        };
+        pb::SyncResponse { kind: Some(kind) }
+    }
+
+    async fn on_sync_response(&mut self, peer: PeerId, purpose: Option<SyncPurpose>, resp: pb::SyncResponse) {
+        use pb::sync_response::Kind as R;
+        match (purpose, resp.kind) {
+            (Some(SyncPurpose::Blocks(id)), Some(R::Blocks(b))) => {
+                if let Err(fault) = self.planner.on_response(id, &peer, b.blocks) {
+                    self.ban(peer, format!("bad sync response: {fault}"));
+                    return;
+                }
+                self.drain_ready().await;
+                self.plan_sync(now_ms());
+            }
+            (Some(SyncPurpose::Blocks(id)), _) => self.planner.on_failure(id),
+            (Some(SyncPurpose::Mempool), Some(R::Mempool(m))) => {
+                for tx in m.txs.iter().take(MAX_MEMPOOL_SYNC) {
+                    let _ = self.admit_tx(tx);
+                }
+            }
+            (Some(SyncPurpose::Peers), Some(R::Peers(p))) => {
+                let connected = self.peers.len();
+                let mut dialed = 0;
+                for rec in p.peers.iter().take(MAX_PEERS_SHARED) {
+                    if connected + dialed >= self.cfg.target_peers {
+                        break;
+                    }
+                    let Ok(id) = PeerId::from_bytes(&rec.peer_id) else { continue };
+                    if id == *self.swarm.local_peer_id() || self.peers.contains_key(&id) || self.is_banned(&id) {
+                        continue;
+                    }
+                    let addrs: Vec<Multiaddr> =
+                        rec.addrs.iter().take(8).filter_map(|a| Multiaddr::try_from(a.clone()).ok()).collect();
+                    if let Some(addr) = addrs.into_iter().next() {
+                        let addr = addr.with_p2p(id).unwrap_or_else(|a| a);
+                        if self.swarm.dial(addr).is_ok() {
+                            dialed += 1;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_gossip_event(&mut self, e: gossipsub::Event) {
+        let gossipsub::Event::Message { propagation_source, message_id, message } = e else { return };
+        let verdict = if message.topic == self.blocks_topic.hash() {
+            self.on_gossip_block(propagation_source, message.data).await
+        } else if message.topic == self.txs_topic.hash() {
+            self.on_gossip_tx(message.data)
+        } else {
+            MessageAcceptance::Reject
+        };
+        match verdict {
+            MessageAcceptance::Accept => self.gossip_accepted += 1,
+            MessageAcceptance::Reject => self.gossip_rejected += 1,
+            MessageAcceptance::Ignore => {}
+        }
+        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+            &message_id,
+            &propagation_source,
+            verdict,
+        );
+    }
+
+    async fn on_gossip_block(&mut self, from: PeerId, data: Vec<u8>) -> MessageAcceptance {
+        let (id, header, _) = match peek_block(&data, self.chain.params()) {
+            Ok(x) => x,
+            Err(_) => return MessageAcceptance::Reject,
+        };
+        if self.chain.is_known(&id) {
+            return MessageAcceptance::Ignore;
+        }
+        if let Some(p) = self.peers.get_mut(&from) {
+            p.head = p.head.max(header.height);
+        }
+        self.planner.peer_head(from, self.peers.get(&from).map(|p| p.head).unwrap_or(header.height));
+        let head = self.chain.head().height;
+        if header.height > head + 1 {
+            // Ahead of us: hold it (bounded) until sync fills the gap. It is
+            // not forwarded, since we cannot validate it yet.
+            self.planner.buffer_gossip(from, header.height, data, head);
+            return MessageAcceptance::Ignore;
+        }
+        let verdict = match self.chain.insert_block(&data, now_ms()) {
+            Ok(update) => {
+                let placed = update.batch.is_some();
+                self.commit(update).await;
+                if placed { MessageAcceptance::Accept } else { MessageAcceptance::Ignore }
+            }
+            Err(e) if e.is_peer_fault() => {
+                self.ban(from, format!("gossiped an invalid block: {e}"));
+                MessageAcceptance::Reject
+            }
+            Err(_) => MessageAcceptance::Ignore,
+        };
+        self.drain_ready().await;
+        verdict
+    }
+
+    fn on_gossip_tx(&mut self, data: Vec<u8>) -> MessageAcceptance {
+        match self.admit_tx(&data) {
+            Ok(id) => {
+                self.emit(NodeEvent::TxAccepted { id });
+                MessageAcceptance::Accept
+            }
+            Err(MempoolError::Invalid(
+                TxError::Malformed
+                | TxError::BadSignature
+                | TxError::BadSignerKey(_)
+                | TxError::Oversized { .. }
+                | TxError::UnsupportedVersion(_),
+            )) => MessageAcceptance::Reject,
+            // State-dependent refusals may be our own lag; duplicates and a
+            // full pool are not the sender's fault.
+            Err(_) => MessageAcceptance::Ignore,
+        }
+    }
+}
+
+/// Flips one bit of a block's header signature (the lying-peer test hook).
+fn tamper(block: &mut Vec<u8>) {
+    if let Ok(mut b) = pb::Block::decode(block.as_slice()) {
+        if let Some(x) = b.signature.first_mut() {
+            *x ^= 1;
+        }
+        *block = b.encode_to_vec();
+    }
+}

@@ -1,0 +1,247 @@
+//! Native nodes over real TCP on loopback: handshake, sync from several
+//! peers, gossip of txs and blocks, a lying peer, a peer on another chain,
+//! and a restart mid-sync. Each node is its own swarm with its own store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::channel::mpsc;
+use libp2p::{Multiaddr, PeerId, identity};
+use protoblock_core::devnet::{DevNet, generate_chain, sign_transaction};
+use protoblock_core::proto::v1 as pb;
+use protoblock_core::{ChainParams, Genesis, Hash32};
+use protoblock_net::native::build_swarm;
+use protoblock_net::node::{Node, NodeConfig, NodeEvent, NodeHandle};
+use protoblock_store::{MemoryStore, RedbStore, Store, open_chain};
+use protoblock_tests::import;
+
+fn params() -> ChainParams {
+    ChainParams::default()
+}
+
+struct TestNode {
+    handle: NodeHandle,
+    events: mpsc::Receiver<NodeEvent>,
+    addr: Multiaddr,
+    peer: PeerId,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn spawn<S: Store + 'static>(genesis: &Genesis, store: S, cfg: NodeConfig) -> TestNode {
+    let chain = open_chain(&store, genesis.clone(), params()).await.unwrap();
+    let key = identity::Keypair::generate_ed25519();
+    let peer = key.public().to_peer_id();
+    let mut swarm = build_swarm(key, params().max_block_bytes).unwrap();
+    swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
+    let (node, handle, mut events) = Node::new(swarm, chain, store, cfg).unwrap();
+    let task = tokio::spawn(node.run());
+    let addr = loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("listening").unwrap() {
+            NodeEvent::Listening { addr } => break addr,
+            _ => continue,
+        }
+    };
+    TestNode { handle, events, addr: addr.with_p2p(peer).unwrap(), peer, task }
+}
+
+fn cfg(bootstrap: &[&TestNode]) -> NodeConfig {
+    let mut c = NodeConfig::default();
+    c.bootstrap = bootstrap.iter().map(|n| n.addr.clone()).collect();
+    c.sync.range_len = 32;
+    c.sync.timeout_ms = 3_000;
+    c
+}
+
+async fn head(n: &TestNode) -> u64 {
+    n.handle.status().await.unwrap().head_height
+}
+
+/// Polls until `f` holds or the deadline passes.
+async fn wait_for<F, Fut>(what: &str, secs: u64, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A store holding a generated chain (what a long-running node would have).
+async fn seeded_store(net: &DevNet, blocks: &[Vec<u8>]) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    let mut chain = open_chain(&store, net.genesis.clone(), params()).await.unwrap();
+    import(&store, &mut chain, blocks, 64).await.unwrap();
+    store
+}
+
+fn drain(events: &mut mpsc::Receiver<NodeEvent>) -> Vec<NodeEvent> {
+    let mut out = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        out.push(e);
+    }
+    out
+}
+
+async fn named(store: &MemoryStore, key: &ed25519_dalek::SigningKey) -> Option<String> {
+    use prost::Message;
+    let stored = store.load().await.unwrap()?;
+    let k = protoblock_core::state::keys::account(&key.verifying_key().to_bytes());
+    stored
+        .state
+        .iter()
+        .find(|(sk, _)| *sk == k)
+        .and_then(|(_, v)| pb::AccountState::decode(v.as_slice()).ok())
+        .map(|a| a.fantasy_name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_sync_gossip_and_converge() {
+    let net = DevNet::new(21, 40);
+    let blocks = generate_chain(&net, &params(), 300, 5);
+    // The producer holds 300 blocks and keeps producing.
+    let p_store = seeded_store(&net, &blocks).await;
+    let mut pc = cfg(&[]);
+    pc.producer_key = Some(net.oracle.clone());
+    pc.block_interval_ms = 300;
+    let p = spawn(&net.genesis, p_store.clone(), pc).await;
+    // Two early nodes sync from the producer.
+    let a_store = Arc::new(MemoryStore::new());
+    let b_store = Arc::new(MemoryStore::new());
+    let a = spawn(&net.genesis, a_store.clone(), cfg(&[&p])).await;
+    let b = spawn(&net.genesis, b_store.clone(), cfg(&[&p, &a])).await;
+    wait_for("a and b to sync", 60, || async { head(&a).await >= 300 && head(&b).await >= 300 }).await;
+
+    // A tx submitted at b is gossiped, included by the producer, seen by all.
+    // A newcomer: a key the generated chain has never seen.
+    let user = &protoblock_core::crypto::signing_key_from_seed(&[77; 32]);
+    let tx = sign_transaction(
+        user,
+        &net.genesis.hash,
+        protoblock_net::node::now_ms() * 1_000_000,
+        pb::transaction::Body::Name(pb::NameRegistration { fantasy_name: "late-bloomer".into() }),
+    );
+    b.handle.submit_tx(tx).await.expect("b admits the tx");
+    for (name, store) in [("p", &p_store), ("a", &a_store), ("b", &b_store)] {
+        let store = store.clone();
+        wait_for(&format!("{name} to hold the name"), 30, || {
+            let store = store.clone();
+            async move { named(&store, user).await.as_deref() == Some("late-bloomer") }
+        })
+        .await;
+    }
+
+    // Two late joiners (bootstrapping from different peers) sync everything.
+    let c_store = Arc::new(MemoryStore::new());
+    let d_store = Arc::new(MemoryStore::new());
+    let c = spawn(&net.genesis, c_store.clone(), cfg(&[&a, &b])).await;
+    let d = spawn(&net.genesis, d_store.clone(), cfg(&[&p, &a, &b])).await;
+    wait_for("late joiners to catch up", 60, || async {
+        let top = head(&p).await;
+        head(&c).await >= top && head(&d).await >= top
+    })
+    .await;
+    assert_eq!(named(&d_store, user).await.as_deref(), Some("late-bloomer"));
+
+    // Heads converge: once production pauses briefly, every node holds the
+    // same block at the producer's height.
+    let nodes = [&p, &a, &b, &c, &d];
+    wait_for("all heads equal", 30, || async {
+        let mut ids = Vec::new();
+        for n in nodes {
+            let s = n.handle.status().await.unwrap();
+            ids.push((s.head_height, s.head_id));
+        }
+        ids.windows(2).all(|w| w[0] == w[1])
+    })
+    .await;
+    let d_status = d.handle.status().await.unwrap();
+    assert!(d_status.peers.len() >= 2, "d talks to several peers: {:?}", d_status.peers);
+    for n in nodes {
+        n.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_peer_is_banned_and_sync_completes_from_honest_peers() {
+    let net = DevNet::new(22, 20);
+    let blocks = generate_chain(&net, &params(), 200, 3);
+    let mut liar_cfg = cfg(&[]);
+    liar_cfg.serve_tampered_blocks = true;
+    let liar = spawn(&net.genesis, seeded_store(&net, &blocks).await, liar_cfg).await;
+    let honest = spawn(&net.genesis, seeded_store(&net, &blocks).await, cfg(&[])).await;
+    let mut fresh = spawn(&net.genesis, Arc::new(MemoryStore::new()), cfg(&[&liar, &honest])).await;
+    wait_for("fresh node to sync", 60, || async { head(&fresh).await >= 200 }).await;
+    let events = drain(&mut fresh.events);
+    let banned: Vec<&PeerId> = events
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::PeerBanned { peer, .. } => Some(peer),
+            _ => None,
+        })
+        .collect();
+    assert!(banned.contains(&&liar.peer), "liar banned: {events:?}");
+    assert!(!banned.contains(&&honest.peer), "honest peer kept");
+    let s = fresh.handle.status().await.unwrap();
+    assert!(s.peers.iter().all(|p| p.peer != liar.peer), "liar disconnected");
+    let _ = fresh.task;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_on_another_chain_is_dropped_at_the_handshake() {
+    let ours = DevNet::new(23, 3);
+    let theirs = DevNet::new(24, 3);
+    let a = spawn(&ours.genesis, Arc::new(MemoryStore::new()), cfg(&[])).await;
+    let mut b = spawn(&theirs.genesis, Arc::new(MemoryStore::new()), cfg(&[&a])).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut reason = None;
+    while tokio::time::Instant::now() < deadline && reason.is_none() {
+        match tokio::time::timeout(Duration::from_secs(1), b.events.next()).await {
+            Ok(Some(NodeEvent::PeerIncompatible { peer, reason: r })) if peer == a.peer => reason = Some(r),
+            _ => {}
+        }
+    }
+    let reason = reason.expect("b drops a at the handshake");
+    assert!(reason.contains("another chain"), "{reason}");
+    assert!(b.handle.status().await.unwrap().peers.is_empty());
+    assert!(a.handle.status().await.unwrap().peers.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_sync_resumes_from_its_store_and_finishes() {
+    let net = DevNet::new(25, 30);
+    let blocks = generate_chain(&net, &params(), 400, 4);
+    let server = spawn(&net.genesis, seeded_store(&net, &blocks).await, cfg(&[])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let mut c = cfg(&[&server]);
+    c.sync.range_len = 8;
+    c.sync.max_in_flight = 1;
+    let node = spawn(&net.genesis, RedbStore::open(&path).unwrap(), c.clone()).await;
+    wait_for("some progress", 60, || async { head(&node).await >= 40 }).await;
+    // Kill: abort the task mid-sync; its store is dropped with it.
+    node.task.abort();
+    let _ = node.task.await;
+    let resumed_at = {
+        let store = RedbStore::open(&path).expect("store reopens after the kill");
+        let chain = open_chain(&store, net.genesis.clone(), params()).await.expect("consistent head");
+        chain.head().height
+    };
+    assert!((40..400).contains(&resumed_at), "resumed mid-sync at {resumed_at}");
+    let node = spawn(&net.genesis, RedbStore::open(&path).unwrap(), c).await;
+    assert!(head(&node).await >= resumed_at, "did not start over");
+    wait_for("sync to finish after restart", 60, || async { head(&node).await >= 400 }).await;
+    let s = node.handle.status().await.unwrap();
+    assert_eq!(s.head_id, Hash32(protoblock_core::hash::sha256(&pb_header(&blocks[399])).0));
+}
+
+fn pb_header(block: &[u8]) -> Vec<u8> {
+    use prost::Message;
+    pb::Block::decode(block).unwrap().header
+}
