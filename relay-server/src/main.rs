@@ -1,21 +1,24 @@
 //! `protoblock-relay`: the relay/bootstrap server and full node.
 //!
-//! For now (foundation issue) it runs a local dev chain: it makes or loads a
-//! dev network, produces blocks on a timer from its mempool, feeds it the
-//! scripted season and simulated users, and commits every block to a redb
-//! file, printing the head as it grows. The network issue adds the libp2p
-//! relay, listeners, STUN and HTTP around the same loop.
+//! Today it is a full node on redb that listens on TCP, syncs and gossips with
+//! its peers, and in `--dev` mode produces a live dev chain: it makes (or
+//! loads) a dev genesis and oracle key, produces blocks on a timer, and feeds
+//! the scripted season and simulated users through the mempool. A second node
+//! joins with `--bootstrap <multiaddr> --genesis <file>`. The rest of the relay
+//! (circuit relay, rendezvous, WebSocket/QUIC/WebRTC listeners, STUN, HTTP)
+//! comes with the network issue.
 
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use protoblock_core::ChainParams;
+use futures::StreamExt;
+use libp2p::{Multiaddr, identity};
 use protoblock_core::devnet::{DevNet, SplitMix64, season_feed, sign_transaction, user_txs};
-use protoblock_core::mempool::{Mempool, MempoolConfig};
-use protoblock_core::producer::produce_block;
-use protoblock_store::{RedbStore, Store, open_chain};
+use protoblock_core::{ChainParams, Genesis};
+use protoblock_net::native::build_swarm;
+use protoblock_net::node::{Node, NodeConfig, NodeEvent};
+use protoblock_store::{RedbStore, open_chain};
 
 #[derive(Parser, Debug)]
 #[command(name = "protoblock-relay", version, about = "Protoblock relay server and full node")]
@@ -24,10 +27,20 @@ struct Args {
     /// key, and produce blocks on a timer with a simulated season.
     #[arg(long)]
     dev: bool,
-    /// Where the chain database and dev keys live.
+    /// Where the chain database, node key and dev files live.
     #[arg(long, env = "PROTOBLOCK_DATA_DIR", default_value = "data/dev")]
     data_dir: PathBuf,
-    /// Milliseconds between produced blocks.
+    /// The chain to join (an encoded Genesis). A dev relay writes its own to
+    /// `<data-dir>/genesis.pb`.
+    #[arg(long, env = "PROTOBLOCK_GENESIS")]
+    genesis: Option<PathBuf>,
+    /// Addresses to listen on.
+    #[arg(long, env = "PROTOBLOCK_LISTEN", value_delimiter = ',', default_value = "/ip4/127.0.0.1/tcp/4001")]
+    listen: Vec<Multiaddr>,
+    /// Peers to dial at start.
+    #[arg(long, env = "PROTOBLOCK_BOOTSTRAP", value_delimiter = ',')]
+    bootstrap: Vec<Multiaddr>,
+    /// Milliseconds between produced blocks (dev mode).
     #[arg(long, env = "PROTOBLOCK_BLOCK_INTERVAL_MS", default_value_t = 2000)]
     block_interval_ms: u64,
     /// Simulated users submitting transactions (dev mode).
@@ -44,14 +57,10 @@ struct Args {
     stop_at_height: u64,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 /// The dev network seed, made once from the OS RNG and kept in the data dir
 /// so restarts resume the same chain. The dev oracle key derives from it: dev
 /// mode only, never for a real chain.
-fn dev_seed(dir: &std::path::Path) -> Result<u64> {
+fn dev_seed(dir: &Path) -> Result<u64> {
     let path = dir.join("dev-seed");
     match std::fs::read_to_string(&path) {
         Ok(s) => s.trim().parse().with_context(|| format!("{} is not a number", path.display())),
@@ -64,70 +73,105 @@ fn dev_seed(dir: &std::path::Path) -> Result<u64> {
     }
 }
 
+/// The node's libp2p identity, kept so its peer id (and multiaddr) survive restarts.
+fn node_key(dir: &Path) -> Result<identity::Keypair> {
+    let path = dir.join("node.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => identity::Keypair::from_protobuf_encoding(&bytes).context("node.key is not a libp2p key"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = identity::Keypair::generate_ed25519();
+            let bytes = key.to_protobuf_encoding().context("encoding node key")?;
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    if !args.dev {
-        bail!("only --dev is implemented so far: the network layer comes with the relay issue");
-    }
     if args.block_interval_ms == 0 {
         bail!("--block-interval-ms must be positive");
     }
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let seed = dev_seed(&args.data_dir)?;
-    let net = DevNet::new(seed, args.dev_users.max(1));
-    let store = RedbStore::open(args.data_dir.join("chain.redb")).context("opening chain database")?;
     let params = ChainParams::default();
-    let mut chain = open_chain(&store, net.genesis.clone(), params).await.context("resuming the chain")?;
-    tracing::info!(
-        chain_id = %net.genesis.chain_id,
-        genesis = %net.genesis.hash,
-        height = chain.head().height,
-        data_dir = %args.data_dir.display(),
-        "dev chain ready"
-    );
-    let mut mempool = Mempool::new(MempoolConfig::default());
-    let mut rng = SplitMix64(seed ^ chain.head().height);
-    let mut tick = tokio::time::interval(Duration::from_millis(args.block_interval_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let (genesis, dev) = if args.dev {
+        let seed = dev_seed(&args.data_dir)?;
+        let net = DevNet::new(seed, args.dev_users.max(1));
+        std::fs::write(args.data_dir.join("genesis.pb"), &net.genesis.bytes).context("writing genesis.pb")?;
+        (net.genesis.clone(), Some((net, seed)))
+    } else {
+        let Some(path) = &args.genesis else {
+            bail!("either --dev or --genesis <file> is required (a dev relay writes <data-dir>/genesis.pb)");
+        };
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        (Genesis::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?, None)
+    };
+
+    let store = RedbStore::open(args.data_dir.join("chain.redb")).context("opening chain database")?;
+    let chain = open_chain(&store, genesis.clone(), params.clone()).await.context("resuming the chain")?;
+    let start_height = chain.head().height;
+    let key = node_key(&args.data_dir)?;
+    let peer_id = key.public().to_peer_id();
+    let mut swarm = build_swarm(key, params.max_block_bytes).map_err(|e| anyhow::anyhow!(e))?;
+    for addr in &args.listen {
+        swarm.listen_on(addr.clone()).with_context(|| format!("listening on {addr}"))?;
+    }
+    let cfg = NodeConfig {
+        bootstrap: args.bootstrap.clone(),
+        producer_key: dev.as_ref().map(|(net, _)| net.oracle.clone()),
+        block_interval_ms: args.block_interval_ms,
+        ..NodeConfig::default()
+    };
+    let (mut node, handle, mut events) = Node::new(swarm, chain, store, cfg).map_err(|e| anyhow::anyhow!(e))?;
+    if let Some((net, seed)) = dev {
+        let mut rng = SplitMix64(seed ^ start_height);
+        let (per_block, bpw) = (args.dev_txs_per_block, args.dev_blocks_per_week);
+        node = node.with_tx_source(Box::new(move |chain, height, now| {
+            let mut txs = Vec::new();
+            if let Some(body) = season_feed(&net, chain, height, bpw) {
+                txs.push(sign_transaction(&net.oracle, &net.genesis.hash, now * 1_000_000, body));
+            }
+            txs.extend(user_txs(&net, chain, now, per_block, &mut rng));
+            txs
+        }));
+    }
+    tracing::info!(chain_id = %genesis.chain_id, genesis = %genesis.hash, %peer_id, height = start_height, "node ready");
+    let task = tokio::spawn(node.run());
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            ev = events.next() => match ev {
+                Some(NodeEvent::NewHead { height, id, txs }) => {
+                    println!("height {height} id {id} txs {txs} final {}", height.saturating_sub(params.finality_depth));
+                    if args.stop_at_height > 0 && height >= args.stop_at_height {
+                        break;
+                    }
+                }
+                Some(NodeEvent::Listening { addr }) => println!("listening {}", addr.with_p2p(peer_id).unwrap_or_else(|a| a)),
+                Some(NodeEvent::PeerUp { peer }) => tracing::info!(%peer, "peer up"),
+                Some(NodeEvent::PeerDown { peer }) => tracing::info!(%peer, "peer down"),
+                Some(NodeEvent::PeerIncompatible { peer, reason }) => tracing::warn!(%peer, %reason, "peer on another chain or protocol"),
+                Some(NodeEvent::PeerBanned { peer, reason }) => tracing::warn!(%peer, %reason, "peer banned"),
+                Some(NodeEvent::TxAccepted { .. }) => {}
+                None => bail!("node stopped unexpectedly"),
+            },
             _ = &mut shutdown => {
-                tracing::info!(height = chain.head().height, "shutting down; every produced block is committed");
-                return Ok(());
+                tracing::info!("signal received");
+                break;
             }
-        }
-        let now = now_ms().max(chain.head().timestamp_ms + 1);
-        let height = chain.head().height + 1;
-        if let Some(body) = season_feed(&net, &chain, height, args.dev_blocks_per_week) {
-            let tx = sign_transaction(&net.oracle, &net.genesis.hash, now * 1_000_000, body);
-            if let Err(e) = mempool.insert(&tx, &chain, now) {
-                tracing::warn!(error = %e, "oracle data tx refused");
-            }
-        }
-        for tx in user_txs(&net, &chain, now, args.dev_txs_per_block, &mut rng) {
-            // Simulated users sometimes race each other (a name taken twice);
-            // the mempool refusing those is the point of having one.
-            let _ = mempool.insert(&tx, &chain, now);
-        }
-        let produced = produce_block(&chain, mempool.iter().map(|p| (&p.bytes[..], &p.tx)), &net.oracle, now)
-            .context("producing a block")?;
-        let update = chain.insert_block(&produced.bytes, now).context("own block refused")?;
-        if let Some(batch) = update.batch {
-            store.commit(batch).await.context("committing block")?;
-        }
-        mempool.rebuild(&chain, now);
-        let head = chain.head();
-        println!("height {} id {} txs {} final {}", head.height, head.id, produced.tx_ids.len(), chain.final_height());
-        if args.stop_at_height > 0 && head.height >= args.stop_at_height {
-            return Ok(());
         }
     }
+    // Every block is committed before its NewHead event: stopping here loses nothing.
+    handle.shutdown().await;
+    let _ = task.await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -180,8 +180,14 @@ struct PeerInfo {
     last_status_ms: u64,
 }
 
+/// Called before each block this node produces, with the chain and the new
+/// block's height and time; the txs it returns go through the mempool like
+/// any other. The dev relay's season feed and simulated users plug in here.
+pub type TxSource = Box<dyn FnMut(&Chain, u64, u64) -> Vec<Vec<u8>> + Send>;
+
 pub struct Node<S: Store> {
     swarm: Swarm<Behaviour>,
+    tx_source: Option<TxSource>,
     chain: Chain,
     store: S,
     mempool: Mempool,
@@ -226,6 +232,7 @@ impl<S: Store> Node<S> {
         let mempool = Mempool::new(cfg.mempool.clone());
         let node = Self {
             swarm,
+            tx_source: None,
             chain,
             store,
             mempool,
@@ -245,6 +252,11 @@ impl<S: Store> Node<S> {
             gossip_rejected: 0,
         };
         Ok((node, NodeHandle { commands: cmd_tx }, ev_rx))
+    }
+
+    pub fn with_tx_source(mut self, source: TxSource) -> Self {
+        self.tx_source = Some(source);
+        self
     }
 
     pub fn chain(&self) -> &Chain {
@@ -396,6 +408,14 @@ impl<S: Store> Node<S> {
             return;
         }
         self.next_produce_ms = now + self.cfg.block_interval_ms;
+        if let Some(source) = self.tx_source.as_mut() {
+            let height = self.chain.head().height + 1;
+            for tx in source(&self.chain, height, now) {
+                if self.mempool.insert(&tx, &self.chain, now).is_ok() {
+                    let _ = self.swarm.behaviour_mut().gossipsub.publish(self.txs_topic.clone(), tx);
+                }
+            }
+        }
         let produced = match produce_block(&self.chain, self.mempool.iter().map(|p| (&p.bytes[..], &p.tx)), &key, now) {
             Ok(p) => p,
             Err(e) => {
@@ -416,8 +436,14 @@ impl<S: Store> Node<S> {
     }
 
     /// Persists a chain change and brings the mempool up to date.
-    async fn commit(&mut self, update: ChainUpdate) {
-        let Some(batch) = update.batch else { return };
+    async fn commit(&mut self, mut update: ChainUpdate) {
+        let Some(batch) = update.batch.take() else { return };
+        let txs = batch
+            .put_blocks
+            .last()
+            .and_then(|(_, _, bytes)| pb::Block::decode(&bytes[..]).ok())
+            .map(|b| b.txs.len())
+            .unwrap_or(0);
         if let Err(e) = self.store.commit(batch).await {
             // The in-memory chain is ahead of the store now; a restart
             // resumes from the last committed head and syncs again.
@@ -433,7 +459,7 @@ impl<S: Store> Node<S> {
         self.blocks_validated += 1;
         self.mempool.rebuild(&self.chain, now_ms());
         let h = self.chain.head();
-        self.emit(NodeEvent::NewHead { height: h.height, id: h.id, txs: 0 });
+        self.emit(NodeEvent::NewHead { height: h.height, id: h.id, txs });
     }
 
     /// Hands buffered blocks that now extend the head to the chain.
