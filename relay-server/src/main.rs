@@ -16,6 +16,7 @@ use futures::StreamExt;
 use libp2p::{Multiaddr, identity};
 use protoblock_core::devnet::{DevNet, SplitMix64, season_feed, sign_transaction, user_txs};
 use protoblock_core::{ChainParams, Genesis};
+use protoblock_net::behaviour::{RelayLimits, Role};
 use protoblock_net::native::build_swarm;
 use protoblock_net::node::{Node, NodeConfig, NodeEvent};
 use protoblock_store::{RedbStore, open_chain};
@@ -119,7 +120,8 @@ async fn main() -> Result<()> {
     let start_height = chain.head().height;
     let key = node_key(&args.data_dir)?;
     let peer_id = key.public().to_peer_id();
-    let mut swarm = build_swarm(key, params.max_block_bytes).map_err(|e| anyhow::anyhow!(e))?;
+    let role = Role { relay: Some(RelayLimits::default()), rendezvous_point: true, ..Role::default() };
+    let mut swarm = build_swarm(key, params.max_block_bytes, &role).map_err(|e| anyhow::anyhow!(e))?;
     for addr in &args.listen {
         swarm.listen_on(addr.clone()).with_context(|| format!("listening on {addr}"))?;
     }
@@ -127,6 +129,9 @@ async fn main() -> Result<()> {
         bootstrap: args.bootstrap.clone(),
         producer_key: dev.as_ref().map(|(net, _)| net.oracle.clone()),
         block_interval_ms: args.block_interval_ms,
+        // The relay serves reservations only with an external address (a
+        // libp2p trap): announce what it listens on.
+        advertise_listen_addrs: true,
         ..NodeConfig::default()
     };
     let (mut node, handle, mut events) = Node::new(swarm, chain, store, cfg).map_err(|e| anyhow::anyhow!(e))?;
@@ -159,7 +164,7 @@ async fn main() -> Result<()> {
                 Some(NodeEvent::PeerDown { peer }) => tracing::info!(%peer, "peer down"),
                 Some(NodeEvent::PeerIncompatible { peer, reason }) => tracing::warn!(%peer, %reason, "peer on another chain or protocol"),
                 Some(NodeEvent::PeerBanned { peer, reason }) => tracing::warn!(%peer, %reason, "peer banned"),
-                Some(NodeEvent::TxAccepted { .. }) => {}
+                Some(NodeEvent::TxAccepted { .. }) | Some(NodeEvent::Discovered { .. }) => {}
                 None => bail!("node stopped unexpectedly"),
             },
             _ = &mut shutdown => {

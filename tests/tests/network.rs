@@ -11,6 +11,7 @@ use libp2p::{Multiaddr, PeerId, identity};
 use protoblock_core::devnet::{DevNet, generate_chain, sign_transaction};
 use protoblock_core::proto::v1 as pb;
 use protoblock_core::{ChainParams, Genesis, Hash32};
+use protoblock_net::behaviour::Role;
 use protoblock_net::native::build_swarm;
 use protoblock_net::node::{Node, NodeConfig, NodeEvent, NodeHandle};
 use protoblock_store::{MemoryStore, RedbStore, Store, open_chain};
@@ -29,10 +30,14 @@ struct TestNode {
 }
 
 async fn spawn<S: Store + 'static>(genesis: &Genesis, store: S, cfg: NodeConfig) -> TestNode {
+    spawn_role(genesis, store, cfg, &Role::default()).await
+}
+
+async fn spawn_role<S: Store + 'static>(genesis: &Genesis, store: S, cfg: NodeConfig, role: &Role) -> TestNode {
     let chain = open_chain(&store, genesis.clone(), params()).await.unwrap();
     let key = identity::Keypair::generate_ed25519();
     let peer = key.public().to_peer_id();
-    let mut swarm = build_swarm(key, params().max_block_bytes).unwrap();
+    let mut swarm = build_swarm(key, params().max_block_bytes, role).unwrap();
     swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
     let (node, handle, mut events) = Node::new(swarm, chain, store, cfg).unwrap();
     let task = tokio::spawn(node.run());
@@ -244,4 +249,36 @@ async fn a_node_killed_mid_sync_resumes_from_its_store_and_finishes() {
 fn pb_header(block: &[u8]) -> Vec<u8> {
     use prost::Message;
     pb::Block::decode(block).unwrap().header
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_find_each_other_by_rendezvous_at_the_relay() {
+    let net = DevNet::new(26, 3);
+    let role = Role { rendezvous_point: true, relay: Some(Default::default()), ..Role::default() };
+    let mut rc = cfg(&[]);
+    rc.advertise_listen_addrs = true;
+    let relay = spawn_role(&net.genesis, Arc::new(MemoryStore::new()), rc, &role).await;
+    let mut c = cfg(&[&relay]);
+    c.advertise_listen_addrs = true;
+    let a = spawn(&net.genesis, Arc::new(MemoryStore::new()), c.clone()).await;
+    // a registers first; b then discovers a at the rendezvous point.
+    wait_for("a to be up with the relay", 20, || async { !a.handle.status().await.unwrap().peers.is_empty() }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut b = spawn(&net.genesis, Arc::new(MemoryStore::new()), c).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut found = None;
+    while tokio::time::Instant::now() < deadline && found.is_none() {
+        if let Ok(Some(NodeEvent::Discovered { point, peers })) =
+            tokio::time::timeout(Duration::from_secs(1), b.events.next()).await
+        {
+            found = Some((point, peers));
+        }
+    }
+    let (point, peers) = found.expect("b discovers peers at the rendezvous point");
+    assert_eq!(point, relay.peer);
+    assert!(peers.contains(&a.peer), "a is registered under the chain's namespace: {peers:?}");
+    wait_for("b connected to a", 20, || async {
+        b.handle.status().await.unwrap().peers.iter().any(|p| p.peer == a.peer)
+    })
+    .await;
 }

@@ -1,12 +1,16 @@
 //! The libp2p behaviour of a Protoblock node: identify, ping (latency),
-//! gossipsub for blocks and txs, and two request-response protocols (status
-//! handshake, sync).
+//! gossipsub for blocks and txs, two request-response protocols (status
+//! handshake, sync), connection limits, and rendezvous discovery. A relay
+//! server additionally switches on the circuit relay v2 server and the
+//! rendezvous point; one behaviour type keeps one node driver for all roles.
 
 use std::time::Duration;
 
+use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{gossipsub, identify, identity, ping};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{gossipsub, identify, identity, ping, relay, rendezvous};
 use protoblock_core::hash::sha256;
 use protoblock_proto::v1 as pb;
 
@@ -18,17 +22,63 @@ pub const MAX_SYNC_REQUEST_BYTES: usize = 64 * 1024;
 /// A sync response: up to a few blocks of the maximum size.
 pub const MAX_SYNC_RESPONSE_BYTES: usize = 4 << 20;
 
+/// Circuit relay v2 limits. libp2p's defaults (16 circuits of 2 min and
+/// 128 KiB) are far too small for sync traffic between browsers.
+#[derive(Debug, Clone)]
+pub struct RelayLimits {
+    pub max_reservations: usize,
+    pub max_reservations_per_peer: usize,
+    pub max_circuits: usize,
+    pub max_circuits_per_peer: usize,
+    pub max_circuit_duration: Duration,
+    pub max_circuit_bytes: u64,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        Self {
+            max_reservations: 1024,
+            max_reservations_per_peer: 4,
+            max_circuits: 512,
+            max_circuits_per_peer: 16,
+            max_circuit_duration: Duration::from_secs(30 * 60),
+            max_circuit_bytes: 256 << 20,
+        }
+    }
+}
+
+/// What this node is, beyond a plain peer.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// Serve circuit relay v2 reservations and circuits.
+    pub relay: Option<RelayLimits>,
+    /// Be a rendezvous point.
+    pub rendezvous_point: bool,
+    pub max_established: u32,
+    pub max_pending: u32,
+}
+
+impl Default for Role {
+    fn default() -> Self {
+        Self { relay: None, rendezvous_point: false, max_established: 128, max_pending: 64 }
+    }
+}
+
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
     pub status: request_response::Behaviour<ProtoCodec<pb::Status, pb::Status>>,
     pub sync: request_response::Behaviour<ProtoCodec<pb::SyncRequest, pb::SyncResponse>>,
+    pub rendezvous: rendezvous::client::Behaviour,
+    pub rendezvous_point: Toggle<rendezvous::server::Behaviour>,
+    pub relay: Toggle<relay::Behaviour>,
 }
 
 impl Behaviour {
-    pub fn new(key: &identity::Keypair, max_block_bytes: usize) -> Result<Self, String> {
+    pub fn new(key: &identity::Keypair, max_block_bytes: usize, role: &Role) -> Result<Self, String> {
         // Message id = content id: the same block or tx relayed by many peers
         // is one message, and ids are hashes of the exact bytes received.
         let gossip_cfg = gossipsub::ConfigBuilder::default()
@@ -42,7 +92,26 @@ impl Behaviour {
             .map_err(|e| e.to_string())?;
         let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_cfg)?;
         let rr = |timeout| request_response::Config::default().with_request_timeout(Duration::from_secs(timeout));
+        let limits = ConnectionLimits::default()
+            .with_max_established(Some(role.max_established))
+            .with_max_pending_incoming(Some(role.max_pending))
+            .with_max_established_per_peer(Some(2));
+        let relay = role.relay.as_ref().map(|l| {
+            relay::Behaviour::new(
+                key.public().to_peer_id(),
+                relay::Config {
+                    max_reservations: l.max_reservations,
+                    max_reservations_per_peer: l.max_reservations_per_peer,
+                    max_circuits: l.max_circuits,
+                    max_circuits_per_peer: l.max_circuits_per_peer,
+                    max_circuit_duration: l.max_circuit_duration,
+                    max_circuit_bytes: l.max_circuit_bytes,
+                    ..Default::default()
+                },
+            )
+        });
         Ok(Self {
+            limits: connection_limits::Behaviour::new(limits),
             identify: identify::Behaviour::new(identify::Config::new(AGENT_PROTOCOL.into(), key.public())),
             ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
             gossipsub,
@@ -56,6 +125,12 @@ impl Behaviour {
                 [(SYNC_PROTOCOL, ProtocolSupport::Full)],
                 rr(15),
             ),
+            rendezvous: rendezvous::client::Behaviour::new(key.clone()),
+            rendezvous_point: role
+                .rendezvous_point
+                .then(|| rendezvous::server::Behaviour::new(rendezvous::server::Config::default()))
+                .into(),
+            relay: relay.into(),
         })
     }
 }

@@ -15,7 +15,7 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identify, ping};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, ping, rendezvous};
 use prost::Message;
 use protoblock_core::block::peek_block;
 use protoblock_core::chain::ChainUpdate;
@@ -34,6 +34,8 @@ const MAX_RANGE: u32 = 256;
 const MAX_MEMPOOL_SYNC: usize = 1000;
 const MAX_PEERS_SHARED: usize = 32;
 const STATUS_REFRESH_MS: u64 = 5_000;
+const RENDEZVOUS_REFRESH_MS: u64 = 30_000;
+const RENDEZVOUS_TTL_SECS: u64 = 2 * 60 * 60;
 
 pub fn now_ms() -> u64 {
     web_time::SystemTime::now().duration_since(web_time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -50,6 +52,13 @@ pub struct NodeConfig {
     /// Dial peers learned by peer exchange while below this many.
     pub target_peers: usize,
     pub ban_ms: u64,
+    /// Announce listen addresses as external addresses (needed to register at
+    /// a rendezvous point and to serve relay reservations). Right for a
+    /// server with public listen addresses and for loopback tests; a node
+    /// behind NAT leaves it off and relies on observed addresses.
+    pub advertise_listen_addrs: bool,
+    /// Addresses to announce as external, e.g. a server's public address.
+    pub external_addrs: Vec<Multiaddr>,
     /// Test hook: serve blocks with a flipped signature bit (a lying peer).
     #[doc(hidden)]
     pub serve_tampered_blocks: bool,
@@ -65,6 +74,8 @@ impl Default for NodeConfig {
             mempool: MempoolConfig::default(),
             target_peers: 8,
             ban_ms: 10 * 60 * 1000,
+            advertise_listen_addrs: false,
+            external_addrs: Vec::new(),
             serve_tampered_blocks: false,
         }
     }
@@ -97,6 +108,11 @@ pub enum NodeEvent {
     },
     Listening {
         addr: Multiaddr,
+    },
+    /// Peers of this chain registered at a rendezvous point (not us).
+    Discovered {
+        point: PeerId,
+        peers: Vec<PeerId>,
     },
 }
 
@@ -200,6 +216,9 @@ pub struct Node<S: Store> {
     sync_requests: HashMap<OutboundRequestId, SyncPurpose>,
     blocks_topic: IdentTopic,
     txs_topic: IdentTopic,
+    namespace: rendezvous::Namespace,
+    /// Rendezvous points we use, with the last discovery cookie and time.
+    rendezvous_points: HashMap<PeerId, (Option<rendezvous::Cookie>, u64)>,
     next_produce_ms: u64,
     listen: Vec<Multiaddr>,
     blocks_validated: u64,
@@ -226,6 +245,10 @@ impl<S: Store> Node<S> {
                 tracing::warn!(%addr, error = %e, "bootstrap dial failed");
             }
         }
+        let namespace = rendezvous::Namespace::new(format!("protoblock/{tag}")).map_err(|e| e.to_string())?;
+        for addr in &cfg.external_addrs {
+            swarm.add_external_address(addr.clone());
+        }
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(1024);
         let planner = SyncPlanner::new(cfg.sync.clone(), chain.params().clone());
@@ -245,6 +268,8 @@ impl<S: Store> Node<S> {
             sync_requests: HashMap::new(),
             blocks_topic,
             txs_topic,
+            namespace,
+            rendezvous_points: HashMap::new(),
             next_produce_ms: 0,
             listen: Vec::new(),
             blocks_validated: 0,
@@ -384,8 +409,72 @@ impl<S: Store> Node<S> {
             let s = self.my_status();
             self.swarm.behaviour_mut().status.send_request(&peer, s);
         }
+        let due: Vec<PeerId> = self
+            .rendezvous_points
+            .iter()
+            .filter(|(_, (_, last))| now.saturating_sub(*last) > RENDEZVOUS_REFRESH_MS)
+            .map(|(p, _)| *p)
+            .collect();
+        for point in due {
+            self.rendezvous_refresh(point);
+        }
         self.plan_sync(now);
         self.maybe_produce(now).await;
+    }
+
+    /// Registers under the chain's namespace (when we have an address to
+    /// give) and asks for the others registered there.
+    fn rendezvous_refresh(&mut self, point: PeerId) {
+        let now = now_ms();
+        let cookie = match self.rendezvous_points.get_mut(&point) {
+            Some(entry) => {
+                entry.1 = now;
+                entry.0.clone()
+            }
+            None => return,
+        };
+        if self.swarm.external_addresses().next().is_some() {
+            if let Err(e) =
+                self.swarm.behaviour_mut().rendezvous.register(self.namespace.clone(), point, Some(RENDEZVOUS_TTL_SECS))
+            {
+                tracing::debug!(%point, error = %e, "rendezvous register");
+            }
+        }
+        self.swarm.behaviour_mut().rendezvous.discover(Some(self.namespace.clone()), cookie, Some(64), point);
+    }
+
+    fn on_rendezvous_event(&mut self, e: rendezvous::client::Event) {
+        match e {
+            rendezvous::client::Event::Discovered { rendezvous_node, registrations, cookie } => {
+                if let Some(entry) = self.rendezvous_points.get_mut(&rendezvous_node) {
+                    entry.0 = Some(cookie);
+                }
+                let me = *self.swarm.local_peer_id();
+                let found: Vec<PeerId> =
+                    registrations.iter().map(|r| r.record.peer_id()).filter(|p| *p != me).take(64).collect();
+                if !found.is_empty() {
+                    self.emit(NodeEvent::Discovered { point: rendezvous_node, peers: found });
+                }
+                for reg in registrations.iter().take(64) {
+                    let peer = reg.record.peer_id();
+                    if peer == me || self.peers.contains_key(&peer) || self.is_banned(&peer) {
+                        continue;
+                    }
+                    if self.peers.len() >= self.cfg.target_peers {
+                        break;
+                    }
+                    if let Some(addr) = reg.record.addresses().first() {
+                        let addr = addr.clone().with_p2p(peer).unwrap_or_else(|a| a);
+                        tracing::debug!(%addr, "dialing a peer found by rendezvous");
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            rendezvous::client::Event::RegisterFailed { rendezvous_node, error, .. } => {
+                tracing::debug!(point = %rendezvous_node, ?error, "rendezvous registration failed");
+            }
+            _ => {}
+        }
     }
 
     fn plan_sync(&mut self, now: u64) {
@@ -490,6 +579,9 @@ impl<S: Store> Node<S> {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                if self.cfg.advertise_listen_addrs {
+                    self.swarm.add_external_address(address.clone());
+                }
                 self.listen.push(address.clone());
                 self.emit(NodeEvent::Listening { addr: address });
             }
@@ -524,7 +616,13 @@ impl<S: Store> Node<S> {
                 if let Some(p) = self.peers.get_mut(&peer_id) {
                     p.listen = info.listen_addrs.iter().take(8).cloned().collect();
                 }
+                let is_point = info.protocols.iter().any(|p| p.as_ref() == "/rendezvous/1.0.0");
+                if is_point && !self.rendezvous_points.contains_key(&peer_id) && self.rendezvous_points.len() < 8 {
+                    self.rendezvous_points.insert(peer_id, (None, 0));
+                    self.rendezvous_refresh(peer_id);
+                }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Rendezvous(e)) => self.on_rendezvous_event(e),
             _ => {}
         }
     }
