@@ -8,7 +8,10 @@
 //! (circuit relay, rendezvous, WebSocket/QUIC/WebRTC listeners, STUN, HTTP)
 //! comes with the network issue.
 
+mod http;
+
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -53,6 +56,15 @@ struct Args {
     /// Blocks per simulated week (dev mode).
     #[arg(long, default_value_t = 30)]
     dev_blocks_per_week: u64,
+    /// HTTP address for the page, /health, /metrics and the JSON API.
+    #[arg(long, env = "PROTOBLOCK_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    http_listen: std::net::SocketAddr,
+    /// Folder served at `/`.
+    #[arg(long, env = "PROTOBLOCK_WWW_DIR", default_value = "www")]
+    www_dir: PathBuf,
+    /// ICE server URLs handed to browsers (besides the relay's own STUN).
+    #[arg(long, env = "PROTOBLOCK_ICE_SERVERS", value_delimiter = ',')]
+    ice_servers: Vec<String>,
     /// Stop after the head reaches this height (0 = run until signalled).
     #[arg(long, default_value_t = 0)]
     stop_at_height: u64,
@@ -115,7 +127,7 @@ async fn main() -> Result<()> {
         (Genesis::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?, None)
     };
 
-    let store = RedbStore::open(args.data_dir.join("chain.redb")).context("opening chain database")?;
+    let store = Arc::new(RedbStore::open(args.data_dir.join("chain.redb")).context("opening chain database")?);
     let chain = open_chain(&store, genesis.clone(), params.clone()).await.context("resuming the chain")?;
     let start_height = chain.head().height;
     let key = node_key(&args.data_dir)?;
@@ -134,7 +146,7 @@ async fn main() -> Result<()> {
         advertise_listen_addrs: true,
         ..NodeConfig::default()
     };
-    let (mut node, handle, mut events) = Node::new(swarm, chain, store, cfg).map_err(|e| anyhow::anyhow!(e))?;
+    let (mut node, handle, mut events) = Node::new(swarm, chain, store.clone(), cfg).map_err(|e| anyhow::anyhow!(e))?;
     if let Some((net, seed)) = dev {
         let mut rng = SplitMix64(seed ^ start_height);
         let (per_block, bpw) = (args.dev_txs_per_block, args.dev_blocks_per_week);
@@ -149,6 +161,33 @@ async fn main() -> Result<()> {
     }
     tracing::info!(chain_id = %genesis.chain_id, genesis = %genesis.hash, %peer_id, height = start_height, "node ready");
     let task = tokio::spawn(node.run());
+
+    let http_state = http::HttpState {
+        node: handle.clone(),
+        store: store.clone(),
+        ice_servers: args.ice_servers.clone(),
+        started_ms: protoblock_net::node::now_ms(),
+        rate: Arc::new(http::RateSampler::default()),
+    };
+    let listener = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", args.http_listen))?;
+    println!("http http://{}", listener.local_addr()?);
+    let (rate, sampler_handle) = (http_state.rate.clone(), handle.clone());
+    tokio::spawn(async move {
+        loop {
+            if let Some(st) = sampler_handle.status().await {
+                rate.sample(st.head_height);
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    });
+    let app = http::router(http_state, args.www_dir.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {

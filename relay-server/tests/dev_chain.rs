@@ -12,6 +12,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_protoblock-relay");
 fn run(dir: &std::path::Path, stop_at: u64) -> String {
     let out = Command::new(BIN)
         .args(["--dev", "--block-interval-ms", "30", "--dev-blocks-per-week", "8", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--http-listen", "127.0.0.1:0"])
         .args(["--stop-at-height", &stop_at.to_string()])
         .arg("--data-dir")
         .arg(dir)
@@ -56,7 +57,15 @@ fn dev_relay_produces_and_resumes() {
 fn a_second_node_joins_the_dev_relay_and_syncs() {
     let dev_dir = tempfile::tempdir().unwrap();
     let mut relay = Command::new(BIN)
-        .args(["--dev", "--block-interval-ms", "50", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args([
+            "--dev",
+            "--block-interval-ms",
+            "50",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(dev_dir.path())
         .env("RUST_LOG", "warn")
@@ -75,6 +84,7 @@ fn a_second_node_joins_the_dev_relay_and_syncs() {
     let join_dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .args(["--bootstrap", &addr, "--listen", "/ip4/127.0.0.1/tcp/0", "--stop-at-height", "30"])
+        .args(["--http-listen", "127.0.0.1:0"])
         .arg("--genesis")
         .arg(dev_dir.path().join("genesis.pb"))
         .arg("--data-dir")
@@ -102,4 +112,124 @@ fn bad_config_is_a_clear_error() {
     let out = Command::new(BIN).arg("--data-dir").arg(dir.path()).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--genesis"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+struct Relay {
+    child: std::process::Child,
+    http: String,
+    _dir: tempfile::TempDir,
+    genesis: std::path::PathBuf,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_dev_relay(interval_ms: u64) -> Relay {
+    let dir = tempfile::tempdir().unwrap();
+    let www = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../www");
+    let mut child = Command::new(BIN)
+        .args(["--dev", "--block-interval-ms", &interval_ms.to_string(), "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--http-listen", "127.0.0.1:0", "--ice-servers", "stun:127.0.0.1:3478"])
+        .arg("--www-dir")
+        .arg(&www)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let http = lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("http ").map(str::to_string)).unwrap();
+    // Keep draining so the relay never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let genesis = dir.path().join("genesis.pb");
+    Relay { child, http, _dir: dir, genesis }
+}
+
+fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::blocking::get(url).unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().unwrap_or(serde_json::Value::Null))
+}
+
+#[test]
+fn http_api_health_metrics_blocks_and_tx_submission() {
+    use prost::Message;
+    let relay = start_dev_relay(100);
+    let base = &relay.http;
+    // Wait for a few blocks.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (code, v) = get_json(&format!("{base}/health"));
+        if code == 200 && v["height"].as_u64().unwrap_or(0) >= 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "relay never reached height 3");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, status) = get_json(&format!("{base}/api/status"));
+    assert_eq!(code, 200);
+    let genesis_bytes = std::fs::read(&relay.genesis).unwrap();
+    let genesis = protoblock_core::Genesis::from_bytes(&genesis_bytes).unwrap();
+    assert_eq!(status["genesis"], genesis.hash.to_hex());
+
+    let (code, boot) = get_json(&format!("{base}/api/bootstrap"));
+    assert_eq!(code, 200);
+    let addrs = boot["multiaddrs"].as_array().unwrap();
+    assert!(addrs.iter().any(|a| a.as_str().unwrap().contains("/tcp/") && a.as_str().unwrap().contains("/p2p/12D3")));
+    assert_eq!(boot["ice_servers"][0]["urls"], "stun:127.0.0.1:3478");
+
+    let (code, b1) = get_json(&format!("{base}/api/blocks/1"));
+    assert_eq!(code, 200);
+    assert_eq!(b1["height"], 1);
+    let id = b1["id"].as_str().unwrap().to_string();
+    let (code, by_id) = get_json(&format!("{base}/api/blocks/{id}"));
+    assert_eq!((code, by_id["height"].as_u64()), (200, Some(1)));
+    assert_eq!(get_json(&format!("{base}/api/blocks/999999")).0, 404);
+    assert_eq!(get_json(&format!("{base}/api/blocks/nonsense")).0, 400);
+
+    let metrics = reqwest::blocking::get(format!("{base}/metrics")).unwrap().text().unwrap();
+    let head: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("protoblock_head_height "))
+        .and_then(|v| v.parse().ok())
+        .expect("head gauge");
+    assert!(head >= 3.0, "{metrics}");
+    assert!(metrics.contains("# TYPE protoblock_gossip_rejected_total counter"));
+
+    // A valid tx is accepted; duplicates, garbage and oversized bodies get clear errors.
+    let key = protoblock_core::crypto::signing_key_from_seed(&[5; 32]);
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let tx = protoblock_core::devnet::sign_transaction(
+        &key,
+        &genesis.hash,
+        now_ns,
+        protoblock_core::proto::v1::transaction::Body::Name(protoblock_core::proto::v1::NameRegistration {
+            fantasy_name: "http-coach".into(),
+        }),
+    );
+    let client = reqwest::blocking::Client::new();
+    let r = client.post(format!("{base}/api/tx")).body(tx.clone()).send().unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let tx_id: serde_json::Value = r.json().unwrap();
+    let st = protoblock_core::proto::v1::SignedTransaction::decode(tx.as_slice()).unwrap();
+    assert_eq!(tx_id["id"], protoblock_core::hash::sha256(&st.tx).to_hex());
+    let r = client.post(format!("{base}/api/tx")).body(tx).send().unwrap();
+    assert_eq!(r.status().as_u16(), 422, "a duplicate is refused");
+    let r = client.post(format!("{base}/api/tx")).body(vec![0xff; 40]).send().unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let e: serde_json::Value = r.json().unwrap();
+    assert!(e["error"].as_str().unwrap().contains("malformed"), "{e}");
+    let r = client.post(format!("{base}/api/tx")).body(vec![0u8; 200 * 1024]).send().unwrap();
+    assert_eq!(r.status().as_u16(), 413, "oversized body refused");
+
+    // The page is served at /.
+    let page = reqwest::blocking::get(format!("{base}/")).unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().unwrap().contains("Protoblock"));
 }

@@ -1,0 +1,196 @@
+//! The relay's HTTP face, on one port: the page (`www/`), `/health`,
+//! `/metrics` (Prometheus text), a small JSON API, and `/api/bootstrap`, which
+//! tells browsers the relay's multiaddrs and ICE servers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use prost::Message;
+use protoblock_core::Hash32;
+use protoblock_core::hash::sha256;
+use protoblock_net::node::{NodeHandle, now_ms};
+use protoblock_proto::v1 as pb;
+use protoblock_store::{RedbStore, Store};
+use serde_json::{Value, json};
+
+/// Largest tx accepted over HTTP (the chain's own limit is checked after).
+const MAX_TX_BODY: usize = 128 * 1024;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub node: NodeHandle,
+    pub store: Arc<RedbStore>,
+    pub ice_servers: Vec<String>,
+    pub started_ms: u64,
+    /// Sync rate, sampled by the caller: (time, height) of the last sample.
+    pub rate: Arc<RateSampler>,
+}
+
+#[derive(Default)]
+pub struct RateSampler {
+    last_ms: AtomicU64,
+    last_height: AtomicU64,
+    blocks_per_sec_milli: AtomicU64,
+}
+
+impl RateSampler {
+    pub fn sample(&self, height: u64) {
+        let now = now_ms();
+        let (t0, h0) = (self.last_ms.swap(now, Ordering::Relaxed), self.last_height.swap(height, Ordering::Relaxed));
+        if t0 > 0 && now > t0 {
+            let rate = height.saturating_sub(h0) * 1_000_000 / (now - t0);
+            self.blocks_per_sec_milli.store(rate, Ordering::Relaxed);
+        }
+    }
+    fn rate(&self) -> f64 {
+        self.blocks_per_sec_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+}
+
+pub fn router(state: HttpState, www: std::path::PathBuf) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/status", get(status))
+        .route("/api/bootstrap", get(bootstrap))
+        .route("/api/blocks/{id}", get(block))
+        .route("/api/tx", post(submit_tx))
+        .fallback_service(tower_http::services::ServeDir::new(www))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_TX_BODY))
+        .layer(tower_http::cors::CorsLayer::permissive())
+        .with_state(state)
+}
+
+fn err(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+async fn health(State(s): State<HttpState>) -> Response {
+    match s.node.status().await {
+        Some(st) => Json(json!({ "ok": true, "height": st.head_height })).into_response(),
+        None => err(StatusCode::SERVICE_UNAVAILABLE, "node stopped"),
+    }
+}
+
+async fn status(State(s): State<HttpState>) -> Response {
+    let Some(st) = s.node.status().await else { return err(StatusCode::SERVICE_UNAVAILABLE, "node stopped") };
+    Json(json!({
+        "peer_id": st.peer_id.to_string(),
+        "genesis": st.genesis.to_hex(),
+        "head": { "height": st.head_height, "id": st.head_id.to_hex() },
+        "final_height": st.final_height,
+        "syncing": st.syncing,
+        "mempool": st.mempool,
+        "peers": st.peers.iter().map(|p| json!({
+            "peer_id": p.peer.to_string(),
+            "head": p.head,
+            "latency_ms": p.latency_ms,
+            "addr": p.addr.as_ref().map(|a| a.to_string()),
+        })).collect::<Vec<_>>(),
+        "listen": st.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "uptime_ms": now_ms().saturating_sub(s.started_ms),
+    }))
+    .into_response()
+}
+
+/// What a browser needs to join with zero config.
+async fn bootstrap(State(s): State<HttpState>) -> Response {
+    let Some(st) = s.node.status().await else { return err(StatusCode::SERVICE_UNAVAILABLE, "node stopped") };
+    let addrs: Vec<String> = st.listen.iter().map(|a| format!("{a}/p2p/{}", st.peer_id)).collect();
+    Json(json!({
+        "peer_id": st.peer_id.to_string(),
+        "genesis": st.genesis.to_hex(),
+        "multiaddrs": addrs,
+        "ice_servers": s.ice_servers.iter().map(|u| json!({ "urls": u })).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+async fn metrics(State(s): State<HttpState>) -> Response {
+    let Some(st) = s.node.status().await else { return err(StatusCode::SERVICE_UNAVAILABLE, "node stopped") };
+    let lines = [
+        ("protoblock_peers", "gauge", "Connected peers past the handshake.", st.peers.len() as f64),
+        ("protoblock_head_height", "gauge", "Height of the chain head.", st.head_height as f64),
+        ("protoblock_final_height", "gauge", "Height of the final block.", st.final_height as f64),
+        ("protoblock_mempool_txs", "gauge", "Transactions in the mempool.", st.mempool as f64),
+        ("protoblock_blocks_validated_total", "counter", "Blocks validated and committed.", st.blocks_validated as f64),
+        ("protoblock_gossip_accepted_total", "counter", "Gossip messages accepted.", st.gossip_accepted as f64),
+        (
+            "protoblock_gossip_rejected_total",
+            "counter",
+            "Gossip messages rejected as invalid.",
+            st.gossip_rejected as f64,
+        ),
+        ("protoblock_sync_blocks_per_second", "gauge", "Head growth rate over the last sample.", s.rate.rate()),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, v) in lines {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// A block by height (decimal) or id (64 hex digits), decoded for reading.
+async fn block(State(s): State<HttpState>, Path(id): Path<String>) -> Response {
+    let bytes = if let Ok(h) = id.parse::<u64>() {
+        s.store.blocks_range(h, 1, usize::MAX).await.map(|mut v| v.pop())
+    } else if let Some(hash) = Hash32::from_hex(&id) {
+        s.store.block_by_id(hash).await
+    } else {
+        return err(StatusCode::BAD_REQUEST, "give a height or a 64-hex-digit block id");
+    };
+    let bytes = match bytes {
+        Ok(Some(b)) => b,
+        Ok(None) => return err(StatusCode::NOT_FOUND, "no such block"),
+        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    match describe_block(&bytes) {
+        Some(v) => Json(v).into_response(),
+        None => err(StatusCode::INTERNAL_SERVER_ERROR, "stored block does not decode"),
+    }
+}
+
+fn describe_block(bytes: &[u8]) -> Option<Value> {
+    let b = pb::Block::decode(bytes).ok()?;
+    let h = pb::BlockHeader::decode(b.header.as_slice()).ok()?;
+    let txs: Vec<Value> = b
+        .txs
+        .iter()
+        .map(|st| {
+            let tx = pb::Transaction::decode(st.tx.as_slice()).ok();
+            json!({
+                "id": sha256(&st.tx).to_hex(),
+                "signer": hex::encode(&st.signer),
+                "nonce": tx.as_ref().map(|t| t.nonce),
+                "body": tx.and_then(|t| t.body).map(|b| format!("{b:?}")),
+            })
+        })
+        .collect();
+    Some(json!({
+        "id": sha256(&b.header).to_hex(),
+        "height": h.height,
+        "prev_hash": hex::encode(&h.prev_hash),
+        "timestamp_ms": h.timestamp_ms,
+        "producer": hex::encode(&h.producer),
+        "tx_root": hex::encode(&h.tx_root),
+        "state_root": hex::encode(&h.state_root),
+        "txs": txs,
+    }))
+}
+
+/// Submits an encoded `SignedTransaction` (the raw bytes as the body). It is
+/// validated against the head and pending txs like any gossiped tx.
+async fn submit_tx(State(s): State<HttpState>, body: axum::body::Bytes) -> Response {
+    if body.is_empty() {
+        return err(StatusCode::BAD_REQUEST, "empty body: send an encoded SignedTransaction");
+    }
+    match s.node.submit_tx(body.to_vec()).await {
+        Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "id": id.to_hex() }))).into_response(),
+        Err(e) => err(StatusCode::UNPROCESSABLE_ENTITY, e),
+    }
+}
