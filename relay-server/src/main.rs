@@ -9,6 +9,7 @@
 //! comes with the network issue.
 
 mod http;
+mod stun;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use libp2p::{Multiaddr, identity};
 use protoblock_core::devnet::{DevNet, SplitMix64, season_feed, sign_transaction, user_txs};
 use protoblock_core::{ChainParams, Genesis};
 use protoblock_net::behaviour::{RelayLimits, Role};
-use protoblock_net::native::build_swarm;
+use protoblock_net::native::{WebRtcCertificate, build_server_swarm};
 use protoblock_net::node::{Node, NodeConfig, NodeEvent};
 use protoblock_store::{RedbStore, open_chain};
 
@@ -38,9 +39,22 @@ struct Args {
     /// `<data-dir>/genesis.pb`.
     #[arg(long, env = "PROTOBLOCK_GENESIS")]
     genesis: Option<PathBuf>,
-    /// Addresses to listen on.
-    #[arg(long, env = "PROTOBLOCK_LISTEN", value_delimiter = ',', default_value = "/ip4/127.0.0.1/tcp/4001")]
+    /// Addresses to listen on: TCP and QUIC for native peers, WebSocket and
+    /// WebRTC-direct for browsers.
+    #[arg(
+        long,
+        env = "PROTOBLOCK_LISTEN",
+        value_delimiter = ',',
+        default_value = "/ip4/127.0.0.1/tcp/4001,/ip4/127.0.0.1/udp/4001/quic-v1,/ip4/127.0.0.1/tcp/4002/ws,/ip4/127.0.0.1/udp/4003/webrtc-direct"
+    )]
     listen: Vec<Multiaddr>,
+    /// Public addresses to announce (behind NAT or a load balancer); by
+    /// default the listen addresses are announced.
+    #[arg(long, env = "PROTOBLOCK_EXTERNAL", value_delimiter = ',')]
+    external_address: Vec<Multiaddr>,
+    /// UDP address of the STUN Binding responder ("off" to disable).
+    #[arg(long, env = "PROTOBLOCK_STUN_LISTEN", default_value = "127.0.0.1:3478")]
+    stun_listen: String,
     /// Peers to dial at start.
     #[arg(long, env = "PROTOBLOCK_BOOTSTRAP", value_delimiter = ',')]
     bootstrap: Vec<Multiaddr>,
@@ -101,12 +115,30 @@ fn node_key(dir: &Path) -> Result<identity::Keypair> {
     }
 }
 
+/// The WebRTC certificate, kept so the relay's certhash (part of its
+/// `/webrtc-direct` multiaddr) survives restarts.
+fn webrtc_cert(dir: &Path) -> Result<WebRtcCertificate> {
+    let path = dir.join("webrtc.pem");
+    match std::fs::read_to_string(&path) {
+        Ok(pem) => WebRtcCertificate::from_pem(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let cert = WebRtcCertificate::generate(&mut rand_010::rng()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            std::fs::write(&path, cert.serialize_pem()).with_context(|| format!("writing {}", path.display()))?;
+            Ok(cert)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    // rustls has both ring and aws-lc-rs in this tree (QUIC pulls the
+    // latter); without a process default, WebRTC's DTLS setup panics.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     if args.block_interval_ms == 0 {
         bail!("--block-interval-ms must be positive");
@@ -133,7 +165,9 @@ async fn main() -> Result<()> {
     let key = node_key(&args.data_dir)?;
     let peer_id = key.public().to_peer_id();
     let role = Role { relay: Some(RelayLimits::default()), rendezvous_point: true, ..Role::default() };
-    let mut swarm = build_swarm(key, params.max_block_bytes, &role).map_err(|e| anyhow::anyhow!(e))?;
+    let cert = webrtc_cert(&args.data_dir)?;
+    let mut swarm =
+        build_server_swarm(key, cert, params.max_block_bytes, &role).await.map_err(|e| anyhow::anyhow!(e))?;
     for addr in &args.listen {
         swarm.listen_on(addr.clone()).with_context(|| format!("listening on {addr}"))?;
     }
@@ -143,7 +177,8 @@ async fn main() -> Result<()> {
         block_interval_ms: args.block_interval_ms,
         // The relay serves reservations only with an external address (a
         // libp2p trap): announce what it listens on.
-        advertise_listen_addrs: true,
+        advertise_listen_addrs: args.external_address.is_empty(),
+        external_addrs: args.external_address.clone(),
         ..NodeConfig::default()
     };
     let (mut node, handle, mut events) = Node::new(swarm, chain, store.clone(), cfg).map_err(|e| anyhow::anyhow!(e))?;
@@ -162,10 +197,22 @@ async fn main() -> Result<()> {
     tracing::info!(chain_id = %genesis.chain_id, genesis = %genesis.hash, %peer_id, height = start_height, "node ready");
     let task = tokio::spawn(node.run());
 
+    let mut ice_servers = Vec::new();
+    if args.stun_listen != "off" {
+        let addr: std::net::SocketAddr = args.stun_listen.parse().context("--stun-listen: an ip:port or \"off\"")?;
+        let socket = tokio::net::UdpSocket::bind(addr).await.with_context(|| format!("binding STUN on {addr}"))?;
+        let local = socket.local_addr()?;
+        println!("stun {local}");
+        if !local.ip().is_unspecified() {
+            ice_servers.push(format!("stun:{local}"));
+        }
+        tokio::spawn(stun::serve(socket));
+    }
+    ice_servers.extend(args.ice_servers.iter().cloned());
     let http_state = http::HttpState {
         node: handle.clone(),
         store: store.clone(),
-        ice_servers: args.ice_servers.clone(),
+        ice_servers,
         started_ms: protoblock_net::node::now_ms(),
         rate: Arc::new(http::RateSampler::default()),
     };

@@ -12,7 +12,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_protoblock-relay");
 fn run(dir: &std::path::Path, stop_at: u64) -> String {
     let out = Command::new(BIN)
         .args(["--dev", "--block-interval-ms", "30", "--dev-blocks-per-week", "8", "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .args(["--http-listen", "127.0.0.1:0"])
+        .args(["--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
         .args(["--stop-at-height", &stop_at.to_string()])
         .arg("--data-dir")
         .arg(dir)
@@ -84,7 +84,7 @@ fn a_second_node_joins_the_dev_relay_and_syncs() {
     let join_dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .args(["--bootstrap", &addr, "--listen", "/ip4/127.0.0.1/tcp/0", "--stop-at-height", "30"])
-        .args(["--http-listen", "127.0.0.1:0"])
+        .args(["--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
         .arg("--genesis")
         .arg(dev_dir.path().join("genesis.pb"))
         .arg("--data-dir")
@@ -117,7 +117,7 @@ fn bad_config_is_a_clear_error() {
 struct Relay {
     child: std::process::Child,
     http: String,
-    _dir: tempfile::TempDir,
+    stun: String,
     genesis: std::path::PathBuf,
 }
 
@@ -128,27 +128,32 @@ impl Drop for Relay {
     }
 }
 
-fn start_dev_relay(interval_ms: u64) -> Relay {
-    let dir = tempfile::tempdir().unwrap();
+fn start_dev_relay(dir: &std::path::Path, interval_ms: u64) -> Relay {
     let www = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../www");
     let mut child = Command::new(BIN)
-        .args(["--dev", "--block-interval-ms", &interval_ms.to_string(), "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .args(["--http-listen", "127.0.0.1:0", "--ice-servers", "stun:127.0.0.1:3478"])
+        .args(["--dev", "--block-interval-ms", &interval_ms.to_string()])
+        .args(["--http-listen", "127.0.0.1:0", "--ice-servers", "stun:stun.example.org:3478"])
+        .args(["--stun-listen", "127.0.0.1:0"])
+        .args([
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0/ws,/ip4/127.0.0.1/udp/0/webrtc-direct",
+        ])
         .arg("--www-dir")
         .arg(&www)
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
+    let stun = lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("stun ").map(str::to_string)).unwrap();
     let http = lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("http ").map(str::to_string)).unwrap();
     // Keep draining so the relay never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    let genesis = dir.path().join("genesis.pb");
-    Relay { child, http, _dir: dir, genesis }
+    let genesis = dir.join("genesis.pb");
+    Relay { child, http, stun, genesis }
 }
 
 fn get_json(url: &str) -> (u16, serde_json::Value) {
@@ -160,7 +165,8 @@ fn get_json(url: &str) -> (u16, serde_json::Value) {
 #[test]
 fn http_api_health_metrics_blocks_and_tx_submission() {
     use prost::Message;
-    let relay = start_dev_relay(100);
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_dev_relay(dir.path(), 100);
     let base = &relay.http;
     // Wait for a few blocks.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -182,7 +188,8 @@ fn http_api_health_metrics_blocks_and_tx_submission() {
     assert_eq!(code, 200);
     let addrs = boot["multiaddrs"].as_array().unwrap();
     assert!(addrs.iter().any(|a| a.as_str().unwrap().contains("/tcp/") && a.as_str().unwrap().contains("/p2p/12D3")));
-    assert_eq!(boot["ice_servers"][0]["urls"], "stun:127.0.0.1:3478");
+    assert_eq!(boot["ice_servers"][0]["urls"], format!("stun:{}", relay.stun), "the relay's own STUN first");
+    assert_eq!(boot["ice_servers"][1]["urls"], "stun:stun.example.org:3478", "then configured ones");
 
     let (code, b1) = get_json(&format!("{base}/api/blocks/1"));
     assert_eq!(code, 200);
@@ -232,4 +239,72 @@ fn http_api_health_metrics_blocks_and_tx_submission() {
     let page = reqwest::blocking::get(format!("{base}/")).unwrap();
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().unwrap().contains("Protoblock"));
+}
+
+fn bootstrap_addrs(relay: &Relay) -> Vec<String> {
+    let (code, boot) = get_json(&format!("{}/api/bootstrap", relay.http));
+    assert_eq!(code, 200);
+    boot["multiaddrs"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn browser_transports_are_announced_and_the_certhash_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let certhash = |addrs: &[String]| {
+        addrs
+            .iter()
+            .find(|a| a.contains("/webrtc-direct/certhash/"))
+            .map(|a| a.split("/certhash/").nth(1).unwrap().split('/').next().unwrap().to_string())
+    };
+    let wait_addrs = |relay: &Relay| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let addrs = bootstrap_addrs(relay);
+            if addrs.len() >= 4 {
+                return addrs;
+            }
+            assert!(std::time::Instant::now() < deadline, "listeners never came up: {addrs:?}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let first = {
+        let relay = start_dev_relay(dir.path(), 500);
+        let addrs = wait_addrs(&relay);
+        assert!(
+            addrs
+                .iter()
+                .any(|a| a.contains("/tcp/") && a.ends_with(&format!("/p2p/{}", a.rsplit('/').next().unwrap())))
+        );
+        assert!(addrs.iter().any(|a| a.contains("/quic-v1/")), "{addrs:?}");
+        assert!(addrs.iter().any(|a| a.contains("/ws/")), "{addrs:?}");
+        certhash(&addrs).expect("a /webrtc-direct address with its certhash")
+    };
+    let relay = start_dev_relay(dir.path(), 500);
+    let again = certhash(&wait_addrs(&relay)).unwrap();
+    assert_eq!(first, again, "the WebRTC certificate is persisted");
+}
+
+#[test]
+fn stun_binding_requests_get_the_senders_address() {
+    use stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Getter, Message, Setter};
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_dev_relay(dir.path(), 500);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut req = Message::new();
+    let setters: Vec<Box<dyn Setter>> = vec![Box::new(BINDING_REQUEST), Box::new(stun::agent::TransactionId::new())];
+    req.build(&setters).unwrap();
+    // Garbage first: it must be ignored, not crash the responder.
+    sock.send_to(b"\x00\x01garbage", &relay.stun).unwrap();
+    sock.send_to(&req.raw, &relay.stun).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, _) = sock.recv_from(&mut buf).expect("a STUN answer");
+    let mut resp = Message::new();
+    resp.unmarshal_binary(&buf[..n]).unwrap();
+    assert_eq!(resp.typ, BINDING_SUCCESS);
+    assert_eq!(resp.transaction_id, req.transaction_id);
+    let mut x = stun::xoraddr::XorMappedAddress::default();
+    x.get_from(&resp).unwrap();
+    let me = sock.local_addr().unwrap();
+    assert_eq!((x.ip, x.port), (me.ip(), me.port()));
 }

@@ -79,6 +79,16 @@ fn cargo_test(args: &[&str]) -> Result<()> {
     eprintln!("+ {cmd:?}");
     let mut child = cmd.spawn().context("starting cargo test")?;
     let out = child.stdout.take().context("cargo test stdout")?;
+    // A hung test must fail CI, not eat its 90 minutes: kill the whole run
+    // after PB_TEST_TIMEOUT_SECS (default 40 minutes).
+    let limit: u64 = std::env::var("PB_TEST_TIMEOUT_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(2400);
+    let pid = child.id();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(limit));
+        eprintln!("cargo test ran past {limit} s: killing it");
+        let _ = Command::new("pkill").args(["-KILL", "-P", &pid.to_string()]).status();
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    });
     let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
     let stdout = std::io::stdout();
     for line in BufReader::new(out).lines() {
