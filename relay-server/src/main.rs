@@ -26,8 +26,18 @@ use protoblock_net::node::{Node, NodeConfig, NodeEvent};
 use protoblock_store::{RedbStore, open_chain};
 
 #[derive(Parser, Debug)]
-#[command(name = "protoblock-relay", version, about = "Protoblock relay server and full node")]
+#[command(
+    name = "protoblock-relay",
+    version,
+    about = "Protoblock relay server and full node",
+    args_override_self = true
+)]
 struct Args {
+    /// A TOML file of settings named like the flags (`block_interval_ms = 500`,
+    /// `listen = ["/ip4/0.0.0.0/tcp/4001"]`). Precedence: command line, then
+    /// environment, then this file, then defaults.
+    #[arg(long, env = "PROTOBLOCK_CONFIG")]
+    config: Option<PathBuf>,
     /// Run a self-contained dev chain: make or load a dev genesis and oracle
     /// key, and produce blocks on a timer with a simulated season.
     #[arg(long)]
@@ -80,7 +90,7 @@ struct Args {
     #[arg(long, env = "PROTOBLOCK_ICE_SERVERS", value_delimiter = ',')]
     ice_servers: Vec<String>,
     /// Stop after the head reaches this height (0 = run until signalled).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, env = "PROTOBLOCK_STOP_AT_HEIGHT", default_value_t = 0)]
     stop_at_height: u64,
 }
 
@@ -115,6 +125,54 @@ fn node_key(dir: &Path) -> Result<identity::Keypair> {
     }
 }
 
+/// Parses the command line, filling in settings from `--config` where
+/// neither the command line nor the environment gives them.
+fn parse_args() -> Result<Args> {
+    use clap::CommandFactory;
+    let cli: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let path = cli
+        .iter()
+        .position(|a| a == "--config")
+        .and_then(|i| cli.get(i + 1).map(PathBuf::from))
+        .or_else(|| cli.iter().find_map(|a| a.to_str()?.strip_prefix("--config=").map(PathBuf::from)))
+        .or_else(|| std::env::var_os("PROTOBLOCK_CONFIG").map(PathBuf::from));
+    let Some(path) = path else { return Ok(Args::parse()) };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading config {}", path.display()))?;
+    let table: toml::Table = text.parse().with_context(|| format!("config {} is not valid TOML", path.display()))?;
+    let cmd = Args::command();
+    let mut argv = vec![cli.first().cloned().unwrap_or_else(|| "protoblock-relay".into())];
+    for (key, value) in table {
+        let flag = key.replace('_', "-");
+        let Some(arg) = cmd.get_arguments().find(|a| a.get_long() == Some(flag.as_str())) else {
+            bail!("config {}: unknown setting `{key}`", path.display());
+        };
+        if arg.get_env().is_some_and(|e| std::env::var_os(e).is_some()) {
+            continue; // the environment wins over the file
+        }
+        let text = |v: &toml::Value| match v {
+            toml::Value::String(s) => Ok(s.clone()),
+            toml::Value::Integer(i) => Ok(i.to_string()),
+            toml::Value::Float(f) => Ok(f.to_string()),
+            other => Err(anyhow::anyhow!("config {}: `{key}` has an unsupported value {other}", path.display())),
+        };
+        match &value {
+            toml::Value::Boolean(true) => argv.push(format!("--{flag}").into()),
+            toml::Value::Boolean(false) => {}
+            toml::Value::Array(items) => {
+                let joined = items.iter().map(text).collect::<Result<Vec<_>>>()?.join(",");
+                argv.push(format!("--{flag}").into());
+                argv.push(joined.into());
+            }
+            v => {
+                argv.push(format!("--{flag}").into());
+                argv.push(text(v)?.into());
+            }
+        }
+    }
+    argv.extend(cli.into_iter().skip(1));
+    Ok(Args::try_parse_from(argv).unwrap_or_else(|e| e.exit()))
+}
+
 /// The WebRTC certificate, kept so the relay's certhash (part of its
 /// `/webrtc-direct` multiaddr) survives restarts.
 fn webrtc_cert(dir: &Path) -> Result<WebRtcCertificate> {
@@ -139,7 +197,7 @@ async fn main() -> Result<()> {
     // rustls has both ring and aws-lc-rs in this tree (QUIC pulls the
     // latter); without a process default, WebRTC's DTLS setup panics.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let args = Args::parse();
+    let args = parse_args()?;
     if args.block_interval_ms == 0 {
         bail!("--block-interval-ms must be positive");
     }

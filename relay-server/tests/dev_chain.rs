@@ -308,3 +308,40 @@ fn stun_binding_requests_get_the_senders_address() {
     let me = sock.local_addr().unwrap();
     assert_eq!((x.ip, x.port), (me.ip(), me.port()));
 }
+
+#[test]
+fn config_file_with_environment_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("relay.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dev = true\nblock_interval_ms = 20\nstop_at_height = 50\nhttp_listen = \"127.0.0.1:0\"\nstun_listen = \"off\"\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\ndata_dir = \"{}\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    // The environment beats the file: stop at 4, not 50.
+    let out = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap()])
+        .env("PROTOBLOCK_STOP_AT_HEIGHT", "4")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(heights(&String::from_utf8(out.stdout).unwrap()), vec![1, 2, 3, 4]);
+    // And the command line beats both.
+    let out = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "--stop-at-height", "6"])
+        .env("PROTOBLOCK_STOP_AT_HEIGHT", "4")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(heights(&String::from_utf8(out.stdout).unwrap()), vec![5, 6]);
+    // A typo in the file is a clear error.
+    std::fs::write(&cfg, "block_intervall_ms = 5\n").unwrap();
+    let out = Command::new(BIN).args(["--config", cfg.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting `block_intervall_ms`"));
+}
