@@ -117,5 +117,6 @@ fn cargo_test(args: &[&str]) -> Result<()> {
 }
 
 fn bench() -> Result<()> {
-    sh(cargo().args(["bench", "-p", "protoblock-tests", "--bench", "chain"]))
+    sh(cargo().args(["bench", "-p", "protoblock-tests", "--bench", "chain"]))?;
+    sh(cargo().args(["bench", "-p", "protoblock-tests", "--bench", "network"]))
 }
