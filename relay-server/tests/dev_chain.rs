@@ -345,3 +345,89 @@ fn config_file_with_environment_overrides() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting `block_intervall_ms`"));
 }
+
+/// A joiner is SIGKILLed mid-sync (a real process, kill -9), restarts from
+/// its redb file without starting over, and finishes.
+#[test]
+fn a_joiner_killed_mid_sync_resumes_and_finishes() {
+    use protoblock_core::ChainParams;
+    use protoblock_core::devnet::{DevNet, generate_chain};
+    const SEED: u64 = 4242;
+    const BLOCKS: u64 = 1500;
+    // Pre-build the dev relay's chain: same seed and user count as --dev.
+    let dev_dir = tempfile::tempdir().unwrap();
+    std::fs::write(dev_dir.path().join("dev-seed"), SEED.to_string()).unwrap();
+    let net = DevNet::new(SEED, 50);
+    let params = ChainParams::default();
+    let blocks = generate_chain(&net, &params, BLOCKS, 20);
+    {
+        let store = RedbStore::open(dev_dir.path().join("chain.redb")).unwrap();
+        let mut chain = block_on(protoblock_store::open_chain(&store, net.genesis.clone(), params)).unwrap();
+        block_on(protoblock_tests_import(&store, &mut chain, &blocks));
+    }
+    let mut relay = Command::new(BIN)
+        .args(["--dev", "--block-interval-ms", "1000", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
+        .arg("--data-dir")
+        .arg(dev_dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(relay.stdout.take().unwrap()).lines();
+    let addr =
+        lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("listening ").map(str::to_string)).unwrap();
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+
+    let join_dir = tempfile::tempdir().unwrap();
+    let joiner = |stop: u64| {
+        Command::new(BIN)
+            .args(["--bootstrap", &addr, "--listen", "/ip4/127.0.0.1/tcp/0", "--http-listen", "127.0.0.1:0"])
+            .args(["--stun-listen", "off", "--stop-at-height", &stop.to_string()])
+            .arg("--genesis")
+            .arg(dev_dir.path().join("genesis.pb"))
+            .arg("--data-dir")
+            .arg(join_dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = joiner(0);
+    let mut out = BufReader::new(first.stdout.take().unwrap()).lines();
+    let reached = out
+        .by_ref()
+        .map_while(Result::ok)
+        .filter_map(|l| l.strip_prefix("height ")?.split_whitespace().next()?.parse::<u64>().ok())
+        .find(|h| *h >= 300)
+        .expect("the joiner makes progress");
+    first.kill().unwrap(); // SIGKILL, mid-sync
+    first.wait().unwrap();
+    assert!(reached < BLOCKS, "killed before the end");
+
+    let mut second = joiner(BLOCKS);
+    let out = BufReader::new(second.stdout.take().unwrap()).lines();
+    let hs: Vec<u64> = out
+        .map_while(Result::ok)
+        .filter_map(|l| l.strip_prefix("height ")?.split_whitespace().next()?.parse::<u64>().ok())
+        .collect();
+    let status = second.wait().unwrap();
+    relay.kill().unwrap();
+    relay.wait().unwrap();
+    assert!(status.success());
+    let first_after = *hs.first().expect("the restarted joiner syncs");
+    assert!(first_after > reached.saturating_sub(1), "resumed from its store at {first_after}, had {reached}");
+    assert!(hs.last().copied().unwrap_or(0) >= BLOCKS, "finished: {:?}", hs.last());
+}
+
+async fn protoblock_tests_import(store: &RedbStore, chain: &mut protoblock_core::Chain, blocks: &[Vec<u8>]) {
+    let mut pending = protoblock_core::WriteBatch::default();
+    for (i, b) in blocks.iter().enumerate() {
+        if let Some(batch) = chain.insert_block(b, u64::MAX / 2).unwrap().batch {
+            pending.merge(batch);
+        }
+        if i % 128 == 127 || i + 1 == blocks.len() {
+            store.commit(std::mem::take(&mut pending)).await.unwrap();
+        }
+    }
+}
