@@ -89,6 +89,18 @@ struct Args {
     /// ICE server URLs handed to browsers (besides the relay's own STUN).
     #[arg(long, env = "PROTOBLOCK_ICE_SERVERS", value_delimiter = ',')]
     ice_servers: Vec<String>,
+    /// Circuit relay v2: reservations held at once.
+    #[arg(long, env = "PROTOBLOCK_RELAY_MAX_RESERVATIONS", default_value_t = 1024)]
+    relay_max_reservations: usize,
+    /// Circuit relay v2: circuits open at once.
+    #[arg(long, env = "PROTOBLOCK_RELAY_MAX_CIRCUITS", default_value_t = 512)]
+    relay_max_circuits: usize,
+    /// Circuit relay v2: longest life of one circuit, in seconds.
+    #[arg(long, env = "PROTOBLOCK_RELAY_MAX_CIRCUIT_SECS", default_value_t = 1800)]
+    relay_max_circuit_secs: u64,
+    /// Circuit relay v2: most bytes one circuit may carry.
+    #[arg(long, env = "PROTOBLOCK_RELAY_MAX_CIRCUIT_BYTES", default_value_t = 256 << 20)]
+    relay_max_circuit_bytes: u64,
     /// Stop after the head reaches this height (0 = run until signalled).
     #[arg(long, env = "PROTOBLOCK_STOP_AT_HEIGHT", default_value_t = 0)]
     stop_at_height: u64,
@@ -222,7 +234,14 @@ async fn main() -> Result<()> {
     let start_height = chain.head().height;
     let key = node_key(&args.data_dir)?;
     let peer_id = key.public().to_peer_id();
-    let role = Role { relay: Some(RelayLimits::default()), rendezvous_point: true, ..Role::default() };
+    let relay_limits = RelayLimits {
+        max_reservations: args.relay_max_reservations,
+        max_circuits: args.relay_max_circuits,
+        max_circuit_duration: std::time::Duration::from_secs(args.relay_max_circuit_secs),
+        max_circuit_bytes: args.relay_max_circuit_bytes,
+        ..RelayLimits::default()
+    };
+    let role = Role { relay: Some(relay_limits), rendezvous_point: true, ..Role::default() };
     let cert = webrtc_cert(&args.data_dir)?;
     let mut swarm =
         build_server_swarm(key, cert, params.max_block_bytes, &role).await.map_err(|e| anyhow::anyhow!(e))?;

@@ -431,3 +431,32 @@ async fn protoblock_tests_import(store: &RedbStore, chain: &mut protoblock_core:
         }
     }
 }
+
+#[test]
+fn sigterm_stops_cleanly_and_loses_no_committed_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Command::new(BIN)
+        .args(["--dev", "--block-interval-ms", "20", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(relay.stdout.take().unwrap()).lines();
+    let _ = lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("height 10 "));
+    let pid = relay.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let last = lines
+        .map_while(Result::ok)
+        .filter_map(|l| l.strip_prefix("height ")?.split_whitespace().next()?.parse::<u64>().ok())
+        .last()
+        .unwrap_or(10);
+    let status = relay.wait().unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    // Every block it reported is in the store.
+    let store = RedbStore::open(dir.path().join("chain.redb")).unwrap();
+    let head = block_on(store.head()).unwrap().unwrap();
+    assert!(head.height >= last, "reported {last}, stored {}", head.height);
+}

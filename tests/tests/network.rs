@@ -282,3 +282,44 @@ async fn nodes_find_each_other_by_rendezvous_at_the_relay() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_sync_over_quic_and_websocket() {
+    use protoblock_net::native::{WebRtcCertificate, build_server_swarm};
+    let net = DevNet::new(27, 10);
+    let blocks = generate_chain(&net, &params(), 60, 3);
+    let server_store = seeded_store(&net, &blocks).await;
+    let chain = open_chain(&server_store, net.genesis.clone(), params()).await.unwrap();
+    let key = identity::Keypair::generate_ed25519();
+    let server_peer = key.public().to_peer_id();
+    let cert = WebRtcCertificate::generate(&mut rand_010::rng()).unwrap();
+    let mut swarm = build_server_swarm(key, cert, params().max_block_bytes, &Role::default()).await.unwrap();
+    swarm.listen_on("/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()).unwrap();
+    swarm.listen_on("/ip4/127.0.0.1/tcp/0/ws".parse().unwrap()).unwrap();
+    let (node, _server, mut events) = Node::new(swarm, chain, server_store, cfg(&[])).unwrap();
+    tokio::spawn(node.run());
+    let mut addrs = Vec::new();
+    while addrs.len() < 2 {
+        if let Some(NodeEvent::Listening { addr }) = events.next().await {
+            addrs.push(addr.with_p2p(server_peer).unwrap());
+        }
+    }
+    for transport in ["/quic-v1", "/ws"] {
+        let addr = addrs.iter().find(|a| a.to_string().contains(transport)).unwrap().clone();
+        let key = identity::Keypair::generate_ed25519();
+        let cert = WebRtcCertificate::generate(&mut rand_010::rng()).unwrap();
+        let swarm = build_server_swarm(key, cert, params().max_block_bytes, &Role::default()).await.unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let chain = open_chain(&store, net.genesis.clone(), params()).await.unwrap();
+        let mut c = cfg(&[]);
+        c.bootstrap = vec![addr.clone()];
+        let (node, handle, _ev) = Node::new(swarm, chain, store, c).unwrap();
+        tokio::spawn(node.run());
+        wait_for(&format!("sync over {transport}"), 30, || async { handle.status().await.unwrap().head_height >= 60 })
+            .await;
+        let s = handle.status().await.unwrap();
+        let via = s.peers.iter().find(|p| p.peer == server_peer).and_then(|p| p.addr.clone()).expect("connected");
+        assert!(via.to_string().contains(transport), "connected over {via}, wanted {transport}");
+        handle.shutdown().await;
+    }
+}
