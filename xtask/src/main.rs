@@ -54,7 +54,7 @@ fn ensure_wasm_target() -> Result<()> {
 fn test() -> Result<()> {
     ensure_wasm_target()?;
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    // The sans-IO core and the store trait must build for the browser.
+    // The sans-IO core, the store trait and the node driver must build for the browser.
     sh(cargo().args([
         "build",
         "--target",
@@ -65,6 +65,8 @@ fn test() -> Result<()> {
         "protoblock-core",
         "-p",
         "protoblock-store",
+        "-p",
+        "protoblock-net",
     ]))?;
     cargo_test(&["--workspace", "--exclude", "xtask"])
 }
