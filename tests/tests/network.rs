@@ -323,3 +323,105 @@ async fn nodes_sync_over_quic_and_websocket() {
         handle.shutdown().await;
     }
 }
+
+mod circuit {
+    use libp2p::swarm::NetworkBehaviour;
+    use libp2p::{identify, ping, relay};
+
+    /// A minimal relay client, as a browser peer behind NAT will be.
+    #[derive(NetworkBehaviour)]
+    pub struct Client {
+        pub relay: relay::client::Behaviour,
+        pub identify: identify::Behaviour,
+        pub ping: ping::Behaviour,
+    }
+}
+
+fn relay_client() -> libp2p::Swarm<circuit::Client> {
+    use libp2p::{identify, ping};
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(libp2p::tcp::Config::default(), libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .unwrap()
+        .with_relay_client(libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|key, relay| circuit::Client {
+            relay,
+            identify: identify::Behaviour::new(identify::Config::new("/test/1".into(), key.public())),
+            ping: ping::Behaviour::new(ping::Config::new()),
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_serves_reservations_and_circuits() {
+    use libp2p::multiaddr::Protocol;
+    use libp2p::relay;
+    use libp2p::swarm::SwarmEvent;
+    let net = DevNet::new(28, 3);
+    let role = Role { relay: Some(Default::default()), rendezvous_point: true, ..Role::default() };
+    let mut rc = cfg(&[]);
+    rc.advertise_listen_addrs = true;
+    let relay_node = spawn_role(&net.genesis, Arc::new(MemoryStore::new()), rc, &role).await;
+
+    // A reserves a slot and listens on the circuit address.
+    let mut a = relay_client();
+    let a_id = *a.local_peer_id();
+    a.listen_on(relay_node.addr.clone().with(Protocol::P2pCircuit)).unwrap();
+    let accepted = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let SwarmEvent::Behaviour(circuit::ClientEvent::Relay(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                ..
+            })) = a.select_next_some().await
+            {
+                return relay_peer_id;
+            }
+        }
+    })
+    .await
+    .expect("reservation accepted");
+    assert_eq!(accepted, relay_node.peer);
+    // A keeps running (dropping its swarm would drop the circuit) and
+    // reports the inbound circuit.
+    let (circuit_tx, mut circuit_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let ev = a.select_next_some().await;
+            if let SwarmEvent::Behaviour(circuit::ClientEvent::Relay(
+                relay::client::Event::InboundCircuitEstablished { src_peer_id, .. },
+            )) = ev
+            {
+                let _ = circuit_tx.send(src_peer_id);
+            }
+        }
+    });
+
+    // B reaches A through the relay.
+    let mut b = relay_client();
+    let via = relay_node.addr.clone().with(Protocol::P2pCircuit).with(Protocol::P2p(a_id));
+    b.dial(via).unwrap();
+    let connected = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let ev = b.select_next_some().await;
+            if let SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } = ev {
+                if peer_id == a_id {
+                    return endpoint.get_remote_address().to_string();
+                }
+            }
+        }
+    })
+    .await
+    .expect("b connects to a through the relay");
+    assert!(connected.contains("p2p-circuit"), "{connected}");
+    let b_id = *b.local_peer_id();
+    tokio::spawn(async move {
+        loop {
+            b.select_next_some().await;
+        }
+    });
+    let src = tokio::time::timeout(Duration::from_secs(10), circuit_rx.recv()).await.unwrap().unwrap();
+    assert_eq!(src, b_id, "a sees b's circuit through the relay");
+}
