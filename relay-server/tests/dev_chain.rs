@@ -1,8 +1,8 @@
 //! The real relay binary: --dev produces a chain into a redb file and
 //! resumes it after a restart; a second node joins over TCP and syncs.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use futures::executor::block_on;
 use protoblock_store::{RedbStore, Store};
@@ -21,6 +21,24 @@ fn run(dir: &std::path::Path, stop_at: u64) -> String {
         .expect("relay runs");
     assert!(out.status.success(), "relay failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// A `--dev` relay on loopback with its stdout lines (after the first
+/// `listening` one, whose address is returned).
+fn spawn_dev(dir: &std::path::Path, interval_ms: u64) -> (Child, String, Lines<BufReader<ChildStdout>>) {
+    let mut child = Command::new(BIN)
+        .args(["--dev", "--block-interval-ms", &interval_ms.to_string(), "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr =
+        lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("listening ").map(str::to_string)).unwrap();
+    (child, addr, lines)
 }
 
 fn heights(out: &str) -> Vec<u64> {
@@ -56,28 +74,7 @@ fn dev_relay_produces_and_resumes() {
 #[test]
 fn a_second_node_joins_the_dev_relay_and_syncs() {
     let dev_dir = tempfile::tempdir().unwrap();
-    let mut relay = Command::new(BIN)
-        .args([
-            "--dev",
-            "--block-interval-ms",
-            "50",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dev_dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(relay.stdout.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("listening ").map(str::to_string))
-        .expect("relay prints its address");
+    let (mut relay, addr, mut lines) = spawn_dev(dev_dir.path(), 50);
     // Let it build a few blocks first, so the joiner has something to sync.
     let _ = lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("height 20 "));
 
@@ -363,20 +360,9 @@ fn a_joiner_killed_mid_sync_resumes_and_finishes() {
     {
         let store = RedbStore::open(dev_dir.path().join("chain.redb")).unwrap();
         let mut chain = block_on(protoblock_store::open_chain(&store, net.genesis.clone(), params)).unwrap();
-        block_on(protoblock_tests_import(&store, &mut chain, &blocks));
+        block_on(protoblock_tests::import(&store, &mut chain, &blocks, 128)).unwrap();
     }
-    let mut relay = Command::new(BIN)
-        .args(["--dev", "--block-interval-ms", "1000", "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .args(["--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
-        .arg("--data-dir")
-        .arg(dev_dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(relay.stdout.take().unwrap()).lines();
-    let addr =
-        lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("listening ").map(str::to_string)).unwrap();
+    let (mut relay, addr, lines) = spawn_dev(dev_dir.path(), 1000);
     std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
 
     let join_dir = tempfile::tempdir().unwrap();
@@ -420,31 +406,10 @@ fn a_joiner_killed_mid_sync_resumes_and_finishes() {
     assert!(hs.last().copied().unwrap_or(0) >= BLOCKS, "finished: {:?}", hs.last());
 }
 
-async fn protoblock_tests_import(store: &RedbStore, chain: &mut protoblock_core::Chain, blocks: &[Vec<u8>]) {
-    let mut pending = protoblock_core::WriteBatch::default();
-    for (i, b) in blocks.iter().enumerate() {
-        if let Some(batch) = chain.insert_block(b, u64::MAX / 2).unwrap().batch {
-            pending.merge(batch);
-        }
-        if i % 128 == 127 || i + 1 == blocks.len() {
-            store.commit(std::mem::take(&mut pending)).await.unwrap();
-        }
-    }
-}
-
 #[test]
 fn sigterm_stops_cleanly_and_loses_no_committed_block() {
     let dir = tempfile::tempdir().unwrap();
-    let mut relay = Command::new(BIN)
-        .args(["--dev", "--block-interval-ms", "20", "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .args(["--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(relay.stdout.take().unwrap()).lines();
+    let (mut relay, _, mut lines) = spawn_dev(dir.path(), 20);
     let _ = lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("height 10 "));
     let pid = relay.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
