@@ -34,6 +34,7 @@ const MAX_RANGE: u32 = 256;
 const MAX_MEMPOOL_SYNC: usize = 1000;
 const MAX_PEERS_SHARED: usize = 32;
 const STATUS_REFRESH_MS: u64 = 5_000;
+const MAX_BLOCKS_PER_COMMIT: usize = 128;
 const RENDEZVOUS_REFRESH_MS: u64 = 30_000;
 const RENDEZVOUS_TTL_SECS: u64 = 2 * 60 * 60;
 
@@ -525,42 +526,71 @@ impl<S: Store> Node<S> {
     }
 
     /// Persists a chain change and brings the mempool up to date.
-    async fn commit(&mut self, mut update: ChainUpdate) {
-        let Some(batch) = update.batch.take() else { return };
-        let txs = batch
-            .put_blocks
-            .last()
-            .and_then(|(_, _, bytes)| pb::Block::decode(&bytes[..]).ok())
-            .map(|b| b.txs.len())
-            .unwrap_or(0);
+    async fn commit(&mut self, update: ChainUpdate) {
+        self.commit_updates(vec![update]).await;
+    }
+
+    /// Persists chain changes in ONE store transaction (sync hands over runs
+    /// of blocks; one fsync per run instead of per block), then brings the
+    /// mempool up to date once and reports each new head.
+    async fn commit_updates(&mut self, updates: Vec<ChainUpdate>) {
+        let mut merged: Option<protoblock_core::WriteBatch> = None;
+        let mut heads = Vec::new();
+        let mut reverted = Vec::new();
+        for mut update in updates {
+            let Some(batch) = update.batch.take() else { continue };
+            let txs = batch
+                .put_blocks
+                .last()
+                .and_then(|(_, _, bytes)| pb::Block::decode(&bytes[..]).ok())
+                .map(|b| b.txs.len())
+                .unwrap_or(0);
+            if let Some(h) = batch.head {
+                heads.push((h.height, h.id, txs));
+            }
+            reverted.extend(update.reverted);
+            match merged.as_mut() {
+                Some(m) => m.merge(batch),
+                None => merged = Some(batch),
+            }
+        }
+        let Some(batch) = merged else { return };
         if let Err(e) = self.store.commit(batch).await {
             // The in-memory chain is ahead of the store now; a restart
             // resumes from the last committed head and syncs again.
             tracing::error!(error = %e, "store commit failed");
         }
-        for bytes in &update.reverted {
+        for bytes in &reverted {
             if let Ok(b) = pb::Block::decode(&bytes[..]) {
                 for st in b.txs {
                     let _ = self.mempool.insert(&st.encode_to_vec(), &self.chain, now_ms());
                 }
             }
         }
-        self.blocks_validated += 1;
+        self.blocks_validated += heads.len() as u64;
         self.mempool.rebuild(&self.chain, now_ms());
-        let h = self.chain.head();
-        self.emit(NodeEvent::NewHead { height: h.height, id: h.id, txs });
+        for (height, id, txs) in heads {
+            self.emit(NodeEvent::NewHead { height, id, txs });
+        }
     }
 
-    /// Hands buffered blocks that now extend the head to the chain.
+    /// Hands buffered blocks that now extend the head to the chain,
+    /// committing each run of up to `MAX_BLOCKS_PER_COMMIT` blocks at once.
     async fn drain_ready(&mut self) {
         loop {
             let ready = self.planner.take_ready(self.chain.head().height);
             if ready.is_empty() {
                 return;
             }
+            let mut updates = Vec::new();
             for (peer, bytes) in ready {
                 match self.chain.insert_block(&bytes, now_ms()) {
-                    Ok(update) => self.commit(update).await,
+                    Ok(update) => {
+                        updates.push(update);
+                        if updates.len() >= MAX_BLOCKS_PER_COMMIT {
+                            self.commit_updates(std::mem::take(&mut updates)).await;
+                        }
+                    }
                     Err(e) if e.is_peer_fault() => {
                         self.planner.on_invalid(&peer);
                         self.ban(peer, format!("sent an invalid block: {e}"));
@@ -572,6 +602,7 @@ impl<S: Store> Node<S> {
                     }
                 }
             }
+            self.commit_updates(updates).await;
         }
     }
 
