@@ -5,9 +5,9 @@
 //! store persists raw key/values and knows nothing of fantasy sports.
 //!
 //! Keys whose first byte is below [`UNCOMMITTED_PREFIX`] are committed by the
-//! state root; keys at or above it are persisted and undone like the rest but
-//! not committed (reserved for bookkeeping derivable from blocks; the replay
-//! index has its own structure, see `replay`).
+//! state root. The range above is reserved for bookkeeping derivable from
+//! blocks, persisted and undone like the rest but not committed; nothing uses
+//! it today (the replay index has its own structure, see `replay`).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -93,59 +93,40 @@ pub mod keys {
 }
 
 /// The full state at one block.
-///
-/// Committed and uncommitted keys live in two maps, so bookkeeping never
-/// deepens lookups of the fantasy state. Iteration order is still global key
-/// order: every committed key sorts before every uncommitted one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateMap {
-    committed: BTreeMap<Key, Value>,
-    aux: BTreeMap<Key, Value>,
+    map: BTreeMap<Key, Value>,
 }
 
 impl StateMap {
-    fn map_for(&self, key: &[u8]) -> &BTreeMap<Key, Value> {
-        if is_committed(key) || key.is_empty() { &self.committed } else { &self.aux }
-    }
-
-    fn map_for_mut(&mut self, key: &[u8]) -> &mut BTreeMap<Key, Value> {
-        if is_committed(key) || key.is_empty() { &mut self.committed } else { &mut self.aux }
-    }
-
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
-        self.map_for(key).get(key)
+        self.map.get(key)
     }
 
     pub fn len(&self) -> usize {
-        self.committed.len() + self.aux.len()
+        self.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.map.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &Value)> {
-        self.committed.iter().chain(self.aux.iter())
+        self.map.iter()
     }
 
-    /// Keys that start with `prefix` (whose first byte names the key type).
+    /// Keys that start with `prefix`, in order.
     pub fn prefix_keys<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = &'a Key> + 'a {
-        self.map_for(prefix)
+        self.map
             .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
             .map(|(k, _)| k)
             .take_while(move |k| k.starts_with(prefix))
     }
 
-    /// Keys in `[lo, hi)`; both bounds must be of the same key type.
-    fn range_keys<'a>(&'a self, lo: &'a [u8], hi: &'a [u8]) -> impl Iterator<Item = &'a Key> + 'a {
-        self.map_for(lo).range::<[u8], _>((Bound::Included(lo), Bound::Excluded(hi))).map(|(k, _)| k)
-    }
-
     fn set(&mut self, k: &Key, v: &Option<Value>) -> Option<Value> {
-        let m = self.map_for_mut(k);
         match v {
-            Some(v) => m.insert(k.clone(), v.clone()),
-            None => m.remove(k),
+            Some(v) => self.map.insert(k.clone(), v.clone()),
+            None => self.map.remove(k),
         }
     }
 
@@ -156,12 +137,7 @@ impl StateMap {
         for (k, v) in writes {
             let old = self.set(k, v);
             if is_committed(k) {
-                if let Some(o) = &old {
-                    commitment.remove(k, o);
-                }
-                if let Some(n) = v {
-                    commitment.insert(k, n);
-                }
+                update_commitment(commitment, k, old.as_ref(), v.as_ref());
             }
             undo.push((k.clone(), old));
         }
@@ -179,12 +155,7 @@ impl StateMap {
         for (k, old) in undo.iter().rev() {
             let cur = self.set(k, old);
             if is_committed(k) {
-                if let Some(c) = &cur {
-                    commitment.remove(k, c);
-                }
-                if let Some(o) = old {
-                    commitment.insert(k, o);
-                }
+                update_commitment(commitment, k, cur.as_ref(), old.as_ref());
             }
         }
     }
@@ -192,20 +163,14 @@ impl StateMap {
     /// The commitment recomputed from scratch (used to check a loaded state).
     pub fn commitment(&self) -> LtHash {
         let mut h = LtHash::default();
-        for (k, v) in &self.committed {
-            if is_committed(k) {
-                h.insert(k, v);
-            }
+        for (k, v) in self.map.iter().filter(|(k, _)| is_committed(k)) {
+            h.insert(k, v);
         }
         h
     }
 
     pub fn from_entries(entries: impl IntoIterator<Item = (Key, Value)>) -> Self {
-        let mut s = Self::default();
-        for (k, v) in entries {
-            s.map_for_mut(&k).insert(k, v);
-        }
-        s
+        Self { map: entries.into_iter().collect() }
     }
 }
 
@@ -257,19 +222,6 @@ impl<'a> Overlay<'a> {
             .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
         {
-            out.insert(k, v.is_some());
-        }
-        out.into_iter().filter(|(_, live)| *live).map(|(k, _)| k.to_vec()).collect()
-    }
-
-    /// Live keys in `[lo, hi)`, merged from base and pending writes, in order.
-    pub fn range_keys(&self, lo: &[u8], hi: &[u8]) -> Vec<Key> {
-        let range = (Bound::Included(lo), Bound::Excluded(hi));
-        let mut out: BTreeMap<&[u8], bool> = BTreeMap::new();
-        for k in self.base.range_keys(lo, hi) {
-            out.insert(k, true);
-        }
-        for (k, v) in self.writes.range::<[u8], _>(range) {
             out.insert(k, v.is_some());
         }
         out.into_iter().filter(|(_, live)| *live).map(|(k, _)| k.to_vec()).collect()
