@@ -23,16 +23,23 @@ fn run(dir: &std::path::Path, stop_at: u64) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A `--dev` relay on loopback with its stdout lines (after the first
-/// `listening` one, whose address is returned).
-fn spawn_dev(dir: &std::path::Path, interval_ms: u64) -> (Child, String, Lines<BufReader<ChildStdout>>) {
-    let mut child = Command::new(BIN)
-        .args(["--dev", "--block-interval-ms", &interval_ms.to_string(), "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .args(["--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
+/// A `--dev` relay command on loopback with a random HTTP port, its stdout
+/// piped; callers add listeners and STUN.
+fn dev_command(dir: &std::path::Path, interval_ms: u64) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["--dev", "--block-interval-ms", &interval_ms.to_string(), "--http-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
+        .stdout(Stdio::piped());
+    c
+}
+
+/// A `--dev` relay on loopback TCP with its stdout lines (after the first
+/// `listening` one, whose address is returned).
+fn spawn_dev(dir: &std::path::Path, interval_ms: u64) -> (Child, String, Lines<BufReader<ChildStdout>>) {
+    let mut child = dev_command(dir, interval_ms)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--stun-listen", "off"])
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -127,20 +134,14 @@ impl Drop for Relay {
 
 fn start_dev_relay(dir: &std::path::Path, interval_ms: u64) -> Relay {
     let www = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../www");
-    let mut child = Command::new(BIN)
-        .args(["--dev", "--block-interval-ms", &interval_ms.to_string()])
-        .args(["--http-listen", "127.0.0.1:0", "--ice-servers", "stun:stun.example.org:3478"])
-        .args(["--stun-listen", "127.0.0.1:0"])
+    let mut child = dev_command(dir, interval_ms)
+        .args(["--ice-servers", "stun:stun.example.org:3478", "--stun-listen", "127.0.0.1:0"])
         .args([
             "--listen",
             "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0/ws,/ip4/127.0.0.1/udp/0/webrtc-direct",
         ])
         .arg("--www-dir")
         .arg(&www)
-        .arg("--data-dir")
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();

@@ -69,68 +69,94 @@ fn run(nodes: &mut [SimNode], target: u64, seed: u64, limit_ms: u64) -> (u64, us
                 nodes[i].planner.peer_head(p, head);
             }
         }
-        // Requests.
-        for i in 0..nodes.len() {
-            let head = nodes[i].chain.head().height;
-            for req in nodes[i].planner.poll_requests(head, now) {
-                sent += 1;
-                let server = &nodes[req.peer];
-                let latency = 20 + rng.below(80);
-                let blocks: Vec<Vec<u8>> = match server.behaviour {
-                    Behaviour::Silent => continue,
-                    Behaviour::Honest => {
-                        server.served.iter().skip(req.start as usize - 1).take(req.count as usize).cloned().collect()
-                    }
-                    Behaviour::Liar => server
-                        .served
-                        .iter()
-                        .skip(req.start as usize - 1)
-                        .take(req.count as usize)
-                        .map(|b| tamper(b))
-                        .collect(),
-                };
-                wire.push(InFlight { due: now + latency, to: i, from: req.peer, req, blocks });
-            }
-        }
-        // Deliveries due now.
-        let (due, rest): (Vec<_>, Vec<_>) = wire.into_iter().partition(|m| m.due <= now);
-        wire = rest;
-        for m in due {
-            let node = &mut nodes[m.to];
-            if node.banned.contains(&m.from) {
-                continue;
-            }
-            if node.planner.on_response(m.req.id, &m.from, m.blocks).is_err() {
-                node.banned.insert(m.from);
-                node.planner.peer_gone(&m.from);
-            }
-        }
-        // Hand ready blocks to each chain, in order.
-        for node in nodes.iter_mut() {
-            let head = node.chain.head().height;
-            for (from, bytes) in node.planner.take_ready(head) {
-                match node.chain.insert_block(&bytes, u64::MAX / 2) {
-                    Ok(u) => {
-                        if u.batch.is_some() {
-                            node.served.push(bytes);
-                        }
-                    }
-                    Err(_) => {
-                        // Proven bad data: ban, and drop what else it sent.
-                        node.banned.insert(from);
-                        node.planner.on_invalid(&from);
-                        node.planner.peer_gone(&from);
-                        break;
-                    }
-                }
-            }
-        }
+        sent += sync_step(nodes, &mut wire, now, &mut rng);
         if nodes.iter().filter(|n| n.behaviour == Behaviour::Honest).all(|n| n.chain.head().height >= target) {
             return (now, sent);
         }
         now += 10;
     }
     (now, sent)
+}
+
+/// One step of sync on every node: plan and send requests (answered after a
+/// simulated latency, as each server's behaviour dictates), deliver the
+/// responses that are due, and hand ready blocks to each chain in order.
+/// Returns how many requests were sent.
+fn sync_step(nodes: &mut [SimNode], wire: &mut Vec<InFlight>, now: u64, rng: &mut SplitMix64) -> usize {
+    let mut sent = 0;
+    // Requests.
+    for i in 0..nodes.len() {
+        let head = nodes[i].chain.head().height;
+        for req in nodes[i].planner.poll_requests(head, now) {
+            sent += 1;
+            let server = &nodes[req.peer];
+            let latency = 20 + rng.below(80);
+            let blocks: Vec<Vec<u8>> = match server.behaviour {
+                Behaviour::Silent => continue,
+                Behaviour::Honest => {
+                    server.served.iter().skip(req.start as usize - 1).take(req.count as usize).cloned().collect()
+                }
+                Behaviour::Liar => server
+                    .served
+                    .iter()
+                    .skip(req.start as usize - 1)
+                    .take(req.count as usize)
+                    .map(|b| tamper(b))
+                    .collect(),
+            };
+            wire.push(InFlight { due: now + latency, to: i, from: req.peer, req, blocks });
+        }
+    }
+    // Deliveries due now.
+    let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(wire).into_iter().partition(|m| m.due <= now);
+    *wire = rest;
+    for m in due {
+        let node = &mut nodes[m.to];
+        if node.banned.contains(&m.from) {
+            continue;
+        }
+        if node.planner.on_response(m.req.id, &m.from, m.blocks).is_err() {
+            node.banned.insert(m.from);
+            node.planner.peer_gone(&m.from);
+        }
+    }
+    // Hand ready blocks to each chain, in order.
+    for node in nodes.iter_mut() {
+        let head = node.chain.head().height;
+        for (from, bytes) in node.planner.take_ready(head) {
+            match node.chain.insert_block(&bytes, u64::MAX / 2) {
+                Ok(u) => {
+                    if u.batch.is_some() {
+                        node.served.push(bytes);
+                    }
+                }
+                Err(_) => {
+                    // Proven bad data: ban, and drop what else it sent.
+                    node.banned.insert(from);
+                    node.planner.on_invalid(&from);
+                    node.planner.peer_gone(&from);
+                    break;
+                }
+            }
+        }
+    }
+    sent
+}
+
+/// A ring (so the mesh is connected) plus `extra` random links per node.
+fn mesh(n: usize, extra: usize, rng: &mut SplitMix64) -> BTreeMap<usize, BTreeSet<usize>> {
+    let mut links: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+    for i in 0..n {
+        let mut targets = vec![(i + 1) % n];
+        targets.extend((0..extra).map(|_| rng.below(n as u64) as usize));
+        for j in targets {
+            if j != i {
+                links.entry(i).or_default().insert(j);
+                links.entry(j).or_default().insert(i);
+            }
+        }
+    }
+    links
 }
 
 fn node(net: &DevNet, behaviour: Behaviour, served: Vec<Vec<u8>>, peers: Vec<usize>) -> SimNode {
@@ -171,17 +197,7 @@ fn many_nodes_converge_over_a_sparse_random_mesh() {
     let blocks = generate_chain(&net, &params(), 120, 3);
     let reference = replay(&net.genesis, &params(), &blocks);
     let n = 16;
-    let mut rng = SplitMix64(99);
-    let mut peers: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
-    // A ring (so the mesh is connected) plus two random links per node.
-    for i in 0..n {
-        for j in [(i + 1) % n, rng.below(n as u64) as usize, rng.below(n as u64) as usize] {
-            if j != i {
-                peers.entry(i).or_default().insert(j);
-                peers.entry(j).or_default().insert(i);
-            }
-        }
-    }
+    let peers = mesh(n, 2, &mut SplitMix64(99));
     let mut nodes: Vec<SimNode> = (0..n)
         .map(|i| {
             let served = if i == 0 { blocks.clone() } else { Vec::new() };
@@ -222,15 +238,7 @@ fn gossip_and_sync_converge_while_the_chain_grows() {
     let reference = replay(&net.genesis, &params(), &blocks);
     let n = 10;
     let mut rng = SplitMix64(7);
-    let mut links: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
-    for i in 0..n {
-        for j in [(i + 1) % n, rng.below(n as u64) as usize] {
-            if j != i {
-                links.entry(i).or_default().insert(j);
-                links.entry(j).or_default().insert(i);
-            }
-        }
-    }
+    let links = mesh(n, 1, &mut rng);
     // Node 0 produces (starts with 100 blocks); node 9 gossips a tampered copy.
     let mut nodes: Vec<SimNode> = (0..n)
         .map(|i| {
@@ -309,40 +317,7 @@ fn gossip_and_sync_converge_while_the_chain_grows() {
                 Err(_) => {}
             }
         }
-        // Sync: the same loop as `run`, one step.
-        for i in 0..n {
-            let head = nodes[i].chain.head().height;
-            for req in nodes[i].planner.poll_requests(head, now) {
-                let server = &nodes[req.peer];
-                let blocks: Vec<Vec<u8>> =
-                    server.served.iter().skip(req.start as usize - 1).take(req.count as usize).cloned().collect();
-                sync_wire.push(InFlight { due: now + 20 + rng.below(60), to: i, from: req.peer, req, blocks });
-            }
-        }
-        let (due, rest): (Vec<_>, Vec<_>) = sync_wire.into_iter().partition(|m| m.due <= now);
-        sync_wire = rest;
-        for m in due {
-            let node = &mut nodes[m.to];
-            if !node.banned.contains(&m.from) && node.planner.on_response(m.req.id, &m.from, m.blocks).is_err() {
-                node.banned.insert(m.from);
-                node.planner.peer_gone(&m.from);
-            }
-        }
-        for node in nodes.iter_mut() {
-            let head = node.chain.head().height;
-            for (from, bytes) in node.planner.take_ready(head) {
-                match node.chain.insert_block(&bytes, u64::MAX / 2) {
-                    Ok(u) if u.batch.is_some() => node.served.push(bytes),
-                    Ok(_) => {}
-                    Err(_) => {
-                        node.banned.insert(from);
-                        node.planner.on_invalid(&from);
-                        node.planner.peer_gone(&from);
-                        break;
-                    }
-                }
-            }
-        }
+        sync_step(&mut nodes, &mut sync_wire, now, &mut rng);
         if next_block == blocks.len() && nodes.iter().all(|nd| nd.chain.head().height == blocks.len() as u64) {
             break;
         }

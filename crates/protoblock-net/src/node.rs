@@ -35,6 +35,7 @@ const MAX_MEMPOOL_SYNC: usize = 1000;
 const MAX_PEERS_SHARED: usize = 32;
 const STATUS_REFRESH_MS: u64 = 5_000;
 const MAX_BLOCKS_PER_COMMIT: usize = 128;
+const MAX_BANS: usize = 4096;
 const RENDEZVOUS_REFRESH_MS: u64 = 30_000;
 const RENDEZVOUS_TTL_SECS: u64 = 2 * 60 * 60;
 
@@ -385,6 +386,13 @@ impl<S: Store> Node<S> {
 
     fn ban(&mut self, peer: PeerId, reason: String) {
         tracing::warn!(%peer, %reason, "banning peer");
+        // Bounded: peer ids are free to make, so when full the ban closest
+        // to expiry goes first.
+        if self.bans.len() >= MAX_BANS {
+            if let Some(first) = self.bans.iter().min_by_key(|(_, until)| **until).map(|(p, _)| *p) {
+                self.bans.remove(&first);
+            }
+        }
         self.bans.insert(peer, now_ms() + self.cfg.ban_ms);
         self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
         self.planner.peer_gone(&peer);
