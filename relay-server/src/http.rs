@@ -29,6 +29,11 @@ pub struct HttpState {
     pub started_ms: u64,
     /// Sync rate, sampled by the caller: (time, height) of the last sample.
     pub rate: Arc<RateSampler>,
+    /// The encoded genesis, handed to browsers so they can start from it.
+    pub genesis_bytes: Arc<Vec<u8>>,
+    /// Routes under `/api/dev/` (dev relays only: they change how the node
+    /// behaves, for tests and demos).
+    pub dev_api: bool,
 }
 
 #[derive(Default)]
@@ -60,6 +65,7 @@ pub fn router(state: HttpState, www: std::path::PathBuf) -> Router {
         .route("/api/bootstrap", get(bootstrap))
         .route("/api/blocks/{id}", get(block))
         .route("/api/tx", post(submit_tx))
+        .route("/api/dev/serve-sync", post(dev_serve_sync))
         .fallback_service(tower_http::services::ServeDir::new(www))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_TX_BODY))
         .layer(tower_http::cors::CorsLayer::permissive())
@@ -105,6 +111,7 @@ async fn bootstrap(State(s): State<HttpState>) -> Response {
     Json(json!({
         "peer_id": st.peer_id.to_string(),
         "genesis": st.genesis.to_hex(),
+        "genesis_pb": hex::encode(s.genesis_bytes.as_slice()),
         "multiaddrs": addrs,
         "ice_servers": s.ice_servers.iter().map(|u| json!({ "urls": u })).collect::<Vec<_>>(),
     }))
@@ -193,4 +200,19 @@ async fn submit_tx(State(s): State<HttpState>, body: axum::body::Bytes) -> Respo
         Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "id": id.to_hex() }))).into_response(),
         Err(e) => err(StatusCode::UNPROCESSABLE_ENTITY, e),
     }
+}
+
+/// `POST /api/dev/serve-sync` with body `true` or `false`: whether this relay
+/// answers block-range requests (lets a test prove browsers serve sync).
+async fn dev_serve_sync(State(s): State<HttpState>, body: String) -> Response {
+    if !s.dev_api {
+        return err(StatusCode::NOT_FOUND, "dev API is off (start the relay with --dev)");
+    }
+    let on = match body.trim() {
+        "true" => true,
+        "false" => false,
+        _ => return err(StatusCode::BAD_REQUEST, "send true or false"),
+    };
+    s.node.set_serve_sync(on).await;
+    Json(json!({ "serve_sync": on })).into_response()
 }

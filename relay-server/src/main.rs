@@ -101,6 +101,14 @@ struct Args {
     /// Circuit relay v2: most bytes one circuit may carry.
     #[arg(long, env = "PROTOBLOCK_RELAY_MAX_CIRCUIT_BYTES", default_value_t = 256 << 20)]
     relay_max_circuit_bytes: u64,
+    /// Do not answer block-range requests (peers must sync from each other).
+    /// A dev relay can also switch this at run time: `POST /api/dev/serve-sync`.
+    #[arg(long, env = "PROTOBLOCK_NO_SERVE_SYNC")]
+    no_serve_sync: bool,
+    /// Test hook: serve blocks with a broken signature, to test that peers
+    /// refuse and ban a lying node. Never use it on a real relay.
+    #[arg(long, hide = true)]
+    serve_tampered_blocks: bool,
     /// Stop after the head reaches this height (0 = run until signalled).
     #[arg(long, env = "PROTOBLOCK_STOP_AT_HEIGHT", default_value_t = 0)]
     stop_at_height: u64,
@@ -256,6 +264,8 @@ async fn main() -> Result<()> {
         // libp2p trap): announce what it listens on.
         advertise_listen_addrs: args.external_address.is_empty(),
         external_addrs: args.external_address.clone(),
+        serve_sync: !args.no_serve_sync,
+        serve_tampered_blocks: args.serve_tampered_blocks,
         ..NodeConfig::default()
     };
     let (mut node, handle, mut events) = Node::new(swarm, chain, store.clone(), cfg).map_err(|e| anyhow::anyhow!(e))?;
@@ -292,6 +302,8 @@ async fn main() -> Result<()> {
         ice_servers,
         started_ms: protoblock_net::node::now_ms(),
         rate: Arc::new(http::RateSampler::default()),
+        genesis_bytes: Arc::new(genesis.bytes.to_vec()),
+        dev_api: args.dev,
     };
     let listener = tokio::net::TcpListener::bind(args.http_listen)
         .await
@@ -327,7 +339,12 @@ async fn main() -> Result<()> {
                 Some(NodeEvent::PeerDown { peer }) => tracing::info!(%peer, "peer down"),
                 Some(NodeEvent::PeerIncompatible { peer, reason }) => tracing::warn!(%peer, %reason, "peer on another chain or protocol"),
                 Some(NodeEvent::PeerBanned { peer, reason }) => tracing::warn!(%peer, %reason, "peer banned"),
-                Some(NodeEvent::TxAccepted { .. }) | Some(NodeEvent::Discovered { .. }) => {}
+                Some(
+                    NodeEvent::TxAccepted { .. }
+                    | NodeEvent::Discovered { .. }
+                    | NodeEvent::SyncProgress { .. }
+                    | NodeEvent::Reachable { .. },
+                ) => {}
                 None => bail!("node stopped unexpectedly"),
             },
             _ = &mut shutdown => {

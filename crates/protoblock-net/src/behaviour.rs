@@ -96,10 +96,23 @@ pub struct Behaviour {
     pub rendezvous: rendezvous::client::Behaviour,
     pub rendezvous_point: Toggle<rendezvous::server::Behaviour>,
     pub relay: Toggle<relay::Behaviour>,
+    /// Browser nodes: reserve a slot on relays so other peers can reach us at
+    /// `<relay>/p2p-circuit/p2p/<us>`. Comes from the swarm builder, which
+    /// wires the matching relayed transport.
+    pub relay_client: Toggle<relay::client::Behaviour>,
 }
 
 impl Behaviour {
     pub fn new(key: &identity::Keypair, max_block_bytes: usize, role: &Role) -> Result<Self, String> {
+        Self::with_relay_client(key, max_block_bytes, role, None)
+    }
+
+    pub fn with_relay_client(
+        key: &identity::Keypair,
+        max_block_bytes: usize,
+        role: &Role,
+        relay_client: Option<relay::client::Behaviour>,
+    ) -> Result<Self, String> {
         let gossip_cfg = gossip_config(max_block_bytes).build().map_err(|e| e.to_string())?;
         let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_cfg)?;
         let rr = |timeout| request_response::Config::default().with_request_timeout(Duration::from_secs(timeout));
@@ -142,6 +155,7 @@ impl Behaviour {
                 .then(|| rendezvous::server::Behaviour::new(rendezvous::server::Config::default()))
                 .into(),
             relay: relay.into(),
+            relay_client: relay_client.into(),
         })
     }
 }

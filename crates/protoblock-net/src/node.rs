@@ -13,8 +13,10 @@ use ed25519_dalek::SigningKey;
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, ping, rendezvous};
 use prost::Message;
 use protoblock_core::block::peek_block;
@@ -38,6 +40,7 @@ const MAX_BLOCKS_PER_COMMIT: usize = 128;
 const MAX_BANS: usize = 4096;
 const RENDEZVOUS_REFRESH_MS: u64 = 30_000;
 const RENDEZVOUS_TTL_SECS: u64 = 2 * 60 * 60;
+const RELAY_HOP_PROTOCOL: &str = "/libp2p/circuit/relay/0.2.0/hop";
 
 pub fn now_ms() -> u64 {
     web_time::SystemTime::now().duration_since(web_time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -61,6 +64,12 @@ pub struct NodeConfig {
     pub advertise_listen_addrs: bool,
     /// Addresses to announce as external, e.g. a server's public address.
     pub external_addrs: Vec<Multiaddr>,
+    /// Answer other peers' block-range requests. A relay can switch this off
+    /// (at start or at run time) to leave serving history to its peers.
+    pub serve_sync: bool,
+    /// With a relay client in the swarm (browser nodes): how many relays to
+    /// hold a circuit reservation on, so peers can reach us through them.
+    pub max_relay_reservations: usize,
     /// Test hook: serve blocks with a flipped signature bit (a lying peer).
     #[doc(hidden)]
     pub serve_tampered_blocks: bool,
@@ -78,6 +87,8 @@ impl Default for NodeConfig {
             ban_ms: 10 * 60 * 1000,
             advertise_listen_addrs: false,
             external_addrs: Vec::new(),
+            serve_sync: true,
+            max_relay_reservations: 2,
             serve_tampered_blocks: false,
         }
     }
@@ -116,6 +127,16 @@ pub enum NodeEvent {
         point: PeerId,
         peers: Vec<PeerId>,
     },
+    /// After each committed run of synced blocks.
+    SyncProgress {
+        head: u64,
+        target: u64,
+        syncing: bool,
+    },
+    /// A relay accepted our reservation: peers can reach us at this address.
+    Reachable {
+        addr: Multiaddr,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -134,18 +155,31 @@ pub struct NodeStatus {
     pub head_id: Hash32,
     pub final_height: u64,
     pub syncing: bool,
+    /// The best head any peer has told us about.
+    pub target_height: u64,
     pub mempool: usize,
     pub peers: Vec<PeerStatus>,
     pub listen: Vec<Multiaddr>,
     pub blocks_validated: u64,
+    /// Blocks received in sync responses (gossip not counted).
+    pub blocks_downloaded: u64,
+    /// Blocks this node sent to others in sync responses.
+    pub blocks_served: u64,
+    pub serve_sync: bool,
     pub gossip_accepted: u64,
     pub gossip_rejected: u64,
 }
+
+/// A read of the chain run inside the node's loop (the chain is the loop's
+/// alone, so readers borrow it there instead of sharing it behind a lock).
+pub type ChainRead = Box<dyn FnOnce(&Chain) + Send>;
 
 pub enum Command {
     SubmitTx(Vec<u8>, oneshot::Sender<Result<Hash32, String>>),
     Status(oneshot::Sender<NodeStatus>),
     Dial(Multiaddr),
+    ReadChain(ChainRead),
+    SetServeSync(bool),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -170,6 +204,20 @@ impl NodeHandle {
 
     pub async fn dial(&self, addr: Multiaddr) {
         let _ = self.commands.clone().send(Command::Dial(addr)).await;
+    }
+
+    /// Runs `f` on the current chain (state, head, main-chain ids).
+    pub async fn read_chain<R: Send + 'static>(&self, f: impl FnOnce(&Chain) -> R + Send + 'static) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let read: ChainRead = Box::new(move |chain| {
+            let _ = tx.send(f(chain));
+        });
+        self.commands.clone().send(Command::ReadChain(read)).await.ok()?;
+        rx.await.ok()
+    }
+
+    pub async fn set_serve_sync(&self, on: bool) {
+        let _ = self.commands.clone().send(Command::SetServeSync(on)).await;
     }
 
     /// Stops the node after its current step; everything committed stays.
@@ -223,7 +271,11 @@ pub struct Node<S: Store> {
     rendezvous_points: HashMap<PeerId, (Option<rendezvous::Cookie>, u64)>,
     next_produce_ms: u64,
     listen: Vec<Multiaddr>,
+    /// Relays we asked for a reservation (listening on their circuit).
+    relay_listeners: HashMap<PeerId, libp2p::core::transport::ListenerId>,
     blocks_validated: u64,
+    blocks_downloaded: u64,
+    blocks_served: u64,
     gossip_accepted: u64,
     gossip_rejected: u64,
 }
@@ -242,11 +294,7 @@ impl<S: Store> Node<S> {
         let txs_topic = IdentTopic::new(format!("/protoblock/{tag}/txs/1"));
         swarm.behaviour_mut().gossipsub.subscribe(&blocks_topic).map_err(|e| e.to_string())?;
         swarm.behaviour_mut().gossipsub.subscribe(&txs_topic).map_err(|e| e.to_string())?;
-        for addr in &cfg.bootstrap {
-            if let Err(e) = swarm.dial(addr.clone()) {
-                tracing::warn!(%addr, error = %e, "bootstrap dial failed");
-            }
-        }
+        dial_bootstrap(&mut swarm, &cfg.bootstrap);
         let namespace = rendezvous::Namespace::new(format!("protoblock/{tag}")).map_err(|e| e.to_string())?;
         for addr in &cfg.external_addrs {
             swarm.add_external_address(addr.clone());
@@ -274,7 +322,10 @@ impl<S: Store> Node<S> {
             rendezvous_points: HashMap::new(),
             next_produce_ms: 0,
             listen: Vec::new(),
+            relay_listeners: HashMap::new(),
             blocks_validated: 0,
+            blocks_downloaded: 0,
+            blocks_served: 0,
             gossip_accepted: 0,
             gossip_rejected: 0,
         };
@@ -349,6 +400,11 @@ impl<S: Store> Node<S> {
                     tracing::warn!(%addr, error = %e, "dial failed");
                 }
             }
+            Command::ReadChain(read) => read(&self.chain),
+            Command::SetServeSync(on) => {
+                tracing::info!(on, "serving sync");
+                self.cfg.serve_sync = on;
+            }
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
     }
@@ -362,6 +418,7 @@ impl<S: Store> Node<S> {
             head_id: h.id,
             final_height: self.chain.final_height(),
             syncing: self.planner.is_syncing(h.height),
+            target_height: self.planner.best_peer_head().max(h.height),
             mempool: self.mempool.len(),
             peers: self
                 .peers
@@ -371,6 +428,9 @@ impl<S: Store> Node<S> {
                 .collect(),
             listen: self.listen.clone(),
             blocks_validated: self.blocks_validated,
+            blocks_downloaded: self.blocks_downloaded,
+            blocks_served: self.blocks_served,
+            serve_sync: self.cfg.serve_sync,
             gossip_accepted: self.gossip_accepted,
             gossip_rejected: self.gossip_rejected,
         }
@@ -611,6 +671,9 @@ impl<S: Store> Node<S> {
                 }
             }
             self.commit_updates(updates).await;
+            let head = self.chain.head().height;
+            let target = self.planner.best_peer_head().max(head);
+            self.emit(NodeEvent::SyncProgress { head, target, syncing: self.planner.is_syncing(head) });
         }
     }
 
@@ -618,8 +681,14 @@ impl<S: Store> Node<S> {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
-                if self.cfg.advertise_listen_addrs {
+                let relayed = address.iter().any(|p| p == Protocol::P2pCircuit);
+                if self.cfg.advertise_listen_addrs || relayed {
+                    // A circuit address is reachable by construction: it is
+                    // how peers behind NAT (browsers) get dialled at all.
                     self.swarm.add_external_address(address.clone());
+                }
+                if relayed {
+                    self.emit(NodeEvent::Reachable { addr: address.clone() });
                 }
                 self.listen.push(address.clone());
                 self.emit(NodeEvent::Listening { addr: address });
@@ -635,6 +704,13 @@ impl<S: Store> Node<S> {
                     info.last_status_ms = now_ms();
                     let s = self.my_status();
                     self.swarm.behaviour_mut().status.send_request(&peer_id, s);
+                }
+            }
+            SwarmEvent::ListenerClosed { listener_id, addresses, .. } => {
+                self.relay_listeners.retain(|_, l| *l != listener_id);
+                self.listen.retain(|a| !addresses.contains(a));
+                for a in &addresses {
+                    self.swarm.remove_external_address(a);
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
@@ -655,6 +731,10 @@ impl<S: Store> Node<S> {
                 if let Some(p) = self.peers.get_mut(&peer_id) {
                     p.listen = info.listen_addrs.iter().take(8).cloned().collect();
                 }
+                let is_relay = info.protocols.iter().any(|p| p.as_ref() == RELAY_HOP_PROTOCOL);
+                if is_relay {
+                    self.reserve_on_relay(peer_id);
+                }
                 let is_point = info.protocols.iter().any(|p| p.as_ref() == "/rendezvous/1.0.0");
                 if is_point && !self.rendezvous_points.contains_key(&peer_id) && self.rendezvous_points.len() < 8 {
                     self.rendezvous_points.insert(peer_id, (None, 0));
@@ -663,6 +743,26 @@ impl<S: Store> Node<S> {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Rendezvous(e)) => self.on_rendezvous_event(e),
             _ => {}
+        }
+    }
+
+    /// Listens on a relay's circuit (the relay client then keeps the
+    /// reservation alive), so peers that cannot dial us directly still can.
+    fn reserve_on_relay(&mut self, relay: PeerId) {
+        if !self.swarm.behaviour().relay_client.is_enabled()
+            || self.relay_listeners.contains_key(&relay)
+            || self.relay_listeners.len() >= self.cfg.max_relay_reservations
+        {
+            return;
+        }
+        let Some(addr) = self.peers.get(&relay).and_then(|p| p.addr.clone()) else { return };
+        let addr = addr.with_p2p(relay).unwrap_or_else(|a| a).with(Protocol::P2pCircuit);
+        match self.swarm.listen_on(addr.clone()) {
+            Ok(id) => {
+                tracing::info!(%addr, "reserving a relay slot");
+                self.relay_listeners.insert(relay, id);
+            }
+            Err(e) => tracing::debug!(%addr, error = %e, "relay reservation"),
         }
     }
 
@@ -746,6 +846,7 @@ impl<S: Store> Node<S> {
     async fn serve(&mut self, peer: PeerId, req: pb::SyncRequest) -> pb::SyncResponse {
         use pb::sync_response::Kind as R;
         let kind = match req.kind {
+            Some(pb::sync_request::Kind::Blocks(_)) if !self.cfg.serve_sync => R::Error("not serving sync".into()),
             Some(pb::sync_request::Kind::Blocks(r)) => {
                 match self
                     .store
@@ -762,6 +863,7 @@ impl<S: Store> Node<S> {
                                 tamper(b);
                             }
                         }
+                        self.blocks_served += blocks.len() as u64;
                         R::Blocks(pb::BlockRangeResponse { blocks })
                     }
                     Err(e) => R::Error(format!("store: {e}")),
@@ -806,6 +908,7 @@ impl<S: Store> Node<S> {
         use pb::sync_response::Kind as R;
         match (purpose, resp.kind) {
             (Some(SyncPurpose::Blocks(id)), Some(R::Blocks(b))) => {
+                self.blocks_downloaded += b.blocks.len() as u64;
                 if let Err(fault) = self.planner.on_response(id, &peer, b.blocks) {
                     self.ban(peer, format!("bad sync response: {fault}"));
                     return;
@@ -927,5 +1030,32 @@ fn tamper(block: &mut Vec<u8>) {
             *x ^= 1;
         }
         *block = b.encode_to_vec();
+    }
+}
+
+/// Dials each bootstrap peer once with all its addresses, so libp2p tries
+/// them together and keeps whichever transport connects first (a browser
+/// gets WebSocket or WebRTC-direct, whichever works). Addresses without a
+/// peer id are dialled on their own.
+fn dial_bootstrap(swarm: &mut Swarm<Behaviour>, addrs: &[Multiaddr]) {
+    let mut by_peer: Vec<(PeerId, Vec<Multiaddr>)> = Vec::new();
+    for addr in addrs {
+        match addr.iter().last() {
+            Some(Protocol::P2p(peer)) => match by_peer.iter_mut().find(|(p, _)| *p == peer) {
+                Some((_, v)) => v.push(addr.clone()),
+                None => by_peer.push((peer, vec![addr.clone()])),
+            },
+            _ => {
+                if let Err(e) = swarm.dial(addr.clone()) {
+                    tracing::warn!(%addr, error = %e, "bootstrap dial failed");
+                }
+            }
+        }
+    }
+    for (peer, addrs) in by_peer {
+        let opts = DialOpts::peer_id(peer).addresses(addrs).build();
+        if let Err(e) = swarm.dial(opts) {
+            tracing::warn!(%peer, error = %e, "bootstrap dial failed");
+        }
     }
 }

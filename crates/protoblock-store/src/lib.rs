@@ -36,6 +36,17 @@ pub trait MaybeSend {}
 #[cfg(target_arch = "wasm32")]
 impl<T> MaybeSend for T {}
 
+/// `Sync` on native targets; nothing in the browser, where handles on
+/// IndexedDB are JS objects and the page is single-threaded.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSync: Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Sync> MaybeSync for T {}
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T> MaybeSync for T {}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage backend: {0}")]
@@ -45,7 +56,7 @@ pub enum StoreError {
 }
 
 /// Chain persistence. Every method is a short, self-contained transaction.
-pub trait Store: MaybeSend + Sync {
+pub trait Store: MaybeSend + MaybeSync {
     /// The persisted chain to resume from, or `None` for an empty store.
     fn load(&self) -> impl Future<Output = Result<Option<StoredChain>, StoreError>> + MaybeSend;
 
@@ -116,7 +127,7 @@ pub async fn open_chain<S: Store>(
 }
 
 /// A shared store is a store: the node driver and a server can hold one.
-impl<S: Store + Send> Store for std::sync::Arc<S> {
+impl<S: Store + Send + Sync> Store for std::sync::Arc<S> {
     fn load(&self) -> impl Future<Output = Result<Option<StoredChain>, StoreError>> + MaybeSend {
         (**self).load()
     }
