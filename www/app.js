@@ -164,13 +164,15 @@ function renderBlocks(list) {
   const want = list.slice(0, 20);
   want.forEach((b, i) => {
     let li = have.get(b.id);
-    if (!li) { li = blockItem(b); if (!first) li.classList.add('fresh'); }
+    if (!li) { li = blockItem(b); if (!first && !isSyncing(status || {})) li.classList.add('fresh'); }
     have.delete(b.id);
     if (ol.children[i] !== li) ol.insertBefore(li, ol.children[i] || null);
     li.classList.toggle('sel', explorerShown === b.height);
   });
   for (const li of have.values()) li.remove();
+  ol.__html = null;
   if (!want.length) setHtml(ol, '<li class="empty muted">No blocks yet</li>');
+  else if (explorerShown == null && !isSyncing(status || {})) showBlock(want[0].id); // something to look at
 }
 
 function openBlockFrom(ev) {
@@ -185,6 +187,7 @@ async function showBlock(query) {
   const body = $('explorer-body');
   if (!node) return;
   const q = String(query).trim();
+  explorerShown = explorerShown ?? -1;
   if (!q) return;
   const key = /^\d+$/.test(q) ? Number(q) : q.toLowerCase().replace(/^0x/, '');
   body.innerHTML = '<p class="muted">Loading…</p>';

@@ -18,12 +18,12 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
 use libp2p::{Multiaddr, identity};
-use protoblock_core::devnet::{DevNet, SplitMix64, season_feed, sign_transaction, user_txs};
+use protoblock_core::devnet::{DevNet, SplitMix64, generate_chain, season_feed, sign_transaction, user_txs};
 use protoblock_core::{ChainParams, Genesis};
 use protoblock_net::behaviour::{RelayLimits, Role};
 use protoblock_net::native::{WebRtcCertificate, build_server_swarm};
 use protoblock_net::node::{Node, NodeConfig, NodeEvent};
-use protoblock_store::{RedbStore, open_chain};
+use protoblock_store::{RedbStore, Store, open_chain};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -77,6 +77,11 @@ struct Args {
     /// Simulated user transactions per block (dev mode).
     #[arg(long, default_value_t = 8)]
     dev_txs_per_block: usize,
+    /// Dev mode, on an empty chain: first generate this many blocks of
+    /// history (deterministic, `--dev-txs-per-block` txs each) so there is a
+    /// chain to sync. Tests and the browser benchmark use it.
+    #[arg(long, default_value_t = 0)]
+    dev_history: u64,
     /// Blocks per simulated week (dev mode).
     #[arg(long, default_value_t = 30)]
     dev_blocks_per_week: u64,
@@ -238,7 +243,22 @@ async fn main() -> Result<()> {
     };
 
     let store = Arc::new(RedbStore::open(args.data_dir.join("chain.redb")).context("opening chain database")?);
-    let chain = open_chain(&store, genesis.clone(), params.clone()).await.context("resuming the chain")?;
+    let mut chain = open_chain(&store, genesis.clone(), params.clone()).await.context("resuming the chain")?;
+    if let Some((net, _)) = &dev {
+        if chain.head().height == 0 && args.dev_history > 0 {
+            let t = std::time::Instant::now();
+            let blocks = generate_chain(net, &params, args.dev_history, args.dev_txs_per_block);
+            for run in blocks.chunks(256) {
+                let mut batch = protoblock_core::WriteBatch::default();
+                for b in run {
+                    let update = chain.insert_block(b, protoblock_net::node::now_ms()).context("dev history block")?;
+                    batch.merge(update.batch.context("dev history block not placed")?);
+                }
+                store.commit(batch).await.context("committing dev history")?;
+            }
+            println!("dev history {} blocks in {} ms", args.dev_history, t.elapsed().as_millis());
+        }
+    }
     let start_height = chain.head().height;
     let key = node_key(&args.data_dir)?;
     let peer_id = key.public().to_peer_id();

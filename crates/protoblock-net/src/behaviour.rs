@@ -85,6 +85,18 @@ pub fn gossip_config(max_block_bytes: usize) -> gossipsub::ConfigBuilder {
     b
 }
 
+// Server roles are never switched on in a browser, so the browser build
+// links a do-nothing behaviour in their place (the relay server and the
+// rendezvous point are a sizeable part of the wasm otherwise).
+#[cfg(not(target_arch = "wasm32"))]
+type RelayServer = relay::Behaviour;
+#[cfg(target_arch = "wasm32")]
+type RelayServer = libp2p::swarm::dummy::Behaviour;
+#[cfg(not(target_arch = "wasm32"))]
+type RendezvousPoint = rendezvous::server::Behaviour;
+#[cfg(target_arch = "wasm32")]
+type RendezvousPoint = libp2p::swarm::dummy::Behaviour;
+
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
@@ -94,8 +106,8 @@ pub struct Behaviour {
     pub status: request_response::Behaviour<ProtoCodec<pb::Status, pb::Status>>,
     pub sync: request_response::Behaviour<ProtoCodec<pb::SyncRequest, pb::SyncResponse>>,
     pub rendezvous: rendezvous::client::Behaviour,
-    pub rendezvous_point: Toggle<rendezvous::server::Behaviour>,
-    pub relay: Toggle<relay::Behaviour>,
+    pub rendezvous_point: Toggle<RendezvousPoint>,
+    pub relay: Toggle<RelayServer>,
     /// Browser nodes: reserve a slot on relays so other peers can reach us at
     /// `<relay>/p2p-circuit/p2p/<us>`. Comes from the swarm builder, which
     /// wires the matching relayed transport.
@@ -120,6 +132,7 @@ impl Behaviour {
             .with_max_established(Some(role.max_established))
             .with_max_pending_incoming(Some(role.max_pending))
             .with_max_established_per_peer(Some(2));
+        #[cfg(not(target_arch = "wasm32"))]
         let relay = role.relay.as_ref().map(|l| {
             relay::Behaviour::new(
                 key.public().to_peer_id(),
@@ -150,11 +163,17 @@ impl Behaviour {
                 rr(15),
             ),
             rendezvous: rendezvous::client::Behaviour::new(key.clone()),
+            #[cfg(not(target_arch = "wasm32"))]
             rendezvous_point: role
                 .rendezvous_point
                 .then(|| rendezvous::server::Behaviour::new(rendezvous::server::Config::default()))
                 .into(),
+            #[cfg(not(target_arch = "wasm32"))]
             relay: relay.into(),
+            #[cfg(target_arch = "wasm32")]
+            rendezvous_point: None.into(),
+            #[cfg(target_arch = "wasm32")]
+            relay: None.into(),
             relay_client: relay_client.into(),
         })
     }

@@ -1,0 +1,517 @@
+//! `ProtoblockNode`, the JS API. Each instance owns its node loop, its
+//! IndexedDB database and its listeners: nothing is global, so one page can
+//! run several nodes (the tests do).
+//!
+//! The node loop runs as a `spawn_local` task; methods talk to it through
+//! the bounded command channel of `NodeHandle`, and its events reach JS
+//! listeners through a second task. Errors become rejected promises with a
+//! plain message; nothing here panics on what a page or a peer sends.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use futures::StreamExt;
+use libp2p::{Multiaddr, identity};
+use protoblock_core::crypto::signing_key_from_seed;
+use protoblock_core::{ChainParams, Genesis, Hash32};
+use protoblock_net::node::{NodeConfig, NodeEvent, NodeHandle, now_ms};
+use protoblock_net::{Node, NodeStatus};
+use protoblock_store::{Store, open_chain};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, spawn_local};
+
+use crate::store::IndexedDbStore;
+use crate::view;
+use crate::wallet::Wallet;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+export interface StartOptions {
+  /** Base URL of a relay; the node reads `${relay}/api/bootstrap` (its multiaddrs and the genesis). */
+  relay?: string;
+  /** Multiaddrs to dial (WebSocket or WebRTC-direct with certhash), used with `genesis`. */
+  bootstrap?: string[];
+  /** The encoded genesis, hex. Needed when `relay` is not given. */
+  genesis?: string;
+  /** Refuse to start unless the genesis has this hash (hex). */
+  genesisHash?: string;
+  /** IndexedDB database prefix (default "protoblock"); one database per chain. */
+  storeName?: string;
+  /** Hex seed of a producer (oracle) key: this node then produces blocks in its slots. */
+  oracleKey?: string;
+  blockIntervalMs?: number;
+  targetPeers?: number;
+  /** "error" | "warn" | "info" | "debug" (console), default "warn". Applies to the first node of a page. */
+  logLevel?: string;
+}
+export interface PeerView { peerId: string; head: number; latencyMs: number | null; addr: string | null;
+  transport: "websocket" | "webrtc-direct" | "webrtc" | "relayed" | "tcp" | "quic" | "other"; }
+export interface NodeStatus { peerId: string; genesis: string; headHeight: number; headId: string; finalHeight: number;
+  syncing: boolean; targetHeight: number; mempool: number; blocksValidated: number; blocksDownloaded: number;
+  blocksServed: number; gossipAccepted: number; gossipRejected: number; peers: PeerView[]; listen: string[]; }
+export interface BlockSummary { height: number; id: string; timestampMs: number; producer: string; txCount: number; size: number; }
+export interface TxView { id: string; signer: string; signerName: string | null; kind: "name" | "projection" | "transfer" | "data" | "unknown"; summary: string; }
+export interface BlockDetail { height: number; id: string; prevHash: string; timestampMs: number; producer: string;
+  stateRoot: string; txRoot: string; size: number; txs: TxView[]; }
+export interface FantasyView { season: number; week: number; phase: "preseason" | "in-season" | "offseason";
+  names: { name: string; publicKey: string; balance: number }[];
+  players: { playerId: string; teamId: string; locked: boolean }[];
+  projections: { playerId: string; name: string; points: number }[];
+  results: { playerId: string; points: number }[]; }
+export interface WalletView { publicKey: string; name: string | null; balance: number; }
+export type NodeEventName = "block" | "peer" | "tx" | "sync" | "reachable" | "error";
+"#;
+
+const DEFAULT_STORE: &str = "protoblock";
+const LIBP2P_KEY: &str = "node/libp2p-key";
+const WALLET_KEY: &str = "wallet/ed25519-seed";
+const KNOWN_PEERS: &str = "node/known-peers";
+const MAX_KNOWN_PEERS: usize = 16;
+const MAX_RECENT_BLOCKS: u32 = 200;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct StartOptions {
+    relay: Option<String>,
+    #[serde(default)]
+    bootstrap: Vec<String>,
+    genesis: Option<String>,
+    genesis_hash: Option<String>,
+    store_name: Option<String>,
+    oracle_key: Option<String>,
+    block_interval_ms: Option<u64>,
+    target_peers: Option<usize>,
+    log_level: Option<String>,
+}
+
+/// What `/api/bootstrap` on a relay answers.
+#[derive(Deserialize)]
+struct Bootstrap {
+    genesis_pb: String,
+    multiaddrs: Vec<String>,
+}
+
+type Listeners = RefCell<HashMap<String, Vec<js_sys::Function>>>;
+
+struct Inner {
+    handle: NodeHandle,
+    store: IndexedDbStore,
+    wallet: RefCell<Wallet>,
+    genesis: Hash32,
+    peer_id: String,
+    listeners: Listeners,
+}
+
+/// A Protoblock full node running in this page.
+#[wasm_bindgen]
+pub struct ProtoblockNode {
+    inner: Rc<Inner>,
+}
+
+fn js_err(msg: impl std::fmt::Display) -> JsError {
+    JsError::new(&msg.to_string())
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)
+}
+
+async fn fetch_json(url: &str) -> Result<JsValue, JsError> {
+    let window = web_sys::window().ok_or_else(|| js_err("no window: run the node in a page"))?;
+    let resp = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(|e| js_err(format!("fetching {url}: {}", describe(&e))))?;
+    let resp: web_sys::Response = resp.dyn_into().map_err(|_| js_err("fetch returned no Response"))?;
+    if !resp.ok() {
+        return Err(js_err(format!("{url}: HTTP {}", resp.status())));
+    }
+    JsFuture::from(resp.json().map_err(|e| js_err(describe(&e)))?)
+        .await
+        .map_err(|e| js_err(format!("{url}: not JSON: {}", describe(&e))))
+}
+
+fn describe(v: &JsValue) -> String {
+    v.as_string()
+        .or_else(|| v.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
+        .unwrap_or_else(|| format!("{v:?}"))
+}
+
+/// Multiaddrs a browser can dial: WebSocket, WebRTC-direct (with certhash),
+/// and circuits through a relay.
+fn browser_dialable(addr: &Multiaddr) -> bool {
+    let s = addr.to_string();
+    s.contains("/ws") || s.contains("/webrtc-direct/certhash/") || s.contains("/p2p-circuit")
+}
+
+async fn load_or_make_seed(store: &IndexedDbStore, key: &str) -> Result<[u8; 32], JsError> {
+    if let Some(v) = store.get_meta(key).await.map_err(js_err)? {
+        if let Ok(seed) = <[u8; 32]>::try_from(v.as_slice()) {
+            return Ok(seed);
+        }
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| js_err(format!("no randomness: {e}")))?;
+    store.put_meta(key, seed.to_vec()).await.map_err(js_err)?;
+    Ok(seed)
+}
+
+#[wasm_bindgen]
+impl ProtoblockNode {
+    /// Opens (or creates) this chain's database, resumes from it, connects
+    /// to the relay and starts validating and serving.
+    pub async fn start(#[wasm_bindgen(unchecked_param_type = "StartOptions")] opts: JsValue) -> Result<ProtoblockNode, JsError> {
+        console_error_panic_hook::set_once();
+        let opts: StartOptions = if opts.is_undefined() || opts.is_null() {
+            StartOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(opts).map_err(|e| js_err(format!("start options: {e}")))?
+        };
+        init_logging(opts.log_level.as_deref());
+        let (genesis_hex, mut bootstrap) = match &opts.relay {
+            Some(relay) => {
+                let url = format!("{}/api/bootstrap", relay.trim_end_matches('/'));
+                let b: Bootstrap = serde_wasm_bindgen::from_value(fetch_json(&url).await?)
+                    .map_err(|e| js_err(format!("{url}: {e}")))?;
+                let mut addrs = b.multiaddrs;
+                addrs.extend(opts.bootstrap.iter().cloned());
+                (b.genesis_pb, addrs)
+            }
+            None => (
+                opts.genesis.clone().ok_or_else(|| js_err("give `relay`, or `genesis` with `bootstrap`"))?,
+                opts.bootstrap.clone(),
+            ),
+        };
+        let genesis_bytes = hex::decode(genesis_hex.trim()).map_err(|e| js_err(format!("genesis hex: {e}")))?;
+        let genesis = Genesis::from_bytes(&genesis_bytes).map_err(|e| js_err(format!("genesis: {e}")))?;
+        if let Some(want) = &opts.genesis_hash {
+            if !want.eq_ignore_ascii_case(&genesis.hash.to_hex()) {
+                return Err(js_err(format!("relay serves chain {}, expected {want}", genesis.hash)));
+            }
+        }
+        let prefix = opts.store_name.as_deref().unwrap_or(DEFAULT_STORE);
+        let db_name = format!("{prefix}-{}", &genesis.hash.to_hex()[..16]);
+        let store = IndexedDbStore::open(&db_name).await.map_err(|e| js_err(format!("IndexedDB {db_name}: {e}")))?;
+
+        let key_seed = load_or_make_seed(&store, LIBP2P_KEY).await?;
+        let key = identity::Keypair::ed25519_from_bytes(key_seed).map_err(js_err)?;
+        let wallet = Wallet::from_seed(&load_or_make_seed(&store, WALLET_KEY).await?);
+
+        if let Some(known) = store.get_meta(KNOWN_PEERS).await.map_err(js_err)? {
+            bootstrap.extend(String::from_utf8_lossy(&known).lines().map(str::to_string));
+        }
+        let mut addrs: Vec<Multiaddr> = Vec::new();
+        for a in bootstrap {
+            if let Ok(m) = a.parse::<Multiaddr>() {
+                if browser_dialable(&m) && !addrs.contains(&m) {
+                    addrs.push(m);
+                }
+            }
+        }
+        let params = ChainParams::default();
+        let chain = open_chain(&store, genesis.clone(), params.clone())
+            .await
+            .map_err(|e| js_err(format!("resuming the chain from {db_name}: {e}")))?;
+        let producer_key = match &opts.oracle_key {
+            Some(h) => {
+                let seed: [u8; 32] = hex::decode(h.trim())
+                    .ok()
+                    .and_then(|v| v.try_into().ok())
+                    .ok_or_else(|| js_err("oracleKey: 64 hex digits"))?;
+                Some(signing_key_from_seed(&seed))
+            }
+            None => None,
+        };
+        let swarm = crate::swarm::build(key.clone(), params.max_block_bytes).map_err(js_err)?;
+        let defaults = NodeConfig::default();
+        let cfg = NodeConfig {
+            bootstrap: addrs,
+            producer_key,
+            block_interval_ms: opts.block_interval_ms.unwrap_or(defaults.block_interval_ms),
+            target_peers: opts.target_peers.unwrap_or(defaults.target_peers),
+            ..defaults
+        };
+        let (node, handle, mut events) = Node::new(swarm, chain, store.clone(), cfg).map_err(js_err)?;
+        let peer_id = key.public().to_peer_id().to_string();
+        tracing::info!(%peer_id, db = %db_name, "browser node starting");
+        spawn_local(node.run());
+        let inner = Rc::new(Inner {
+            handle,
+            store,
+            wallet: RefCell::new(wallet),
+            genesis: genesis.hash,
+            peer_id,
+            listeners: RefCell::new(HashMap::new()),
+        });
+        let weak: Weak<Inner> = Rc::downgrade(&inner);
+        spawn_local(async move {
+            while let Some(ev) = events.next().await {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.dispatch(ev).await;
+            }
+        });
+        Ok(ProtoblockNode { inner })
+    }
+
+    #[wasm_bindgen(getter, js_name = peerId)]
+    pub fn peer_id(&self) -> String {
+        self.inner.peer_id.clone()
+    }
+
+    /// Name of the IndexedDB database holding this node's chain.
+    #[wasm_bindgen(getter, js_name = storeName)]
+    pub fn store_name(&self) -> String {
+        self.inner.store.name().to_string()
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "NodeStatus")]
+    pub async fn status(&self) -> Result<JsValue, JsError> {
+        to_js(&view::status(&self.node_status().await?))
+    }
+
+    /// Subscribes `callback` to an event: "block" {height, id, txs},
+    /// "peer" {peerId, up, reason}, "tx" {id}, "sync" {headHeight,
+    /// targetHeight, syncing}, "reachable" {addr}, "error" {message}.
+    pub fn on(&self, #[wasm_bindgen(unchecked_param_type = "NodeEventName")] event: String, callback: js_sys::Function) {
+        self.inner.listeners.borrow_mut().entry(event).or_default().push(callback);
+    }
+
+    pub fn off(&self, #[wasm_bindgen(unchecked_param_type = "NodeEventName")] event: String, callback: js_sys::Function) {
+        if let Some(v) = self.inner.listeners.borrow_mut().get_mut(&event) {
+            v.retain(|f| f != &callback);
+        }
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "WalletView")]
+    pub async fn wallet(&self) -> Result<JsValue, JsError> {
+        let pk = self.inner.wallet.borrow().public_key();
+        let w = self.inner.handle.read_chain(move |c| view::wallet(c, &pk)).await.ok_or_else(stopped)?;
+        to_js(&w)
+    }
+
+    /// Registers a fantasy name for this wallet. Resolves to the tx id once
+    /// the tx is valid against the head and gossiped.
+    #[wasm_bindgen(js_name = registerName)]
+    pub async fn register_name(&self, name: String) -> Result<String, JsError> {
+        let tx = self.inner.wallet.borrow_mut().register_name(&self.inner.genesis, now_ms(), &name);
+        self.submit(tx).await
+    }
+
+    /// A projection for this week (season and week are the chain's current).
+    #[wasm_bindgen(js_name = submitProjection)]
+    pub async fn submit_projection(&self, player_id: String, points: u32) -> Result<String, JsError> {
+        let (season, week) = self
+            .inner
+            .handle
+            .read_chain(|c| {
+                let f = view::fantasy(c);
+                (f.season, f.week)
+            })
+            .await
+            .ok_or_else(stopped)?;
+        let tx =
+            self.inner.wallet.borrow_mut().projection(&self.inner.genesis, now_ms(), season, week, &player_id, points);
+        self.submit(tx).await
+    }
+
+    pub async fn transfer(&self, to_name: String, amount: f64) -> Result<String, JsError> {
+        if !(amount.is_finite() && amount >= 1.0 && amount.fract() == 0.0 && amount <= 9.0e15) {
+            return Err(js_err("amount: a whole number of at least 1"));
+        }
+        let tx = self.inner.wallet.borrow_mut().transfer(&self.inner.genesis, now_ms(), &to_name, amount as u64);
+        self.submit(tx).await
+    }
+
+    /// The newest blocks of the main chain, newest first.
+    #[wasm_bindgen(js_name = recentBlocks, unchecked_return_type = "BlockSummary[]")]
+    pub async fn recent_blocks(&self, limit: u32) -> Result<JsValue, JsError> {
+        let limit = limit.clamp(1, MAX_RECENT_BLOCKS);
+        let head = self.node_status().await?.head_height;
+        if head == 0 {
+            return to_js(&Vec::<view::BlockSummary>::new());
+        }
+        let start = head.saturating_sub(limit as u64 - 1).max(1);
+        let blocks = self.inner.store.blocks_range(start, limit, usize::MAX).await.map_err(js_err)?;
+        let mut out: Vec<view::BlockSummary> = blocks.iter().filter_map(|b| view::summary(b)).collect();
+        out.reverse();
+        to_js(&out)
+    }
+
+    /// A block by height (number) or id (hex), with its txs; null if absent.
+    #[wasm_bindgen(unchecked_return_type = "BlockDetail | null")]
+    pub async fn block(&self, #[wasm_bindgen(unchecked_param_type = "number | string")] which: JsValue) -> Result<JsValue, JsError> {
+        let bytes = if let Some(h) = which.as_f64() {
+            if !(h >= 0.0 && h.fract() == 0.0) {
+                return Err(js_err("block height: a whole number"));
+            }
+            self.inner.store.blocks_range(h as u64, 1, usize::MAX).await.map_err(js_err)?.pop()
+        } else if let Some(s) = which.as_string() {
+            if let Ok(h) = s.trim().parse::<u64>() {
+                self.inner.store.blocks_range(h, 1, usize::MAX).await.map_err(js_err)?.pop()
+            } else {
+                let id = Hash32::from_hex(s.trim()).ok_or_else(|| js_err("block id: 64 hex digits"))?;
+                self.inner.store.block_by_id(id).await.map_err(js_err)?
+            }
+        } else {
+            return Err(js_err("give a block height or id"));
+        };
+        let Some(bytes) = bytes else { return Ok(JsValue::NULL) };
+        let d = self.inner.handle.read_chain(move |c| view::detail(c, &bytes)).await.ok_or_else(stopped)?;
+        to_js(&d)
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "FantasyView")]
+    pub async fn fantasy(&self) -> Result<JsValue, JsError> {
+        let f = self.inner.handle.read_chain(view::fantasy).await.ok_or_else(stopped)?;
+        to_js(&f)
+    }
+
+    /// Dials a multiaddr (e.g. another page's relayed address).
+    pub async fn dial(&self, addr: String) -> Result<(), JsError> {
+        let a: Multiaddr = addr.parse().map_err(|e| js_err(format!("multiaddr: {e}")))?;
+        self.inner.handle.dial(a).await;
+        Ok(())
+    }
+
+    /// Blocks stored in IndexedDB (tests use it to prove a reload resumed).
+    #[wasm_bindgen(js_name = storedBlocks)]
+    pub async fn stored_blocks(&self) -> Result<u32, JsError> {
+        self.inner.store.block_count().await.map_err(js_err)
+    }
+
+    /// Stops the node. Everything committed stays in IndexedDB.
+    pub async fn stop(&self) {
+        self.inner.handle.shutdown().await;
+        self.inner.listeners.borrow_mut().clear();
+    }
+}
+
+fn stopped() -> JsError {
+    js_err("node stopped")
+}
+
+impl ProtoblockNode {
+    async fn node_status(&self) -> Result<NodeStatus, JsError> {
+        self.inner.handle.status().await.ok_or_else(stopped)
+    }
+
+    async fn submit(&self, tx: Vec<u8>) -> Result<String, JsError> {
+        self.inner.handle.submit_tx(tx).await.map(|id| id.to_hex()).map_err(js_err)
+    }
+}
+
+impl Inner {
+    fn emit(&self, event: &str, payload: JsValue) {
+        // Clone first: a listener may call on()/off() re-entrantly.
+        let fs = self.listeners.borrow().get(event).cloned().unwrap_or_default();
+        for f in fs {
+            if let Err(e) = f.call1(&JsValue::NULL, &payload) {
+                web_sys::console::error_2(&JsValue::from_str(&format!("protoblock '{event}' listener threw:")), &e);
+            }
+        }
+    }
+
+    async fn dispatch(&self, ev: NodeEvent) {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Peer {
+            peer_id: String,
+            up: bool,
+            reason: Option<String>,
+            banned: bool,
+        }
+        let peer = |p: &libp2p::PeerId, up, reason: Option<&String>, banned| Peer {
+            peer_id: p.to_string(),
+            up,
+            reason: reason.cloned(),
+            banned,
+        };
+        let (name, payload) = match &ev {
+            NodeEvent::NewHead { height, id, txs } => {
+                #[derive(Serialize)]
+                struct Head {
+                    height: u64,
+                    id: String,
+                    txs: usize,
+                }
+                ("block", to_js(&Head { height: *height, id: id.to_hex(), txs: *txs }))
+            }
+            NodeEvent::PeerUp { peer: p } => {
+                self.remember_peers().await;
+                ("peer", to_js(&peer(p, true, None, false)))
+            }
+            NodeEvent::PeerDown { peer: p } => ("peer", to_js(&peer(p, false, None, false))),
+            NodeEvent::PeerBanned { peer: p, reason } => ("peer", to_js(&peer(p, false, Some(reason), true))),
+            NodeEvent::PeerIncompatible { peer: p, reason } => ("peer", to_js(&peer(p, false, Some(reason), false))),
+            NodeEvent::TxAccepted { id } => {
+                #[derive(Serialize)]
+                struct Tx {
+                    id: String,
+                }
+                ("tx", to_js(&Tx { id: id.to_hex() }))
+            }
+            NodeEvent::SyncProgress { head, target, syncing } => {
+                #[derive(Serialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Sync {
+                    head_height: u64,
+                    target_height: u64,
+                    syncing: bool,
+                }
+                ("sync", to_js(&Sync { head_height: *head, target_height: *target, syncing: *syncing }))
+            }
+            NodeEvent::Reachable { addr } => {
+                #[derive(Serialize)]
+                struct Reachable {
+                    addr: String,
+                }
+                ("reachable", to_js(&Reachable { addr: addr.to_string() }))
+            }
+            NodeEvent::Listening { .. } | NodeEvent::Discovered { .. } => return,
+        };
+        match payload {
+            Ok(p) => self.emit(name, p),
+            Err(e) => self.emit("error", JsValue::from(e)),
+        }
+    }
+
+    /// Keeps the addresses of connected peers this page dialled, so a reload
+    /// can reach them even before the relay answers (bounded).
+    async fn remember_peers(&self) {
+        let Some(st) = self.handle.status().await else { return };
+        let me = &st.peer_id;
+        let addrs: Vec<String> = st
+            .peers
+            .iter()
+            .filter_map(|p| {
+                let a = p.addr.clone()?;
+                if !browser_dialable(&a) || p.peer == *me {
+                    return None;
+                }
+                Some(a.with_p2p(p.peer).unwrap_or_else(|a| a).to_string())
+            })
+            .take(MAX_KNOWN_PEERS)
+            .collect();
+        if !addrs.is_empty() {
+            if let Err(e) = self.store.put_meta(KNOWN_PEERS, addrs.join("\n").into_bytes()).await {
+                tracing::warn!(error = %e, "saving known peers");
+            }
+        }
+    }
+}
+
+fn init_logging(level: Option<&str>) {
+    let level = match level.unwrap_or("warn") {
+        "error" => tracing::Level::ERROR,
+        "info" => tracing::Level::INFO,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        _ => tracing::Level::WARN,
+    };
+    let cfg = tracing_wasm::WASMLayerConfigBuilder::new().set_max_level(level).build();
+    // Logging is the page's, not a node's: the first node installs the
+    // console subscriber and later ones share it.
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| tracing_wasm::set_as_global_default_with_config(cfg));
+}

@@ -1,0 +1,27 @@
+//! # protoblock-wasm
+//!
+//! The Protoblock full node for the browser. A page that calls
+//! `ProtoblockNode.start()` runs the same core and node driver as the native
+//! relay: it validates every block, keeps the chain in IndexedDB, gossips,
+//! and serves sync to its own peers.
+//!
+//! - [`store::IndexedDbStore`]: the `Store` on IndexedDB (one transaction
+//!   per committed batch).
+//! - `swarm`: browser transports (WebSocket, WebRTC-direct, relay client).
+//! - `api`: the wasm-bindgen class `ProtoblockNode` (promises and events; no
+//!   global state, so a page can run several nodes).
+//! - [`view`], [`wallet`]: pure parts (what pages are shown, how the wallet
+//!   signs), compiled and tested natively too.
+
+pub mod view;
+pub mod wallet;
+
+#[cfg(target_arch = "wasm32")]
+mod api;
+#[cfg(target_arch = "wasm32")]
+pub mod store;
+#[cfg(target_arch = "wasm32")]
+mod swarm;
+
+#[cfg(target_arch = "wasm32")]
+pub use api::ProtoblockNode;

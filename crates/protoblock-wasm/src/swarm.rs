@@ -1,0 +1,40 @@
+//! The browser's swarm: WebSocket and WebRTC-direct to relays (dialled
+//! together; whichever connects first is kept), plus the circuit relay v2
+//! client so other peers can reach this page through a relay.
+
+use std::time::Duration;
+
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::upgrade;
+use libp2p::{Swarm, SwarmBuilder, Transport, identity, noise, webrtc_websys, websocket_websys, yamux};
+use protoblock_net::behaviour::{Behaviour, Role};
+
+const IDLE: Duration = Duration::from_secs(60);
+
+pub fn build(key: identity::Keypair, max_block_bytes: usize) -> Result<Swarm<Behaviour>, String> {
+    // A page is a small node: fewer connections than a server.
+    let role = Role { relay: None, rendezvous_point: false, max_established: 48, max_pending: 16 };
+    Ok(SwarmBuilder::with_existing_identity(key)
+        .with_wasm_bindgen()
+        .with_other_transport(|key| {
+            Ok(websocket_websys::Transport::default()
+                .upgrade(upgrade::Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default())
+                .boxed())
+        })
+        .map_err(|e| e.to_string())?
+        .with_other_transport(|key| {
+            webrtc_websys::Transport::new(webrtc_websys::Config::new(key))
+                .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
+        })
+        .map_err(|e| e.to_string())?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| e.to_string())?
+        .with_behaviour(|key, relay| {
+            Behaviour::with_relay_client(key, max_block_bytes, &role, Some(relay)).map_err(|e| e.into())
+        })
+        .map_err(|e| e.to_string())?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE))
+        .build())
+}

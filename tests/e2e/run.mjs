@@ -1,0 +1,142 @@
+// Browser end-to-end tests: a real dev relay process, real Chromium pages
+// running the wasm node, real IndexedDB. Run by `cargo xtask test` (inside a
+// network namespace of its own when it can make one). Prints cargo-style
+// result lines that xtask adds to its totals.
+
+import {
+  Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, OUT_DIR, cleanup,
+} from './lib.mjs';
+import { join } from 'node:path';
+
+const r = new Runner('e2e');
+const HISTORY = 600; // blocks of dev history before the pages open
+
+const relay = await startRelay({ args: ['--block-interval-ms', '700', '--dev-history', String(HISTORY), '--dev-txs-per-block', '20'] });
+const context = await launchBrowser();
+const pages = [];
+const open = async (store, q = '', rel = relay) => { const p = await openNodePage(context, rel, store, q); pages.push(p); return p; };
+
+let p1, p2, p3;
+
+await r.test('three_pages_sync_to_the_relay_head_and_validate', async () => {
+  [p1, p2, p3] = [await open('p1'), await open('p2'), await open('p3')];
+  const target = (await relay.status()).head.height;
+  assert(target >= HISTORY, `relay has its history (${target})`);
+  for (const p of [p1, p2, p3]) {
+    await waitFor('page at the relay head', async () => (await status(p)).headHeight >= target, 120_000);
+  }
+  for (const p of [p1, p2, p3]) {
+    const s = await status(p);
+    assert(s.blocksValidated >= target, `page validated every block (${s.blocksValidated} of ${target})`);
+    const mine = await p.evaluate((h) => window.pbNode.block(h), target);
+    const theirs = await relay.block(target);
+    assert(mine && mine.id === theirs.id, `same block at ${target}: ${mine && mine.id} vs ${theirs.id}`);
+    assert(mine.stateRoot === theirs.state_root, 'same state root');
+    assert(s.peers.some((x) => x.peerId === relay.peerId), 'relay is a peer');
+    assert(s.peers.every((x) => ['websocket', 'webrtc-direct', 'relayed', 'webrtc'].includes(x.transport)), `transports: ${JSON.stringify(s.peers)}`);
+  }
+  await p1.screenshot({ path: join(OUT_DIR, 'page-live.png'), fullPage: true });
+});
+
+await r.test('a_tx_from_page1s_wallet_is_in_a_block_seen_by_page3', async () => {
+  const name = `E2E Coach ${Date.now() % 100000}`;
+  const txId = await p1.evaluate((n) => window.pbNode.registerName(n), name);
+  assert(/^[0-9a-f]{64}$/.test(txId), `tx id ${txId}`);
+  const wallet = await p1.evaluate(() => window.pbNode.wallet());
+  // Page 3 validated a block carrying the tx: find it in page 3's own store.
+  const found = await waitFor('the tx in a block on page 3', () => p3.evaluate(async (id) => {
+    for (const b of await window.pbNode.recentBlocks(30)) {
+      if (b.txCount === 0) continue;
+      const d = await window.pbNode.block(b.height);
+      const tx = d.txs.find((t) => t.id === id);
+      if (tx) return { height: d.height, tx };
+    }
+    return null;
+  }, txId), 60_000, 500);
+  assert(found.tx.kind === 'name' && found.tx.signer === wallet.publicKey, `the tx is page 1's: ${JSON.stringify(found)}`);
+  const names = await p3.evaluate(() => window.pbNode.fantasy().then((f) => f.names.map((n) => n.name)));
+  assert(names.includes(name), 'page 3 state has the name');
+  // The same name again is refused with a plain error.
+  const err = await p2.evaluate((n) => window.pbNode.registerName(n).then(() => null, (e) => e.message), name);
+  assert(err && /taken/i.test(err), `duplicate name refused: ${err}`);
+});
+
+await r.test('a_reloaded_page_resumes_from_indexeddb_and_downloads_less', async () => {
+  // A fresh page against a longer history: reload it mid-sync.
+  const p = await open('reload');
+  const target = (await relay.status()).head.height;
+  const before = await waitFor('page partly synced', async () => {
+    const s = await status(p);
+    return s.headHeight >= 100 && s.headHeight < target - 50 ? s : null;
+  }, 60_000, 20);
+  await p.reload();
+  await waitFor('restarted', () => p.evaluate(() => window.pbReady === true), 60_000);
+  const resumed = await status(p);
+  assert(resumed.headHeight >= Math.min(before.headHeight, 100), `resumed at ${resumed.headHeight} (had ${before.headHeight})`);
+  const target2 = (await relay.status()).head.height;
+  await waitFor('reloaded page synced', async () => (await status(p)).headHeight >= target2, 120_000);
+  const after = await status(p);
+  assert(after.blocksDownloaded < target2, `second session downloaded ${after.blocksDownloaded} < ${target2} blocks`);
+  assert(after.blocksDownloaded <= target2 - resumed.headHeight + 5, `only what was missing (${after.blocksDownloaded}, resumed at ${resumed.headHeight})`);
+  const stored = await p.evaluate(() => window.pbNode.storedBlocks());
+  assert(stored >= target2, `IndexedDB holds ${stored} blocks`);
+});
+
+await r.test('a_browser_serves_sync_to_a_fresh_page', async () => {
+  const others = [...pages];
+  const served = async () => (await Promise.all(others.map(status))).reduce((n, s) => n + s.blocksServed, 0);
+  const served0 = await served();
+  const res = await fetch(`${relay.http}/api/dev/serve-sync`, { method: 'POST', body: 'false' });
+  assert(res.ok, 'relay stopped serving sync');
+  try {
+    const p4 = await open('p4');
+    const target = (await relay.status()).head.height;
+    await waitFor('fresh page synced from browsers', async () => (await status(p4)).headHeight >= target, 180_000, 500);
+    const s4 = await status(p4);
+    const servedByPages = await served();
+    assert(servedByPages - served0 >= HISTORY, `pages served ${servedByPages - served0} blocks (page 4 is at ${s4.headHeight})`);
+    const relayed = s4.peers.filter((x) => x.transport === 'relayed' || x.transport === 'webrtc');
+    assert(relayed.length > 0, `page 4 has browser peers: ${JSON.stringify(s4.peers)}`);
+  } finally {
+    await fetch(`${relay.http}/api/dev/serve-sync`, { method: 'POST', body: 'true' });
+  }
+});
+
+await r.test('a_tampered_block_is_rejected_and_not_stored', async () => {
+  // A second relay that syncs genuinely, then serves blocks with a broken
+  // signature. A fresh page that knows only it must refuse and ban it.
+  const liar = await startRelay({
+    dev: false, genesis: join(relay.dataDir, 'genesis.pb'), bootstrap: [relay.tcpAddr()],
+    args: ['--serve-tampered-blocks'],
+  });
+  await waitFor('liar synced', async () => (await liar.status()).head.height >= HISTORY, 120_000);
+  const p5 = await open('p5', '', liar);
+  const banned = await waitFor('the liar banned', () => p5.evaluate(async (liarId) => {
+    window.__bans = window.__bans || [];
+    if (!window.__banHook) { window.__banHook = true; window.pbNode.on('peer', (e) => { if (e.banned) window.__bans.push(e); }); }
+    const s = await window.pbNode.status();
+    return window.__bans.find((b) => b.peerId === liarId) || (s.peers.every((p) => p.peerId !== liarId) && s.gossipRejected + window.__bans.length > 0 ? { peerId: liarId } : null);
+  }, liar.peerId), 60_000, 200);
+  assert(banned.peerId === liar.peerId, 'liar banned');
+  const s = await status(p5);
+  assert(!s.peers.some((p) => p.peerId === liar.peerId), 'liar disconnected');
+  // Whatever the page stored is the genuine chain.
+  const h = s.headHeight;
+  if (h > 0) {
+    const mine = await p5.evaluate((x) => window.pbNode.block(x), h);
+    const theirs = await relay.block(h);
+    assert(mine.id === theirs.id, 'stored blocks are genuine');
+  }
+  await liar.kill();
+});
+
+await r.test('no_uncaught_errors_in_any_page', async () => {
+  const errs = pages.flatMap((p) => p.pbErrors);
+  assert(errs.length === 0, `page errors:\n${errs.slice(0, 5).join('\n')}`);
+});
+
+r.summary();
+await context.close().catch(() => {});
+await relay.kill();
+cleanup();
+process.exit(r.failed ? 1 : 0);
