@@ -77,7 +77,11 @@ fn ensure_chromium() -> Result<()> {
     }
     let sudo = |args: &[&str]| {
         let mut c = if is_root() { Command::new(args[0]) } else { Command::new("sudo") };
-        if is_root() { c.args(&args[1..]) } else { c.args(args) };
+        if is_root() {
+            c.args(&args[1..])
+        } else {
+            c.args(args)
+        };
         c.env("DEBIAN_FRONTEND", "noninteractive");
         c
     };

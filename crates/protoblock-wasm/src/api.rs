@@ -161,7 +161,9 @@ async fn load_or_make_seed(store: &IndexedDbStore, key: &str) -> Result<[u8; 32]
 impl ProtoblockNode {
     /// Opens (or creates) this chain's database, resumes from it, connects
     /// to the relay and starts validating and serving.
-    pub async fn start(#[wasm_bindgen(unchecked_param_type = "StartOptions")] opts: JsValue) -> Result<ProtoblockNode, JsError> {
+    pub async fn start(
+        #[wasm_bindgen(unchecked_param_type = "StartOptions")] opts: JsValue,
+    ) -> Result<ProtoblockNode, JsError> {
         console_error_panic_hook::set_once();
         let opts: StartOptions = if opts.is_undefined() || opts.is_null() {
             StartOptions::default()
@@ -273,11 +275,19 @@ impl ProtoblockNode {
     /// Subscribes `callback` to an event: "block" {height, id, txs},
     /// "peer" {peerId, up, reason}, "tx" {id}, "sync" {headHeight,
     /// targetHeight, syncing}, "reachable" {addr}, "error" {message}.
-    pub fn on(&self, #[wasm_bindgen(unchecked_param_type = "NodeEventName")] event: String, callback: js_sys::Function) {
+    pub fn on(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "NodeEventName")] event: String,
+        callback: js_sys::Function,
+    ) {
         self.inner.listeners.borrow_mut().entry(event).or_default().push(callback);
     }
 
-    pub fn off(&self, #[wasm_bindgen(unchecked_param_type = "NodeEventName")] event: String, callback: js_sys::Function) {
+    pub fn off(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "NodeEventName")] event: String,
+        callback: js_sys::Function,
+    ) {
         if let Some(v) = self.inner.listeners.borrow_mut().get_mut(&event) {
             v.retain(|f| f != &callback);
         }
@@ -340,7 +350,10 @@ impl ProtoblockNode {
 
     /// A block by height (number) or id (hex), with its txs; null if absent.
     #[wasm_bindgen(unchecked_return_type = "BlockDetail | null")]
-    pub async fn block(&self, #[wasm_bindgen(unchecked_param_type = "number | string")] which: JsValue) -> Result<JsValue, JsError> {
+    pub async fn block(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "number | string")] which: JsValue,
+    ) -> Result<JsValue, JsError> {
         let bytes = if let Some(h) = which.as_f64() {
             if !(h >= 0.0 && h.fract() == 0.0) {
                 return Err(js_err("block height: a whole number"));

@@ -76,7 +76,16 @@ impl IndexedDbStore {
         &self.name
     }
 
-    /// Deletes a database (tests and "reset this node").
+    /// Closes the connection once the last handle goes (IndexedDB does not
+    /// close on drop; an open connection blocks deleting the database).
+    pub fn close(self) {
+        if let Ok(db) = Rc::try_unwrap(self.db) {
+            db.close();
+        }
+    }
+
+    /// Deletes a database (tests and "reset this node"); waits until every
+    /// connection to it is closed.
     pub async fn delete(name: &str) -> Result<(), StoreError> {
         Rexie::delete(name).await.map_err(backend)
     }
@@ -117,7 +126,8 @@ impl IndexedDbStore {
         if let Some(h) = &batch.head {
             // Heights above the new head are stale (never happens with
             // longest-chain fork choice, kept exact like the other stores).
-            let stale = KeyRange::lower_bound(&JsValue::from_f64((h.height + 1) as f64), Some(false)).map_err(backend)?;
+            let stale =
+                KeyRange::lower_bound(&JsValue::from_f64((h.height + 1) as f64), Some(false)).map_err(backend)?;
             ops.push((&main, stale.into(), None));
             ops.push((&meta, JsValue::from_str(HEAD_KEY), Some(bytes(&encode_head(h)))));
         }

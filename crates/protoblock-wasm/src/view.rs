@@ -234,7 +234,9 @@ pub fn detail(chain: &Chain, bytes: &[u8]) -> Option<BlockDetail> {
                 Some(pb::transaction::Body::Projection(p)) => {
                     ("projection", format!("projects {} points for {} (week {})", p.points, p.player_id, p.week))
                 }
-                Some(pb::transaction::Body::Transfer(t)) => ("transfer", format!("sends {} to {}", t.amount, t.to_name)),
+                Some(pb::transaction::Body::Transfer(t)) => {
+                    ("transfer", format!("sends {} to {}", t.amount, t.to_name))
+                }
                 Some(pb::transaction::Body::Data(d)) => ("data", data_summary(&d)),
                 None => ("unknown", String::new()),
             };
