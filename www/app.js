@@ -9,6 +9,8 @@ const opts = {
 };
 if (params.get('bootstrap')) opts.bootstrap = params.get('bootstrap').split(',').filter(Boolean);
 if (params.get('genesis')) opts.genesis = params.get('genesis');
+// ?relay=none: start from ?genesis= and ?bootstrap= alone (no bootstrap fetch).
+if (opts.relay === 'none') delete opts.relay;
 
 let node = null;
 let status = null;
@@ -40,7 +42,7 @@ function bytes(n) {
   if (typeof n !== 'number') return '—';
   return n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} kB` : `${(n / 1048576).toFixed(2)} MB`;
 }
-const TRANSPORTS = { websocket: 'WebSocket', 'webrtc-direct': 'WebRTC direct', webrtc: 'WebRTC', relayed: 'Relayed', tcp: 'TCP', other: 'Other' };
+const TRANSPORTS = { websocket: 'WebSocket', 'webrtc-direct': 'WebRTC-direct', webrtc: 'WebRTC p2p', relayed: 'Relayed', tcp: 'TCP', other: 'Other' };
 const transportBadge = (t) => `<span class="badge t-${esc(t || 'other')}">${esc(TRANSPORTS[t] || t || 'Other')}</span>`;
 function latency(ms) {
   if (ms == null) return '<span class="muted">—</span>';
@@ -372,7 +374,7 @@ async function main() {
   let mod;
   try {
     mod = await import('./pkg/protoblock_wasm.js');
-    await mod.default();
+    window.pbWasm = await mod.default(); // the wasm exports (tests read its memory size)
   } catch (e) {
     setState('error');
     $('conn-pill').className = 'pill error';

@@ -130,6 +130,38 @@ await r.test('a_tampered_block_is_rejected_and_not_stored', async () => {
   await liar.kill();
 });
 
+// Transports to the relay: both are dialled together and whichever
+// connects is kept, so a page gets in when either one is broken.
+if (process.env.PB_E2E_WEBRTC_IP) {
+  const boot = await (await fetch(`${relay.http}/api/bootstrap`)).json();
+  const ws = boot.multiaddrs.find((a) => a.includes('/ws/'));
+  const rtc = boot.multiaddrs.find((a) => a.includes('/webrtc-direct/'));
+  const q = (addrs) => `&relay=none&genesis=${boot.genesis_pb}&bootstrap=${encodeURIComponent(addrs.join(','))}`;
+  const transportTo = async (p) => {
+    const s = await waitFor('connected to the relay', async () => {
+      const st = await status(p);
+      return st.peers.find((x) => x.peerId === relay.peerId) ? st : null;
+    }, 60_000);
+    return s.peers.find((x) => x.peerId === relay.peerId).transport;
+  };
+  await r.test('webrtc_direct_when_websocket_fails', async () => {
+    assert(rtc, `relay announces webrtc-direct: ${boot.multiaddrs}`);
+    const deadWs = ws.replace(/\/tcp\/\d+\//, '/tcp/9/');
+    const p = await open('rtc', q([deadWs, rtc]));
+    assert((await transportTo(p)) === 'webrtc-direct', 'connected over WebRTC-direct');
+    const target = (await relay.status()).head.height;
+    await waitFor('synced over WebRTC-direct', async () => (await status(p)).headHeight >= target, 120_000);
+  });
+  await r.test('websocket_when_webrtc_direct_fails', async () => {
+    const deadRtc = rtc.replace(/\/udp\/\d+\//, '/udp/9/');
+    const p = await open('ws-only', q([deadRtc, ws]));
+    assert((await transportTo(p)) === 'websocket', 'connected over WebSocket');
+  });
+} else {
+  r.skip('webrtc_direct_when_websocket_fails', 'no network namespace (PB_E2E_WEBRTC_IP unset)');
+  r.skip('websocket_when_webrtc_direct_fails', 'no network namespace (PB_E2E_WEBRTC_IP unset)');
+}
+
 await r.test('no_uncaught_errors_in_any_page', async () => {
   const errs = pages.flatMap((p) => p.pbErrors);
   assert(errs.length === 0, `page errors:\n${errs.slice(0, 5).join('\n')}`);

@@ -13,12 +13,14 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("bench") => bench(),
         Some("web") => web().map(|_| ()),
+        Some("bench-web") => bench_web(),
         _ => {
             eprintln!("usage: cargo xtask <run [relay args...] | test | web | bench>");
             eprintln!("  run    build and start the dev relay (a full node producing a live dev chain)");
             eprintln!("  test   install what tests need, then run every test (what CI runs)");
             eprintln!("  web    build the browser node package into www/pkg (wasm-bindgen, release)");
-            eprintln!("  bench  print the benchmark tables (release build)");
+            eprintln!("  bench  print the benchmark tables (release build; includes bench-web)");
+            eprintln!("  bench-web  browser sync beside native sync, time to first peer, wasm size, heap");
             bail!("no command given")
         }
     }
@@ -163,6 +165,9 @@ fn workspace_root() -> std::path::PathBuf {
 
 fn test() -> Result<()> {
     ensure_wasm_target()?;
+    ensure_wasm_bindgen()?;
+    ensure_chromium()?;
+    let root = workspace_root();
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
     // The sans-IO core, the store trait and the node driver must build for the browser.
     sh(cargo().args([
@@ -178,57 +183,186 @@ fn test() -> Result<()> {
         "-p",
         "protoblock-net",
     ]))?;
-    cargo_test(&["--workspace", "--exclude", "xtask"])
+    let mut total = Counts { all_ok: true, ..Counts::default() };
+    // A hung suite must fail CI, not eat its 90 minutes.
+    let limit =
+        |default: u64| std::env::var("PB_TEST_TIMEOUT_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+
+    let mut native = cargo();
+    native.args(["test", "--workspace", "--exclude", "xtask", "--exclude", "protoblock-wasm"]);
+    total.add(counted("native tests", &mut native, limit(2400))?);
+    // protoblock-wasm's native half (views, wallet, parity vectors).
+    total.add(counted("protoblock-wasm native tests", cargo().args(["test", "-p", "protoblock-wasm"]), 600)?);
+
+    // wasm-bindgen tests in headless Chromium.
+    let mut wasm = cargo();
+    wasm.current_dir(root.join("crates/protoblock-wasm"))
+        .args(["test", "-p", "protoblock-wasm", "--target", "wasm32-unknown-unknown"])
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "300");
+    total.add(counted("browser (wasm-bindgen) tests", &mut wasm, 1200)?);
+
+    // End to end: the release browser package, the relay binary the native
+    // tests built, and Chromium pages, inside a network namespace of our own.
+    web()?;
+    let e2e = root.join("tests/e2e");
+    sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
+    total.add(in_test_netns(|ns, webrtc_ip| {
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "node", "run.mjs"]);
+                c
+            }
+            None => {
+                let mut c = Command::new("node");
+                c.arg("run.mjs");
+                c
+            }
+        };
+        cmd.current_dir(&e2e);
+        if let Some(ip) = webrtc_ip {
+            cmd.env("PB_E2E_WEBRTC_IP", ip);
+        }
+        counted("browser end-to-end tests", &mut cmd, 1500)
+    })?);
+
+    println!("\ntests: {} passed, {} failed, {} skipped", total.passed, total.failed, total.ignored);
+    if total.failed > 0 || !total.all_ok {
+        bail!("tests failed");
+    }
+    if total.passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
 }
 
-/// Runs `cargo test`, passing its output through, and closes with one
-/// `N passed, N failed` line summed over every test binary, so a reader of
-/// the log sees the whole count rather than the last (often doc-test) summary.
-fn cargo_test(args: &[&str]) -> Result<()> {
+/// Runs `f` inside a fresh network namespace with only loopback and a veth
+/// pair of test addresses (10.254.0.1/24 and .2), so browsers and relays can
+/// use nothing of the real machine: WebRTC in Chromium otherwise picks the
+/// machine's interface address, and webrtc-rs needs a non-loopback address to
+/// gather candidates. Without permission for namespaces (not root), runs `f`
+/// outside one and the WebRTC tests are skipped.
+fn in_test_netns<T>(f: impl FnOnce(Option<&str>, Option<&str>) -> Result<T>) -> Result<T> {
+    let ns = format!("pb-test-{}", std::process::id());
+    let ip = |args: &[&str]| Command::new("ip").args(args).status().is_ok_and(|s| s.success());
+    let made = is_root()
+        && ip(&["netns", "add", &ns])
+        && ip(&["-n", &ns, "link", "set", "lo", "up"])
+        && ip(&["-n", &ns, "link", "add", "pb0", "type", "veth", "peer", "name", "pb1"])
+        && ip(&["-n", &ns, "addr", "add", "10.254.0.1/24", "dev", "pb0"])
+        && ip(&["-n", &ns, "addr", "add", "10.254.0.2/24", "dev", "pb1"])
+        && ip(&["-n", &ns, "link", "set", "pb0", "up"])
+        && ip(&["-n", &ns, "link", "set", "pb1", "up"]);
+    if !made {
+        eprintln!("no network namespace for the browser tests: WebRTC tests will be skipped");
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        return f(None, None);
+    }
+    let r = f(Some(&ns), Some("10.254.0.1"));
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    r
+}
+
+#[derive(Default)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+    all_ok: bool,
+}
+
+impl Counts {
+    fn add(&mut self, o: Counts) {
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.ignored += o.ignored;
+        self.all_ok &= o.all_ok;
+    }
+}
+
+/// Runs a test command, passing its output through and summing its
+/// `test result:` lines (cargo, wasm-bindgen-test-runner and the e2e runner
+/// all print them). Killed after `limit_secs`.
+fn counted(what: &str, cmd: &mut Command, limit_secs: u64) -> Result<Counts> {
     use std::io::{BufRead, BufReader, Write};
-    let mut cmd = cargo();
-    cmd.arg("test").args(args).stdout(std::process::Stdio::piped());
-    eprintln!("+ {cmd:?}");
-    let mut child = cmd.spawn().context("starting cargo test")?;
-    let out = child.stdout.take().context("cargo test stdout")?;
-    // A hung test must fail CI, not eat its 90 minutes: kill the whole run
-    // after PB_TEST_TIMEOUT_SECS (default 40 minutes).
-    let limit: u64 = std::env::var("PB_TEST_TIMEOUT_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(2400);
+    cmd.stdout(std::process::Stdio::piped());
+    eprintln!("+ [{what}] {cmd:?}");
+    let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
+    let out = child.stdout.take().context("stdout")?;
     let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let what_owned = what.to_string();
     std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(limit));
-        eprintln!("cargo test ran past {limit} s: killing it");
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(limit_secs);
+        while std::time::Instant::now() < end {
+            if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        eprintln!("{what_owned} ran past {limit_secs} s: killing it");
         let _ = Command::new("pkill").args(["-KILL", "-P", &pid.to_string()]).status();
         let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     });
-    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    let mut c = Counts::default();
     let stdout = std::io::stdout();
     for line in BufReader::new(out).lines() {
         let line = line?;
         writeln!(stdout.lock(), "{line}")?;
-        if let Some(rest) = line.strip_prefix("test result: ") {
+        if let Some(rest) = line.trim_start().strip_prefix("test result: ") {
             let num = |word: &str| -> u64 {
                 rest.split(';')
                     .find_map(|part| part.trim().strip_suffix(word)?.trim().rsplit(' ').next()?.parse().ok())
                     .unwrap_or(0)
             };
-            passed += num("passed");
-            failed += num("failed");
-            ignored += num("ignored");
+            c.passed += num("passed");
+            c.failed += num("failed");
+            c.ignored += num("ignored");
         }
     }
     let status = child.wait()?;
-    println!("\ntests: {passed} passed, {failed} failed, {ignored} skipped");
-    if !status.success() || failed > 0 {
-        bail!("cargo test failed ({status})");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    c.all_ok = status.success();
+    println!("[{what}] {} passed, {} failed, {} skipped ({status})", c.passed, c.failed, c.ignored);
+    if c.passed + c.failed == 0 {
+        c.all_ok = false;
+        println!("[{what}] ran no test");
     }
-    if passed == 0 {
-        bail!("cargo test ran no test");
-    }
-    Ok(())
+    Ok(c)
 }
 
 fn bench() -> Result<()> {
     sh(cargo().args(["bench", "-p", "protoblock-tests", "--bench", "chain"]))?;
-    sh(cargo().args(["bench", "-p", "protoblock-tests", "--bench", "network"]))
+    sh(cargo().args(["bench", "-p", "protoblock-tests", "--bench", "network"]))?;
+    bench_web()
+}
+
+/// The browser benchmark: release relay binary, release wasm package,
+/// Chromium, inside a test network namespace when possible.
+fn bench_web() -> Result<()> {
+    ensure_wasm_target()?;
+    ensure_chromium()?;
+    web()?;
+    let root = workspace_root();
+    sh(cargo().current_dir(&root).args(["build", "--release", "-p", "protoblock-relay"]))?;
+    let e2e = root.join("tests/e2e");
+    sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
+    let relay = root.join("target/release/protoblock-relay");
+    in_test_netns(|ns, _| {
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "node", "bench.mjs"]);
+                c
+            }
+            None => {
+                let mut c = Command::new("node");
+                c.arg("bench.mjs");
+                c
+            }
+        };
+        sh(cmd.current_dir(&e2e).env("PB_RELAY_BIN", &relay))
+    })
 }

@@ -1,0 +1,76 @@
+// Browser sync benchmark (`cargo xtask bench-web`, also part of `cargo xtask
+// bench`): a fresh browser node in headless Chromium syncs a dev chain into
+// IndexedDB with full validation, beside a fresh native node (the relay
+// binary joining as a plain full node on redb) syncing the same chain from
+// the same relay over the same transport (WebSocket), interleaved in one run.
+// Prints a table; timing is a measurement here, never an assertion.
+
+import { gzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, launchBrowser, openNodePage, startRelay, status, waitFor, cleanup } from './lib.mjs';
+
+const BLOCKS = Number(process.env.PB_BENCH_BLOCKS || 5000);
+const TXS = Number(process.env.PB_BENCH_TXS || 20);
+const ROUNDS = Number(process.env.PB_BENCH_ROUNDS || 2);
+
+const source = await startRelay({
+  args: ['--dev-history', String(BLOCKS), '--dev-txs-per-block', String(TXS), '--block-interval-ms', '3600000'],
+});
+const target = (await source.status()).head.height;
+const boot = await (await fetch(`${source.http}/api/bootstrap`)).json();
+const ws = boot.multiaddrs.find((a) => a.includes('/ws/'));
+console.log(`chain: ${target} blocks, ${TXS} txs per block of history; source relay ${source.peerId}`);
+
+async function nativeRound() {
+  const t0 = performance.now();
+  const node = await startRelay({ dev: false, genesis: join(source.dataDir, 'genesis.pb'), bootstrap: [ws], args: ['--stun-listen', 'off'] });
+  const tUp = performance.now();
+  await waitFor('native node synced', () => node.height >= target, 600_000, 20);
+  const t1 = performance.now();
+  await node.kill();
+  return { ms: t1 - t0, syncMs: t1 - tUp };
+}
+
+async function browserRound(i) {
+  const context = await launchBrowser();
+  const t0 = performance.now();
+  const page = await openNodePage(context, source, `bench-${i}`, `&bootstrap=${encodeURIComponent(ws)}`);
+  await waitFor('first peer', async () => (await status(page)).peers.length > 0, 60_000, 5);
+  const firstPeerMs = performance.now() - t0;
+  await waitFor('browser node synced', async () => (await status(page)).headHeight >= target, 900_000, 50);
+  const ms = performance.now() - t0;
+  const heap = await page.evaluate(() => performance.memory ? performance.memory.usedJSHeapSize : null);
+  // The wasm instance's linear memory: where the node's own heap lives.
+  const wasmBytes = await page.evaluate(() => window.pbWasm && window.pbWasm.memory ? window.pbWasm.memory.buffer.byteLength : null);
+  const s = await status(page);
+  await context.close();
+  return { ms, firstPeerMs, heap, wasmBytes, validated: s.blocksValidated };
+}
+
+const native = [];
+const browser = [];
+for (let i = 0; i < ROUNDS; i++) {
+  native.push(await nativeRound());
+  browser.push(await browserRound(i));
+}
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const nativeMs = median(native.map((r) => r.ms));
+const browserMs = median(browser.map((r) => r.ms));
+const wasm = readFileSync(join(ROOT, 'www/pkg/protoblock_wasm_bg.wasm'));
+const f = (n) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
+
+console.log('\n| node (fresh, syncing over WebSocket from the same relay) | rounds | median s | blocks/s | ratio |');
+console.log('|---|---|---|---|---|');
+console.log(`| native (protoblock-relay as a full node, redb, release) | ${native.map((r) => (r.ms / 1000).toFixed(1)).join(', ')} | ${(nativeMs / 1000).toFixed(1)} | ${f(target / nativeMs * 1000)} | 1.00 |`);
+console.log(`| browser (wasm in headless Chromium, IndexedDB) | ${browser.map((r) => (r.ms / 1000).toFixed(1)).join(', ')} | ${(browserMs / 1000).toFixed(1)} | ${f(target / browserMs * 1000)} | **${(nativeMs / browserMs).toFixed(2)}** |`);
+console.log('\nBoth times run from process start or page open to the head (startup included).');
+console.log(`\n| figure | value |\n|---|---|`);
+console.log(`| page open to first peer connected (median of ${ROUNDS}) | ${f(median(browser.map((r) => r.firstPeerMs)))} ms (${browser.map((r) => f(r.firstPeerMs)).join(', ')}) |`);
+console.log(`| wasm size raw | ${f(wasm.length)} bytes |`);
+console.log(`| wasm size gzip -9 | ${f(gzipSync(wasm, { level: 9 }).length)} bytes |`);
+console.log(`| JS heap after sync (usedJSHeapSize) | ${browser.map((r) => r.heap == null ? 'n/a' : (r.heap / 1048576).toFixed(1) + ' MiB').join(', ')} |`);
+console.log(`| wasm linear memory after sync | ${browser.map((r) => r.wasmBytes == null ? 'n/a' : (r.wasmBytes / 1048576).toFixed(1) + ' MiB').join(', ')} |`);
+console.log(`| blocks validated by the browser | ${browser.map((r) => r.validated).join(', ')} |`);
+await source.kill();
+cleanup();
