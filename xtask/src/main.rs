@@ -208,18 +208,7 @@ fn test() -> Result<()> {
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
     total.add(in_test_netns(|ns, webrtc_ip| {
-        let mut cmd = match ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, "node", "run.mjs"]);
-                c
-            }
-            None => {
-                let mut c = Command::new("node");
-                c.arg("run.mjs");
-                c
-            }
-        };
+        let mut cmd = node_script(ns, "run.mjs");
         cmd.current_dir(&e2e);
         if let Some(ip) = webrtc_ip {
             cmd.env("PB_E2E_WEBRTC_IP", ip);
@@ -262,6 +251,22 @@ fn in_test_netns<T>(f: impl FnOnce(Option<&str>, Option<&str>) -> Result<T>) -> 
     let r = f(Some(&ns), Some("10.254.0.1"));
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     r
+}
+
+/// `node <script>`, inside the namespace `ns` when there is one.
+fn node_script(ns: Option<&str>, script: &str) -> Command {
+    match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "node", script]);
+            c
+        }
+        None => {
+            let mut c = Command::new("node");
+            c.arg(script);
+            c
+        }
+    }
 }
 
 #[derive(Default)]
@@ -350,19 +355,5 @@ fn bench_web() -> Result<()> {
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
     let relay = root.join("target/release/protoblock-relay");
-    in_test_netns(|ns, _| {
-        let mut cmd = match ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, "node", "bench.mjs"]);
-                c
-            }
-            None => {
-                let mut c = Command::new("node");
-                c.arg("bench.mjs");
-                c
-            }
-        };
-        sh(cmd.current_dir(&e2e).env("PB_RELAY_BIN", &relay))
-    })
+    in_test_netns(|ns, _| sh(node_script(ns, "bench.mjs").current_dir(&e2e).env("PB_RELAY_BIN", &relay)))
 }
