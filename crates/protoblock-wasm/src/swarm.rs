@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::upgrade;
-use libp2p::{Swarm, SwarmBuilder, Transport, identity, noise, webrtc_websys, websocket_websys, yamux};
+use libp2p::{Swarm, SwarmBuilder, Transport, identity, noise, websocket_websys, yamux};
 use protoblock_net::behaviour::{Behaviour, Role};
 
 const IDLE: Duration = Duration::from_secs(60);
@@ -25,7 +25,7 @@ pub fn build(key: identity::Keypair, max_block_bytes: usize) -> Result<Swarm<Beh
         })
         .map_err(|e| e.to_string())?
         .with_other_transport(|key| {
-            webrtc_websys::Transport::new(webrtc_websys::Config::new(key))
+            protoblock_webrtc::direct::Transport::new(protoblock_webrtc::direct::Config::new(key))
                 .map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn)))
         })
         .map_err(|e| e.to_string())?
