@@ -61,6 +61,35 @@ await r.test('a_tx_from_page1s_wallet_is_in_a_block_seen_by_page3', async () => 
   assert(err && /taken/i.test(err), `duplicate name refused: ${err}`);
 });
 
+await r.test('one_page_runs_two_more_independent_nodes_and_stops_them', async () => {
+  const target = (await relay.status()).head.height;
+  const out = await p2.evaluate(async (target) => {
+    const { ProtoblockNode } = await import('./pkg/protoblock_wasm.js');
+    const a = await ProtoblockNode.start({ relay: location.origin, storeName: 'multi-a' });
+    const b = await ProtoblockNode.start({ relay: location.origin, storeName: 'multi-b' });
+    const heights = [];
+    const t0 = Date.now();
+    while (Date.now() - t0 < 90000) {
+      const [sa, sb] = [await a.status(), await b.status()];
+      if (sa.headHeight >= target && sb.headHeight >= target) { heights.push(sa.headHeight, sb.headHeight); break; }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const ids = [a.peerId, b.peerId, window.pbNode.peerId];
+    const stores = [a.storeName, b.storeName];
+    await a.stop();
+    const after = await a.status().then(() => 'still running', (e) => e.message);
+    const bStill = (await b.status()).headHeight;
+    await b.stop();
+    return { heights, ids, stores, after, bStill };
+  }, target);
+  assert(out.heights.length === 2, `both extra nodes synced: ${JSON.stringify(out)}`);
+  assert(new Set(out.ids).size === 3, 'three distinct node identities in one page');
+  assert(out.stores[0] !== out.stores[1], 'separate databases');
+  assert(/stopped/.test(out.after), `a stopped node says so: ${out.after}`);
+  assert(out.bStill >= target, 'stopping one node leaves the other running');
+  assert((await status(p2)).headHeight >= target, "the page's own node is unaffected");
+});
+
 await r.test('a_reloaded_page_resumes_from_indexeddb_and_downloads_less', async () => {
   // A fresh page against a longer history: reload it mid-sync.
   const p = await open('reload');

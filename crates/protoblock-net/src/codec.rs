@@ -32,12 +32,17 @@ pub async fn read_frame<T: AsyncRead + Unpin + Send, M: Message + Default>(io: &
 }
 
 pub async fn write_frame<T: AsyncWrite + Unpin + Send, M: Message>(io: &mut T, m: &M, max: usize) -> io::Result<()> {
-    let buf = m.encode_to_vec();
-    if buf.len() > max {
+    let len = m.encoded_len();
+    if len > max {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "message over the protocol limit"));
     }
-    io.write_all(&(buf.len() as u32).to_be_bytes()).await?;
-    io.write_all(&buf).await?;
+    // One write for prefix and body: libp2p-webrtc's native stream glued a
+    // lone 4-byte write to the next 16 KiB chunk and then refused the
+    // over-size SCTP message, resetting every large response over WebRTC.
+    let mut frame = Vec::with_capacity(4 + len);
+    frame.extend_from_slice(&(len as u32).to_be_bytes());
+    m.encode(&mut frame).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    io.write_all(&frame).await?;
     io.close().await
 }
 
