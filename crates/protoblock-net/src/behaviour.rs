@@ -149,7 +149,11 @@ impl Behaviour {
         });
         Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
-            identify: identify::Behaviour::new(identify::Config::new(AGENT_PROTOCOL.into(), key.public())),
+            // Pushing listen-address changes tells peers a browser's relayed
+            // address as soon as its reservation is accepted.
+            identify: identify::Behaviour::new(
+                identify::Config::new(AGENT_PROTOCOL.into(), key.public()).with_push_listen_addr_updates(true),
+            ),
             ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
             gossipsub,
             status: request_response::Behaviour::with_codec(

@@ -40,6 +40,8 @@ const MAX_BLOCKS_PER_COMMIT: usize = 128;
 const MAX_BANS: usize = 4096;
 const RENDEZVOUS_REFRESH_MS: u64 = 30_000;
 const RENDEZVOUS_TTL_SECS: u64 = 2 * 60 * 60;
+/// While below `target_peers`, ask connected peers for theirs this often.
+const PEER_EXCHANGE_REFRESH_MS: u64 = 10_000;
 const RELAY_HOP_PROTOCOL: &str = "/libp2p/circuit/relay/0.2.0/hop";
 
 pub fn now_ms() -> u64 {
@@ -244,6 +246,7 @@ struct PeerInfo {
     addr: Option<Multiaddr>,
     listen: Vec<Multiaddr>,
     last_status_ms: u64,
+    last_peers_asked_ms: u64,
 }
 
 /// Called before each block this node produces, with the chain and the new
@@ -464,6 +467,17 @@ impl<S: Store> Node<S> {
     async fn on_tick(&mut self) {
         let now = now_ms();
         self.bans.retain(|_, until| *until > now);
+        if self.peers.len() < self.cfg.target_peers {
+            let due: Vec<PeerId> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.ready && now.saturating_sub(p.last_peers_asked_ms) > PEER_EXCHANGE_REFRESH_MS)
+                .map(|(id, _)| *id)
+                .collect();
+            for peer in due {
+                self.ask_for_peers(peer, now);
+            }
+        }
         // Refresh peers' heads now and then (gossip keeps them current too).
         let stale: Vec<PeerId> = self
             .peers
@@ -689,6 +703,12 @@ impl<S: Store> Node<S> {
                 }
                 if relayed {
                     self.emit(NodeEvent::Reachable { addr: address.clone() });
+                    // Register the new address at once rather than at the
+                    // next refresh: it is how other browsers find us.
+                    let points: Vec<PeerId> = self.rendezvous_points.keys().copied().collect();
+                    for point in points {
+                        self.rendezvous_refresh(point);
+                    }
                 }
                 self.listen.push(address.clone());
                 self.emit(NodeEvent::Listening { addr: address });
@@ -800,12 +820,19 @@ impl<S: Store> Node<S> {
             };
             let id = self.swarm.behaviour_mut().sync.send_request(&peer, m);
             self.sync_requests.insert(id, SyncPurpose::Mempool);
-            let p = pb::SyncRequest {
-                kind: Some(pb::sync_request::Kind::Peers(pb::PeersRequest { max: MAX_PEERS_SHARED as u32 })),
-            };
-            let id = self.swarm.behaviour_mut().sync.send_request(&peer, p);
-            self.sync_requests.insert(id, SyncPurpose::Peers);
+            self.ask_for_peers(peer, now_ms());
         }
+    }
+
+    fn ask_for_peers(&mut self, peer: PeerId, now: u64) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.last_peers_asked_ms = now;
+        }
+        let p = pb::SyncRequest {
+            kind: Some(pb::sync_request::Kind::Peers(pb::PeersRequest { max: MAX_PEERS_SHARED as u32 })),
+        };
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, p);
+        self.sync_requests.insert(id, SyncPurpose::Peers);
     }
 
     fn on_status_event(&mut self, e: request_response::Event<pb::Status, pb::Status>) {
