@@ -38,14 +38,22 @@ async function browserRound(i) {
   const page = await openNodePage(context, source, `bench-${i}`, `&bootstrap=${encodeURIComponent(ws)}`);
   await waitFor('first peer', async () => (await status(page)).peers.length > 0, 60_000, 5);
   const firstPeerMs = performance.now() - t0;
-  await waitFor('browser node synced', async () => (await status(page)).headHeight >= target, 900_000, 50);
+  // Head samples, to report the longest stretch without progress.
+  let last = { t: performance.now(), h: -1 };
+  let stall = 0;
+  await waitFor('browser node synced', async () => {
+    const h = (await status(page)).headHeight;
+    const t = performance.now();
+    if (h > last.h) last = { t, h }; else stall = Math.max(stall, t - last.t);
+    return h >= target;
+  }, 900_000, 50);
   const ms = performance.now() - t0;
   const heap = await page.evaluate(() => performance.memory ? performance.memory.usedJSHeapSize : null);
   // The wasm instance's linear memory: where the node's own heap lives.
   const wasmBytes = await page.evaluate(() => window.pbWasm && window.pbWasm.memory ? window.pbWasm.memory.buffer.byteLength : null);
   const s = await status(page);
   await context.close();
-  return { ms, firstPeerMs, heap, wasmBytes, validated: s.blocksValidated };
+  return { ms, firstPeerMs, heap, wasmBytes, stall, validated: s.blocksValidated };
 }
 
 const native = [];
@@ -71,6 +79,7 @@ console.log(`| wasm size raw | ${f(wasm.length)} bytes |`);
 console.log(`| wasm size gzip -9 | ${f(gzipSync(wasm, { level: 9 }).length)} bytes |`);
 console.log(`| JS heap after sync (usedJSHeapSize) | ${browser.map((r) => r.heap == null ? 'n/a' : (r.heap / 1048576).toFixed(1) + ' MiB').join(', ')} |`);
 console.log(`| wasm linear memory after sync | ${browser.map((r) => r.wasmBytes == null ? 'n/a' : (r.wasmBytes / 1048576).toFixed(1) + ' MiB').join(', ')} |`);
+console.log(`| longest browser sync stall (no new head) | ${browser.map((r) => f(r.stall) + ' ms').join(', ')} |`);
 console.log(`| blocks validated by the browser | ${browser.map((r) => r.validated).join(', ')} |`);
 await source.kill();
 cleanup();

@@ -120,7 +120,14 @@ await r.test('a_browser_serves_sync_to_a_fresh_page', async () => {
   try {
     const p4 = await open('p4');
     const target = (await relay.status()).head.height;
-    await waitFor('fresh page synced from browsers', async () => (await status(p4)).headHeight >= target, 180_000, 500);
+    let seen;
+    await waitFor('fresh page synced from browsers', async () => {
+      seen = await status(p4);
+      return seen.headHeight >= target;
+    }, 120_000, 500).catch((e) => {
+      const peers = seen && seen.peers.map((x) => `${x.peerId.slice(-6)} ${x.transport} head ${x.head}`);
+      throw new Error(`${e.message}; page 4 at ${seen && seen.headHeight}, downloaded ${seen && seen.blocksDownloaded}, peers ${JSON.stringify(peers)}`);
+    });
     const s4 = await status(p4);
     const servedByPages = await served();
     assert(servedByPages - served0 >= HISTORY, `pages served ${servedByPages - served0} blocks (page 4 is at ${s4.headHeight})`);

@@ -147,6 +147,8 @@ pub struct PeerStatus {
     pub head: u64,
     pub latency_ms: Option<u64>,
     pub addr: Option<Multiaddr>,
+    /// The connection runs through a circuit relay.
+    pub relayed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -244,6 +246,7 @@ struct PeerInfo {
     head: u64,
     latency_ms: Option<u64>,
     addr: Option<Multiaddr>,
+    relayed: bool,
     listen: Vec<Multiaddr>,
     last_status_ms: u64,
     last_peers_asked_ms: u64,
@@ -427,7 +430,13 @@ impl<S: Store> Node<S> {
                 .peers
                 .iter()
                 .filter(|(_, p)| p.ready)
-                .map(|(id, p)| PeerStatus { peer: *id, head: p.head, latency_ms: p.latency_ms, addr: p.addr.clone() })
+                .map(|(id, p)| PeerStatus {
+                    peer: *id,
+                    head: p.head,
+                    latency_ms: p.latency_ms,
+                    addr: p.addr.clone(),
+                    relayed: p.relayed,
+                })
                 .collect(),
             listen: self.listen.clone(),
             blocks_validated: self.blocks_validated,
@@ -721,6 +730,9 @@ impl<S: Store> Node<S> {
                 if num_established.get() == 1 {
                     let info = self.peers.entry(peer_id).or_default();
                     info.addr = Some(endpoint.get_remote_address().clone());
+                    // A relayed inbound connection's remote address is just
+                    // `/p2p/<peer>`; the endpoint knows it came via a circuit.
+                    info.relayed = endpoint.is_relayed();
                     info.last_status_ms = now_ms();
                     let s = self.my_status();
                     self.swarm.behaviour_mut().status.send_request(&peer_id, s);

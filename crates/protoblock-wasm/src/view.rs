@@ -310,7 +310,12 @@ pub fn status(s: &protoblock_net::NodeStatus) -> StatusView {
                 peer_id: p.peer.to_string(),
                 head: p.head,
                 latency_ms: p.latency_ms,
-                transport: addr.as_deref().map(transport_of).unwrap_or("other"),
+                transport: match addr.as_deref().map(transport_of) {
+                    Some(t @ "webrtc") => t,
+                    _ if p.relayed => "relayed",
+                    Some(t) => t,
+                    None => "other",
+                },
                 addr,
             }
         })
