@@ -177,7 +177,7 @@ if (process.env.PB_E2E_WEBRTC_IP) {
     const s = await waitFor('connected to the relay', async () => {
       const st = await status(p);
       return st.peers.find((x) => x.peerId === relay.peerId) ? st : null;
-    }, 60_000);
+    }, 90_000);
     return s.peers.find((x) => x.peerId === relay.peerId).transport;
   };
   await r.test('webrtc_direct_when_websocket_fails', async () => {
