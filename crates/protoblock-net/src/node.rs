@@ -43,6 +43,7 @@ const RENDEZVOUS_TTL_SECS: u64 = 2 * 60 * 60;
 /// Bootstrap peers we are not connected to are dialled again this often (a
 /// relay that restarted, or a first dial that failed).
 const BOOTSTRAP_REDIAL_MS: u64 = 10_000;
+const FIRST_FALLBACK_MS: u64 = 3_000;
 /// While below `target_peers`, ask connected peers for theirs this often.
 const PEER_EXCHANGE_REFRESH_MS: u64 = 10_000;
 const RELAY_HOP_PROTOCOL: &str = "/libp2p/circuit/relay/0.2.0/hop";
@@ -304,7 +305,7 @@ impl<S: Store> Node<S> {
         let txs_topic = IdentTopic::new(format!("/protoblock/{tag}/txs/1"));
         swarm.behaviour_mut().gossipsub.subscribe(&blocks_topic).map_err(|e| e.to_string())?;
         swarm.behaviour_mut().gossipsub.subscribe(&txs_topic).map_err(|e| e.to_string())?;
-        dial_bootstrap(&mut swarm, &cfg.bootstrap);
+        dial_bootstrap(&mut swarm, &cfg.bootstrap, true);
         let namespace = rendezvous::Namespace::new(format!("protoblock/{tag}")).map_err(|e| e.to_string())?;
         for addr in &cfg.external_addrs {
             swarm.add_external_address(addr.clone());
@@ -331,7 +332,7 @@ impl<S: Store> Node<S> {
             namespace,
             rendezvous_points: HashMap::new(),
             next_produce_ms: 0,
-            last_bootstrap_dial_ms: now_ms(),
+            last_bootstrap_dial_ms: now_ms().saturating_sub(BOOTSTRAP_REDIAL_MS - FIRST_FALLBACK_MS),
             listen: Vec::new(),
             relay_listeners: HashMap::new(),
             blocks_validated: 0,
@@ -495,7 +496,7 @@ impl<S: Store> Node<S> {
                 .collect();
             if !missing.is_empty() {
                 tracing::debug!(n = missing.len(), "redialling bootstrap peers");
-                dial_bootstrap(&mut self.swarm, &missing);
+                dial_bootstrap(&mut self.swarm, &missing, false);
             }
         }
         if self.peers.len() < self.cfg.target_peers {
@@ -1094,15 +1095,16 @@ fn tamper(block: &mut Vec<u8>) {
     }
 }
 
-/// Dials each bootstrap peer once with all its addresses, tried in order of
-/// preference: stream transports (TCP, QUIC, WebSocket) before
-/// WebRTC-direct. A browser thus uses WebSocket and falls back to
-/// WebRTC-direct when WebSocket fails (refused or closed). Decision: WebSocket
-/// is preferred rather than racing both, because over WebRTC-direct our
-/// relayed-circuit discovery is not yet reliable (see the browser issue
-/// notes); sync and gossip over it are tested. Addresses without a peer id
-/// are dialled on their own.
-fn dial_bootstrap(swarm: &mut Swarm<Behaviour>, addrs: &[Multiaddr]) {
+/// Dials each bootstrap peer once. The first attempt uses stream transports
+/// (TCP, QUIC, WebSocket) where a peer has any; later attempts (every
+/// `BOOTSTRAP_REDIAL_MS`, the first after `FIRST_FALLBACK_MS`) race all its
+/// addresses and keep whichever connects, so a browser falls back to
+/// WebRTC-direct within seconds when WebSocket fails, even if the failed
+/// WebSocket dial never reports. Decision: WebSocket first rather than racing
+/// from the start, because relayed-circuit discovery over WebRTC-direct is
+/// not yet reliable (see the browser issue notes); sync and gossip over it
+/// are tested. Addresses without a peer id are dialled on their own.
+fn dial_bootstrap(swarm: &mut Swarm<Behaviour>, addrs: &[Multiaddr], first: bool) {
     let mut by_peer: Vec<(PeerId, Vec<Multiaddr>)> = Vec::new();
     for addr in addrs {
         match addr.iter().last() {
@@ -1118,9 +1120,14 @@ fn dial_bootstrap(swarm: &mut Swarm<Behaviour>, addrs: &[Multiaddr]) {
         }
     }
     for (peer, mut addrs) in by_peer {
-        addrs.sort_by_key(|a| a.iter().any(|p| matches!(p, Protocol::WebRTCDirect)));
-        let opts =
-            DialOpts::peer_id(peer).addresses(addrs).override_dial_concurrency_factor(std::num::NonZeroU8::MIN).build();
+        let is_rtc = |a: &Multiaddr| a.iter().any(|p| matches!(p, Protocol::WebRTCDirect));
+        if first && addrs.iter().any(|a| !is_rtc(a)) {
+            addrs.retain(|a| !is_rtc(a));
+        }
+        let opts = DialOpts::peer_id(peer)
+            .condition(libp2p::swarm::dial_opts::PeerCondition::Disconnected)
+            .addresses(addrs)
+            .build();
         if let Err(e) = swarm.dial(opts) {
             tracing::warn!(%peer, error = %e, "bootstrap dial failed");
         }

@@ -108,10 +108,20 @@ impl IndexedDbStore {
         for id in &batch.delete_blocks {
             ops.push((&blocks, bytes(&id.0), None));
         }
-        for (k, v) in &batch.state {
-            ops.push((&state, bytes(k), v.as_ref().map(|v| bytes(v))));
+        // Net effects only: each IndexedDB request costs, and a sync batch of
+        // 128 blocks writes the same keys (accounts, season) many times and
+        // puts undo records for blocks that turn final within the batch.
+        let mut last: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+        for (i, (k, _)) in batch.state.iter().enumerate() {
+            last.insert(k.as_slice(), i);
         }
-        for (id, u) in &batch.put_undo {
+        for (i, (k, v)) in batch.state.iter().enumerate() {
+            if last.get(k.as_slice()) == Some(&i) {
+                ops.push((&state, bytes(k), v.as_ref().map(|v| bytes(v))));
+            }
+        }
+        let undone: std::collections::HashSet<&Hash32> = batch.delete_undo.iter().collect();
+        for (id, u) in batch.put_undo.iter().filter(|(id, _)| !undone.contains(id)) {
             ops.push((&undo, bytes(&id.0), Some(bytes(u))));
         }
         for id in &batch.delete_undo {

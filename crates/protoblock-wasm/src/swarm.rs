@@ -21,6 +21,9 @@ pub fn build(key: identity::Keypair, max_block_bytes: usize) -> Result<Swarm<Beh
                 .upgrade(upgrade::Version::V1Lazy)
                 .authenticate(noise::Config::new(key)?)
                 .multiplex(yamux::Config::default())
+                // A browser may never report a failed WebSocket (e.g. an
+                // unsafe port): bound the dial so it cannot hang forever.
+                .timeout(Duration::from_secs(20))
                 .boxed())
         })
         .map_err(|e| e.to_string())?
