@@ -110,7 +110,7 @@ fn web() -> Result<std::path::PathBuf> {
         "--profile",
         "wasm-release",
     ]))?;
-    let wasm = root.join("target/wasm32-unknown-unknown/wasm-release/protoblock_wasm.wasm");
+    let wasm = target_dir().join("wasm32-unknown-unknown/wasm-release/protoblock_wasm.wasm");
     let pkg = root.join("www/pkg");
     sh(Command::new("wasm-bindgen")
         .args(["--target", "web", "--remove-name-section", "--remove-producers-section", "--out-dir"])
@@ -157,6 +157,14 @@ fn gzip_len(bytes: &[u8]) -> Result<usize> {
     let out = child.wait_with_output()?;
     writer.join().map_err(|_| anyhow::anyhow!("gzip writer panicked"))??;
     Ok(out.stdout.len())
+}
+
+/// Cargo's target folder (`CARGO_TARGET_DIR` when set).
+fn target_dir() -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => workspace_root().join(d),
+        None => workspace_root().join("target"),
+    }
 }
 
 fn workspace_root() -> std::path::PathBuf {
@@ -209,7 +217,7 @@ fn test() -> Result<()> {
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
     total.add(in_test_netns(|ns, webrtc_ip| {
         let mut cmd = node_script(ns, "run.mjs");
-        cmd.current_dir(&e2e);
+        cmd.current_dir(&e2e).env("PB_RELAY_BIN", target_dir().join("debug/protoblock-relay"));
         if let Some(ip) = webrtc_ip {
             cmd.env("PB_E2E_WEBRTC_IP", ip);
         }
@@ -354,6 +362,6 @@ fn bench_web() -> Result<()> {
     sh(cargo().current_dir(&root).args(["build", "--release", "-p", "protoblock-relay"]))?;
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
-    let relay = root.join("target/release/protoblock-relay");
+    let relay = target_dir().join("release/protoblock-relay");
     in_test_netns(|ns, _| sh(node_script(ns, "bench.mjs").current_dir(&e2e).env("PB_RELAY_BIN", &relay)))
 }
