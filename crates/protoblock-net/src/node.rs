@@ -500,24 +500,12 @@ impl<S: Store> Node<S> {
             }
         }
         if self.peers.len() < self.cfg.target_peers {
-            let due: Vec<PeerId> = self
-                .peers
-                .iter()
-                .filter(|(_, p)| p.ready && now.saturating_sub(p.last_peers_asked_ms) > PEER_EXCHANGE_REFRESH_MS)
-                .map(|(id, _)| *id)
-                .collect();
-            for peer in due {
+            for peer in self.due_peers(now, PEER_EXCHANGE_REFRESH_MS, |p| p.last_peers_asked_ms) {
                 self.ask_for_peers(peer, now);
             }
         }
         // Refresh peers' heads now and then (gossip keeps them current too).
-        let stale: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.ready && now.saturating_sub(p.last_status_ms) > STATUS_REFRESH_MS)
-            .map(|(id, _)| *id)
-            .collect();
-        for peer in stale {
+        for peer in self.due_peers(now, STATUS_REFRESH_MS, |p| p.last_status_ms) {
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.last_status_ms = now;
             }
@@ -535,6 +523,11 @@ impl<S: Store> Node<S> {
         }
         self.plan_sync(now);
         self.maybe_produce(now).await;
+    }
+
+    /// Handshaken peers whose `last` time is more than `every` ms ago.
+    fn due_peers(&self, now: u64, every: u64, last: impl Fn(&PeerInfo) -> u64) -> Vec<PeerId> {
+        self.peers.iter().filter(|(_, p)| p.ready && now.saturating_sub(last(p)) > every).map(|(id, _)| *id).collect()
     }
 
     /// Registers under the chain's namespace (when we have an address to
@@ -742,7 +735,9 @@ impl<S: Store> Node<S> {
                         self.rendezvous_refresh(point);
                     }
                 }
-                self.listen.push(address.clone());
+                if !self.listen.contains(&address) {
+                    self.listen.push(address.clone());
+                }
                 self.emit(NodeEvent::Listening { addr: address });
             }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
@@ -760,6 +755,10 @@ impl<S: Store> Node<S> {
                     let s = self.my_status();
                     self.swarm.behaviour_mut().status.send_request(&peer_id, s);
                 }
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen.retain(|a| *a != address);
+                self.swarm.remove_external_address(&address);
             }
             SwarmEvent::ListenerClosed { listener_id, addresses, .. } => {
                 self.relay_listeners.retain(|_, l| *l != listener_id);

@@ -311,15 +311,7 @@ impl ProtoblockNode {
     /// A projection for this week (season and week are the chain's current).
     #[wasm_bindgen(js_name = submitProjection)]
     pub async fn submit_projection(&self, player_id: String, points: u32) -> Result<String, JsError> {
-        let (season, week) = self
-            .inner
-            .handle
-            .read_chain(|c| {
-                let f = view::fantasy(c);
-                (f.season, f.week)
-            })
-            .await
-            .ok_or_else(stopped)?;
+        let (season, week) = self.inner.handle.read_chain(view::current_week).await.ok_or_else(stopped)?;
         let tx =
             self.inner.wallet.borrow_mut().projection(&self.inner.genesis, now_ms(), season, week, &player_id, points);
         self.submit(tx).await

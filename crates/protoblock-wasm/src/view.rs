@@ -145,8 +145,18 @@ pub fn wallet(chain: &Chain, public_key: &[u8; 32]) -> WalletView {
     }
 }
 
+fn season_state(chain: &Chain) -> pb::SeasonState {
+    decode(chain, &keys::season()).unwrap_or_default()
+}
+
+/// The current (season, week): what a projection is made for.
+pub fn current_week(chain: &Chain) -> (u32, u32) {
+    let s = season_state(chain);
+    (s.season, s.week)
+}
+
 pub fn fantasy(chain: &Chain) -> FantasyView {
-    let season: pb::SeasonState = decode(chain, &keys::season()).unwrap_or_default();
+    let season = season_state(chain);
     let phase = match season.phase() {
         pb::SeasonPhase::Preseason => "preseason",
         pb::SeasonPhase::InSeason => "in-season",
