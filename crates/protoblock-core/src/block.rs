@@ -5,7 +5,6 @@
 //! merkle root, batched tx signatures, and only then the state transition
 //! (on an overlay) and the state root.
 
-use std::collections::HashSet;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message;
@@ -15,7 +14,7 @@ use crate::crypto::{self, KeyCache, PublicKey};
 use crate::error::{BlockError, TxError};
 use crate::fantasy::{TxContext, apply_tx};
 use crate::genesis::Genesis;
-use crate::hash::{Hash32, sha256};
+use crate::hash::{FastSet, Hash32, sha256};
 use crate::lthash::LtHash;
 use crate::merkle::merkle_root;
 use crate::params::{BLOCK_VERSION, ChainParams, TX_VERSION};
@@ -211,7 +210,7 @@ pub fn apply_tx_at(
     tx: &CheckedTx,
     block_ts_ms: u64,
     replay: &ReplayIndex,
-    taken: &mut HashSet<Hash32>,
+    taken: &mut FastSet<Hash32>,
 ) -> Result<(), TxError> {
     let nonce_ms = tx.tx.nonce / 1_000_000;
     if nonce_ms.saturating_add(params.nonce_max_age_ms) < block_ts_ms {
@@ -246,7 +245,7 @@ pub fn apply_block(
 ) -> Result<AppliedBlock, BlockError> {
     let mut ov = Overlay::new(state);
     let ts = block.header.timestamp_ms;
-    let mut taken = HashSet::with_capacity(block.txs.len());
+    let mut taken = FastSet::with_capacity_and_hasher(block.txs.len(), Default::default());
     for (index, tx) in block.txs.iter().enumerate() {
         apply_tx_at(&mut ov, genesis, params, tx, ts, replay, &mut taken)
             .map_err(|error| BlockError::Tx { index, error })?;

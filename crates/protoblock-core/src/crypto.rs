@@ -111,7 +111,7 @@ pub fn verify_batch_or_find(messages: &[&[u8]], signatures: &[Signature], keys: 
 /// block or two).
 #[derive(Default)]
 pub struct KeyCache {
-    map: std::collections::HashMap<[u8; 32], VerifyingKey>,
+    map: crate::hash::FastMap<[u8; 32], VerifyingKey>,
 }
 
 impl KeyCache {

@@ -14,7 +14,7 @@
 //! be stale), oracle data txs last of all. A new tx that would itself be first
 //! in that order is refused with [`MempoolError::Full`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use prost::Message;
@@ -24,7 +24,7 @@ use crate::block::{CheckedTx, apply_tx_at, check_tx_bytes};
 use crate::chain::Chain;
 use crate::crypto::PublicKey;
 use crate::error::TxError;
-use crate::hash::{Hash32, sha256};
+use crate::hash::{FastSet, Hash32, sha256};
 use crate::state::{Key, Overlay, Value};
 
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ impl Mempool {
         let mut ov = Overlay::with_writes(chain.state(), std::mem::take(&mut self.pending));
         // Pool ids are unique already, so only the chain's index matters here.
         let res =
-            apply_tx_at(&mut ov, chain.genesis(), chain.params(), &tx, now_ms, chain.replay(), &mut HashSet::new());
+            apply_tx_at(&mut ov, chain.genesis(), chain.params(), &tx, now_ms, chain.replay(), &mut FastSet::default());
         self.pending = ov.into_raw_writes();
         // apply_tx_at checks every rule before writing, so a refusal left
         // `pending` as it was.
@@ -184,7 +184,7 @@ impl Mempool {
     /// longer apply. Call after every head change. Returns how many dropped.
     pub fn rebuild(&mut self, chain: &Chain, now_ms: u64) -> usize {
         let mut ov = Overlay::new(chain.state());
-        let mut taken = HashSet::new();
+        let mut taken = FastSet::default();
         let mut dropped = Vec::new();
         for id in self.order.values() {
             let p = &self.entries[id];

@@ -48,7 +48,7 @@ pub fn produce_block<'a>(
     }
     let ts = now_ms.max(head.timestamp_ms + 1);
     let mut ov = Overlay::new(chain.state());
-    let mut taken = std::collections::HashSet::new();
+    let mut taken = crate::hash::FastSet::default();
     let mut txs: Vec<pb::SignedTransaction> = Vec::new();
     let mut ids = Vec::new();
     let mut signed_ids = Vec::new();

@@ -10,13 +10,15 @@
 //! removes its own tx ids. Pruning later than strictly possible changes no
 //! verdict: a tx whose nonce is that old fails the nonce window anyway.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use crate::hash::FastMap;
 
 use crate::hash::Hash32;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplayIndex {
-    seen: HashMap<Hash32, u64>,
+    seen: FastMap<Hash32, u64>,
     by_nonce: BTreeSet<(u64, Hash32)>,
 }
 
