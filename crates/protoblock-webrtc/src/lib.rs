@@ -1,7 +1,15 @@
 //! Browser WebRTC transports for Protoblock.
 //!
-//! [`direct`] is WebRTC-direct dialing from a page to a server (our fork of
-//! libp2p-webrtc-websys 0.5.0). Everything here is wasm32-only; natively the crate is empty.
+//! - [`private`]: `/webrtc`, direct browser-to-browser connections signalled
+//!   over a circuit relay (the libp2p private-to-private spec).
+//! - [`direct`]: WebRTC-direct dialing from a page to a server (our fork of
+//!   libp2p-webrtc-websys 0.5.0), whose connection and stream types `private` reuses.
+//! - [`signal_codec`]: the signalling message and its framing, platform-free.
+//!
+//! The transports are wasm32-only; natively only the codec is built.
 
 #[cfg(target_arch = "wasm32")]
 pub mod direct;
+#[cfg(target_arch = "wasm32")]
+pub mod private;
+pub mod signal_codec;

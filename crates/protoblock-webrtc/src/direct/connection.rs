@@ -10,7 +10,11 @@
 // - every handler is cleared before its closure is freed, and the peer connection is closed when it
 //   is dropped (also when the upgrade fails);
 // - no `expect`/`unwrap`: certificate, data channel creation (`createDataChannel` can throw) and SDP
-//   parsing return errors.
+//   parsing return errors;
+// - for the `/webrtc` (private-to-private) transport in `crate::private`: a peer connection can be made
+//   from any `RTCConfiguration` (ICE servers, no pinned certificate), `connected` is tracked beside
+//   `failed`, an answer can be created, and the dialer's in-band `init` channel is not taken for a
+//   stream (the dialer closes it itself once the connection is up).
 
 //! A libp2p connection backed by an [RtcPeerConnection](https://developer.mozilla.org/en-US/docs/Web/API/RTCPeerConnection).
 
@@ -177,7 +181,9 @@ impl StreamMuxer for Connection {
 struct PeerState {
     /// `connectionState` became `failed` (or `closed`).
     failed: Cell<bool>,
-    /// Woken when `failed` is set.
+    /// `connectionState` became `connected` (ICE and DTLS are up).
+    connected: Cell<bool>,
+    /// Woken when `failed` or `connected` is set.
     waker: AtomicWaker,
 }
 
@@ -202,6 +208,13 @@ impl Drop for RtcPeerConnection {
 
 impl RtcPeerConnection {
     pub(crate) async fn new(algorithm: String) -> Result<Self, Error> {
+        let config = RtcConfiguration::default();
+        config.set_certificates(&js_sys::Array::of1(&Self::certificate(algorithm).await?));
+        Self::with_configuration(&config)
+    }
+
+    /// A certificate for `algorithm` (WebRTC-direct pins its hash in the server's multiaddr).
+    async fn certificate(algorithm: String) -> Result<JsValue, Error> {
         let algo: Object = Object::new();
         Reflect::set(&algo, &"name".into(), &"ECDSA".into())?;
         Reflect::set(&algo, &"namedCurve".into(), &"P-256".into())?;
@@ -209,15 +222,12 @@ impl RtcPeerConnection {
 
         let certificate_promise = web_sys::RtcPeerConnection::generate_certificate_with_object(&algo)?;
 
-        let certificate = JsFuture::from(certificate_promise).await?;
+        Ok(JsFuture::from(certificate_promise).await?)
+    }
 
-        let config = RtcConfiguration::default();
-        // wrap certificate in a js Array first before adding it to the config object
-        let certificate_arr = js_sys::Array::new();
-        certificate_arr.push(&certificate);
-        config.set_certificates(&certificate_arr);
-
-        let inner = web_sys::RtcPeerConnection::new_with_configuration(&config)?;
+    /// A peer connection with `config`, its handlers attached at once.
+    pub(crate) fn with_configuration(config: &RtcConfiguration) -> Result<Self, Error> {
+        let inner = web_sys::RtcPeerConnection::new_with_configuration(config)?;
 
         // Attach `ondatachannel` now: a channel the remote opens right after the handshake, before
         // `Connection` exists, must not be missed.
@@ -227,6 +237,11 @@ impl RtcPeerConnection {
             let sender = sender.clone();
             move |ev: RtcDataChannelEvent| {
                 tracing::trace!("New data channel");
+                // The `/webrtc` dialer's readiness channel: it opens and closes it itself (js-libp2p
+                // awaits its `open`), so it is neither a stream nor ours to close.
+                if ev.channel().label() == "init" {
+                    return;
+                }
                 // Handlers first, so messages that arrive before the swarm accepts it are kept.
                 let channel = PollDataChannel::new(ev.channel());
                 let refused = match sender.borrow_mut().as_mut() {
@@ -262,6 +277,10 @@ impl RtcPeerConnection {
             move |_: Event| {
                 let connection_state = pc.connection_state();
                 tracing::trace!(?connection_state, "Peer connection state changed");
+                if connection_state == RtcPeerConnectionState::Connected {
+                    state.connected.set(true);
+                    state.waker.wake();
+                }
                 if matches!(connection_state, RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed) {
                     state.failed.set(true);
                     // Ends the inbound queue: `poll_inbound` fails once it is drained.
@@ -304,6 +323,36 @@ impl RtcPeerConnection {
         let dc = self.inner.unchecked_ref::<PeerConnectionExt>().try_create_data_channel(LABEL, &options)?;
 
         Ok(PollDataChannel::new(dc))
+    }
+
+    /// The `RTCPeerConnection` itself, for signalling.
+    pub(crate) fn raw(&self) -> &web_sys::RtcPeerConnection {
+        &self.inner
+    }
+
+    /// Resolves when the connection is `connected`; fails when it is `failed` or `closed`.
+    pub(crate) fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.state.waker.register(cx.waker());
+        if self.state.failed.get() {
+            return Poll::Ready(Err(Error::Connection("ICE failed".to_owned())));
+        }
+        if self.state.connected.get() || self.inner.connection_state() == RtcPeerConnectionState::Connected {
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
+    }
+
+    /// A data channel labelled `label` (the `/webrtc` dialer's `init`), not wrapped as a stream.
+    pub(crate) fn new_labelled_channel(&self, label: &str) -> Result<RtcDataChannel, Error> {
+        let options = RtcDataChannelInit::new();
+        Ok(self.inner.unchecked_ref::<PeerConnectionExt>().try_create_data_channel(label, &options)?)
+    }
+
+    pub(crate) async fn create_answer(&self) -> Result<String, Error> {
+        let answer = JsFuture::from(self.inner.create_answer()).await?;
+        Reflect::get(&answer, &JsValue::from_str("sdp"))?
+            .as_string()
+            .ok_or_else(|| Error::Js("answer has no SDP string".to_string()))
     }
 
     pub(crate) async fn create_offer(&self) -> Result<String, Error> {

@@ -13,10 +13,10 @@
 //!   swarm accepts the stream), are queued in a bounded queue, and are closed when it is full;
 //! - nothing panics: JS failures are errors (also in Workers, where there is no `window`).
 
-mod connection;
+pub(crate) mod connection;
 mod error;
 mod sdp;
-mod stream;
+pub(crate) mod stream;
 mod transport;
 mod upgrade;
 
