@@ -42,7 +42,7 @@ function bytes(n) {
   if (typeof n !== 'number') return '—';
   return n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} kB` : `${(n / 1048576).toFixed(2)} MB`;
 }
-const TRANSPORTS = { websocket: 'WebSocket', 'webrtc-direct': 'WebRTC-direct', webrtc: 'WebRTC p2p', relayed: 'Relayed', tcp: 'TCP', other: 'Other' };
+const TRANSPORTS = { websocket: 'WebSocket', 'webrtc-direct': 'WebRTC-direct', webrtc: 'Direct WebRTC', relayed: 'Relayed', tcp: 'TCP', other: 'Other' };
 const transportBadge = (t) => `<span class="badge t-${esc(t || 'other')}">${esc(TRANSPORTS[t] || t || 'Other')}</span>`;
 function latency(ms) {
   if (ms == null) return '<span class="muted">—</span>';

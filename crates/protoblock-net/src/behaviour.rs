@@ -112,9 +112,21 @@ pub struct Behaviour {
     /// `<relay>/p2p-circuit/p2p/<us>`. Comes from the swarm builder, which
     /// wires the matching relayed transport.
     pub relay_client: Toggle<relay::client::Behaviour>,
+    /// Browser nodes: streams for `/webrtc` signalling (opened and accepted
+    /// through a `libp2p_stream::Control`, see `protoblock_webrtc::private`).
+    pub signaling: Toggle<libp2p_stream::Behaviour>,
 }
 
 impl Behaviour {
+    /// Switches on `/webrtc` signalling streams; the swarm must also carry
+    /// the `/webrtc` transport. Returns the control its signaller uses.
+    pub fn enable_signaling(&mut self) -> libp2p_stream::Control {
+        let b = libp2p_stream::Behaviour::new();
+        let control = b.new_control();
+        self.signaling = Some(b).into();
+        control
+    }
+
     pub fn new(key: &identity::Keypair, max_block_bytes: usize, role: &Role) -> Result<Self, String> {
         Self::with_relay_client(key, max_block_bytes, role, None)
     }
@@ -179,6 +191,7 @@ impl Behaviour {
             #[cfg(target_arch = "wasm32")]
             relay: None.into(),
             relay_client: relay_client.into(),
+            signaling: None.into(),
         })
     }
 }

@@ -15,7 +15,8 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::PeerCondition;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, ping, rendezvous};
 use prost::Message;
@@ -47,6 +48,12 @@ const FIRST_FALLBACK_MS: u64 = 3_000;
 /// While below `target_peers`, ask connected peers for theirs this often.
 const PEER_EXCHANGE_REFRESH_MS: u64 = 10_000;
 const RELAY_HOP_PROTOCOL: &str = "/libp2p/circuit/relay/0.2.0/hop";
+/// A peer that speaks this can be upgraded from a relayed connection to a
+/// direct `/webrtc` one (the transport lives in protoblock-webrtc).
+pub const WEBRTC_SIGNALING_PROTOCOL: &str = "/webrtc-signaling/0.0.1";
+/// After a failed `/webrtc` upgrade, keep the relayed path this long before
+/// trying again (symmetric NAT will fail every time).
+const WEBRTC_RETRY_MS: u64 = 60_000;
 
 pub fn now_ms() -> u64 {
     web_time::SystemTime::now().duration_since(web_time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -76,6 +83,10 @@ pub struct NodeConfig {
     /// With a relay client in the swarm (browser nodes): how many relays to
     /// hold a circuit reservation on, so peers can reach us through them.
     pub max_relay_reservations: usize,
+    /// With `/webrtc` in the swarm (browser nodes): how many direct WebRTC
+    /// peers to upgrade relayed connections to. Beyond it, relayed peers
+    /// stay relayed.
+    pub target_direct_peers: usize,
     /// Test hook: serve blocks with a flipped signature bit (a lying peer).
     #[doc(hidden)]
     pub serve_tampered_blocks: bool,
@@ -95,6 +106,7 @@ impl Default for NodeConfig {
             external_addrs: Vec::new(),
             serve_sync: true,
             max_relay_reservations: 2,
+            target_direct_peers: 6,
             serve_tampered_blocks: false,
         }
     }
@@ -254,6 +266,44 @@ struct PeerInfo {
     listen: Vec<Multiaddr>,
     last_status_ms: u64,
     last_peers_asked_ms: u64,
+    /// Identify listed the `/webrtc` signalling protocol.
+    webrtc_capable: bool,
+}
+
+/// One live connection, for choosing a peer's best path and upgrading it.
+#[derive(Debug, Clone)]
+struct ConnInfo {
+    peer: PeerId,
+    addr: Multiaddr,
+    relayed: bool,
+    /// We dialled it (on a relayed connection: we offer the `/webrtc` upgrade).
+    dialer: bool,
+}
+
+impl ConnInfo {
+    /// A direct browser-to-browser connection (`/webrtc`, not via a relay).
+    fn is_direct_webrtc(&self) -> bool {
+        !self.relayed && self.addr.iter().any(|p| p == Protocol::WebRTC)
+    }
+}
+
+/// The address to dial for a discovered one: `…/p2p-circuit/webrtc/p2p/X`
+/// is reached by its circuit first (the `/webrtc` upgrade follows over it),
+/// and no other transport may take that form.
+pub fn dialable(addr: Multiaddr) -> Multiaddr {
+    let protos: Vec<Protocol> = addr.iter().collect();
+    if !protos.windows(2).any(|w| w[0] == Protocol::P2pCircuit && w[1] == Protocol::WebRTC) {
+        return addr;
+    }
+    let mut out = Multiaddr::empty();
+    let mut prev_circuit = false;
+    for p in protos {
+        if !(prev_circuit && p == Protocol::WebRTC) {
+            prev_circuit = p == Protocol::P2pCircuit;
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// Called before each block this node produces, with the chain and the new
@@ -284,6 +334,10 @@ pub struct Node<S: Store> {
     listen: Vec<Multiaddr>,
     /// Relays we asked for a reservation (listening on their circuit).
     relay_listeners: HashMap<PeerId, libp2p::core::transport::ListenerId>,
+    conns: HashMap<ConnectionId, ConnInfo>,
+    /// `/webrtc` upgrades in flight (peer → started), and failed ones (peer → when).
+    upgrading: HashMap<PeerId, u64>,
+    upgrade_failed: HashMap<PeerId, u64>,
     blocks_validated: u64,
     blocks_downloaded: u64,
     blocks_served: u64,
@@ -310,6 +364,12 @@ impl<S: Store> Node<S> {
         for addr in &cfg.external_addrs {
             swarm.add_external_address(addr.clone());
         }
+        if swarm.behaviour().signaling.is_enabled() {
+            // Inbound `/webrtc` connections (we answered a peer's offer) arrive on this listener.
+            if let Err(e) = swarm.listen_on(Multiaddr::empty().with(Protocol::WebRTC)) {
+                tracing::warn!(error = %e, "cannot listen on /webrtc");
+            }
+        }
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(1024);
         let planner = SyncPlanner::new(cfg.sync.clone(), chain.params().clone());
@@ -335,6 +395,9 @@ impl<S: Store> Node<S> {
             last_bootstrap_dial_ms: now_ms().saturating_sub(BOOTSTRAP_REDIAL_MS - FIRST_FALLBACK_MS),
             listen: Vec::new(),
             relay_listeners: HashMap::new(),
+            conns: HashMap::new(),
+            upgrading: HashMap::new(),
+            upgrade_failed: HashMap::new(),
             blocks_validated: 0,
             blocks_downloaded: 0,
             blocks_served: 0,
@@ -408,6 +471,7 @@ impl<S: Store> Node<S> {
                 let _ = done.send(self.status());
             }
             Command::Dial(addr) => {
+                let addr = dialable(addr);
                 if let Err(e) = self.swarm.dial(addr.clone()) {
                     tracing::warn!(%addr, error = %e, "dial failed");
                 }
@@ -521,6 +585,17 @@ impl<S: Store> Node<S> {
         for point in due {
             self.rendezvous_refresh(point);
         }
+        if self.webrtc_enabled() {
+            // Handshakes are bounded by the transport; this only forgets
+            // ones whose outcome never reached us.
+            self.upgrading.retain(|_, t| now.saturating_sub(*t) < 60_000);
+            self.upgrade_failed.retain(|_, t| now.saturating_sub(*t) < WEBRTC_RETRY_MS);
+            let candidates: Vec<PeerId> =
+                self.peers.iter().filter(|(_, p)| p.ready && p.webrtc_capable).map(|(id, _)| *id).collect();
+            for peer in candidates {
+                self.maybe_upgrade(peer, now);
+            }
+        }
         self.plan_sync(now);
         self.maybe_produce(now).await;
     }
@@ -572,7 +647,7 @@ impl<S: Store> Node<S> {
                         break;
                     }
                     if let Some(addr) = reg.record.addresses().first() {
-                        let addr = addr.clone().with_p2p(peer).unwrap_or_else(|a| a);
+                        let addr = dialable(addr.clone()).with_p2p(peer).unwrap_or_else(|a| a);
                         tracing::debug!(%addr, "dialing a peer found by rendezvous");
                         let _ = self.swarm.dial(addr);
                     }
@@ -726,6 +801,18 @@ impl<S: Store> Node<S> {
                     // how peers behind NAT (browsers) get dialled at all.
                     self.swarm.add_external_address(address.clone());
                 }
+                if relayed && self.webrtc_enabled() {
+                    // `<relay>/p2p-circuit/webrtc/p2p/<us>`: the form js-libp2p
+                    // dials for `/webrtc`, `/webrtc` before our own `/p2p`.
+                    let me = *self.swarm.local_peer_id();
+                    let mut base: Vec<Protocol> = address.iter().collect();
+                    if base.last() == Some(&Protocol::P2p(me)) {
+                        base.pop();
+                    }
+                    let webrtc: Multiaddr =
+                        base.into_iter().chain([Protocol::WebRTC, Protocol::P2p(me)]).collect();
+                    self.swarm.add_external_address(webrtc);
+                }
                 if relayed {
                     self.emit(NodeEvent::Reachable { addr: address.clone() });
                     // Register the new address at once rather than at the
@@ -740,10 +827,21 @@ impl<S: Store> Node<S> {
                 }
                 self.emit(NodeEvent::Listening { addr: address });
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                 if self.is_banned(&peer_id) {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
+                }
+                let conn = ConnInfo {
+                    peer: peer_id,
+                    addr: endpoint.get_remote_address().clone(),
+                    relayed: endpoint.is_relayed(),
+                    dialer: endpoint.is_dialer(),
+                };
+                let direct = conn.is_direct_webrtc();
+                self.conns.insert(connection_id, conn);
+                if direct {
+                    self.on_direct_webrtc(peer_id);
                 }
                 if num_established.get() == 1 {
                     let info = self.peers.entry(peer_id).or_default();
@@ -767,7 +865,20 @@ impl<S: Store> Node<S> {
                     self.swarm.remove_external_address(a);
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+            SwarmEvent::ConnectionClosed { connection_id, num_established, .. } if num_established > 0 => {
+                if let Some(c) = self.conns.remove(&connection_id) {
+                    self.refresh_path(c.peer);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+                if self.upgrading.remove(&peer).is_some() {
+                    tracing::info!(%peer, %error, "no direct /webrtc path; staying relayed");
+                    self.upgrade_failed.insert(peer, now_ms());
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established: 0, .. } => {
+                self.conns.remove(&connection_id);
+                self.upgrading.remove(&peer_id);
                 self.planner.peer_gone(&peer_id);
                 if self.peers.remove(&peer_id).is_some_and(|p| p.ready) {
                     self.emit(NodeEvent::PeerDown { peer: peer_id });
@@ -782,8 +893,13 @@ impl<S: Store> Node<S> {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                let webrtc = info.protocols.iter().any(|p| p.as_ref() == WEBRTC_SIGNALING_PROTOCOL);
                 if let Some(p) = self.peers.get_mut(&peer_id) {
                     p.listen = info.listen_addrs.iter().take(8).cloned().collect();
+                    p.webrtc_capable = webrtc;
+                }
+                if webrtc {
+                    self.maybe_upgrade(peer_id, now_ms());
                 }
                 let is_relay = info.protocols.iter().any(|p| p.as_ref() == RELAY_HOP_PROTOCOL);
                 if is_relay {
@@ -797,6 +913,78 @@ impl<S: Store> Node<S> {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Rendezvous(e)) => self.on_rendezvous_event(e),
             _ => {}
+        }
+    }
+
+    fn webrtc_enabled(&self) -> bool {
+        self.swarm.behaviour().signaling.is_enabled()
+    }
+
+    fn direct_webrtc_peers(&self) -> HashSet<PeerId> {
+        self.conns.values().filter(|c| c.is_direct_webrtc()).map(|c| c.peer).collect()
+    }
+
+    /// Upgrades a relayed peer to a direct `/webrtc` connection when we
+    /// dialled the relayed connection (the dialer offers, as in the spec and
+    /// js-libp2p, so two pages never both offer), the peer speaks the
+    /// signalling protocol, and we are below our target of direct peers.
+    fn maybe_upgrade(&mut self, peer: PeerId, now: u64) {
+        if !self.webrtc_enabled() || self.upgrading.contains_key(&peer) {
+            return;
+        }
+        if self.upgrade_failed.get(&peer).is_some_and(|t| now.saturating_sub(*t) < WEBRTC_RETRY_MS) {
+            return;
+        }
+        let mut ours = self.conns.values().filter(|c| c.peer == peer);
+        let (mut relayed_dialer, mut other) = (false, false);
+        for c in &mut ours {
+            if c.relayed && c.dialer {
+                relayed_dialer = true;
+            } else if !c.relayed {
+                other = true;
+            }
+        }
+        if !relayed_dialer || other {
+            return;
+        }
+        let direct = self.direct_webrtc_peers();
+        if direct.len() + self.upgrading.len() >= self.cfg.target_direct_peers {
+            return;
+        }
+        let addr = Multiaddr::empty().with(Protocol::WebRTC).with(Protocol::P2p(peer));
+        // `Always`: a relayed connection to the peer exists by design.
+        let opts = DialOpts::peer_id(peer).addresses(vec![addr]).condition(PeerCondition::Always).build();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                tracing::info!(%peer, "upgrading a relayed peer to /webrtc");
+                self.upgrading.insert(peer, now);
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "/webrtc upgrade not started");
+                self.upgrade_failed.insert(peer, now);
+            }
+        }
+    }
+
+    /// A direct path to `peer` is up: its relayed connections only cost the
+    /// relay bandwidth now, so close them (both sides do; either suffices).
+    fn on_direct_webrtc(&mut self, peer: PeerId) {
+        self.upgrading.remove(&peer);
+        self.upgrade_failed.remove(&peer);
+        let relayed: Vec<ConnectionId> =
+            self.conns.iter().filter(|(_, c)| c.peer == peer && c.relayed).map(|(id, _)| *id).collect();
+        for id in relayed {
+            self.swarm.close_connection(id);
+        }
+        self.refresh_path(peer);
+    }
+
+    /// Shows a peer by its best live connection: direct before relayed.
+    fn refresh_path(&mut self, peer: PeerId) {
+        let best = self.conns.values().filter(|c| c.peer == peer).min_by_key(|c| (c.relayed, !c.is_direct_webrtc()));
+        if let (Some(best), Some(info)) = (best.cloned(), self.peers.get_mut(&peer)) {
+            info.addr = Some(best.addr);
+            info.relayed = best.relayed;
         }
     }
 
@@ -997,7 +1185,7 @@ impl<S: Store> Node<S> {
                     let addrs: Vec<Multiaddr> =
                         rec.addrs.iter().take(8).filter_map(|a| Multiaddr::try_from(a.clone()).ok()).collect();
                     if let Some(addr) = addrs.into_iter().next() {
-                        let addr = addr.with_p2p(id).unwrap_or_else(|a| a);
+                        let addr = dialable(addr).with_p2p(id).unwrap_or_else(|a| a);
                         if self.swarm.dial(addr).is_ok() {
                             dialed += 1;
                         }

@@ -43,6 +43,10 @@ export interface StartOptions {
   oracleKey?: string;
   blockIntervalMs?: number;
   targetPeers?: number;
+  /** How many relayed browser peers to upgrade to direct WebRTC (default 6). */
+  targetDirectPeers?: number;
+  /** Extra ICE server URLs for direct WebRTC (e.g. "stun:stun.example.org:3478"); the relay's own come from `relay`. */
+  iceServers?: string[];
   /** "error" | "warn" | "info" | "debug" (console), default "warn". Applies to the first node of a page. */
   logLevel?: string;
 }
@@ -83,6 +87,10 @@ struct StartOptions {
     oracle_key: Option<String>,
     block_interval_ms: Option<u64>,
     target_peers: Option<usize>,
+    target_direct_peers: Option<usize>,
+    /// ICE servers for `/webrtc` (URLs); with `relay`, the relay's list is used too.
+    #[serde(default)]
+    ice_servers: Vec<String>,
     log_level: Option<String>,
 }
 
@@ -91,6 +99,13 @@ struct StartOptions {
 struct Bootstrap {
     genesis_pb: String,
     multiaddrs: Vec<String>,
+    #[serde(default)]
+    ice_servers: Vec<IceServer>,
+}
+
+#[derive(Deserialize)]
+struct IceServer {
+    urls: String,
 }
 
 type Listeners = RefCell<HashMap<String, Vec<js_sys::Function>>>;
@@ -171,11 +186,13 @@ impl ProtoblockNode {
             serde_wasm_bindgen::from_value(opts).map_err(|e| js_err(format!("start options: {e}")))?
         };
         init_logging(opts.log_level.as_deref());
+        let mut ice_servers = opts.ice_servers.clone();
         let (genesis_hex, mut bootstrap) = match &opts.relay {
             Some(relay) => {
                 let url = format!("{}/api/bootstrap", relay.trim_end_matches('/'));
                 let b: Bootstrap = serde_wasm_bindgen::from_value(fetch_json(&url).await?)
                     .map_err(|e| js_err(format!("{url}: {e}")))?;
+                ice_servers.extend(b.ice_servers.into_iter().map(|s| s.urls));
                 let mut addrs = b.multiaddrs;
                 addrs.extend(opts.bootstrap.iter().cloned());
                 (b.genesis_pb, addrs)
@@ -225,13 +242,15 @@ impl ProtoblockNode {
             }
             None => None,
         };
-        let swarm = crate::swarm::build(key.clone(), params.max_block_bytes).map_err(js_err)?;
+        let (swarm, signaller) = crate::swarm::build(key.clone(), params.max_block_bytes, ice_servers).map_err(js_err)?;
+        spawn_local(signaller);
         let defaults = NodeConfig::default();
         let cfg = NodeConfig {
             bootstrap: addrs,
             producer_key,
             block_interval_ms: opts.block_interval_ms.unwrap_or(defaults.block_interval_ms),
             target_peers: opts.target_peers.unwrap_or(defaults.target_peers),
+            target_direct_peers: opts.target_direct_peers.unwrap_or(defaults.target_direct_peers),
             ..defaults
         };
         let (node, handle, mut events) = Node::new(swarm, chain, store.clone(), cfg).map_err(js_err)?;

@@ -1,6 +1,7 @@
 //! The browser's swarm: WebSocket and WebRTC-direct to relays (dialled
-//! together; whichever connects first is kept), plus the circuit relay v2
-//! client so other peers can reach this page through a relay.
+//! together; whichever connects first is kept), the circuit relay v2
+//! client so other peers can reach this page through a relay, and `/webrtc`
+//! so two pages that met through a relay talk directly.
 
 use std::time::Duration;
 
@@ -11,11 +12,22 @@ use protoblock_net::behaviour::{Behaviour, Role};
 
 const IDLE: Duration = Duration::from_secs(60);
 
-pub fn build(key: identity::Keypair, max_block_bytes: usize) -> Result<Swarm<Behaviour>, String> {
+/// The swarm, and the `/webrtc` signaller the caller must run (with
+/// `spawn_local`) for direct browser connections to happen.
+pub fn build(
+    key: identity::Keypair,
+    max_block_bytes: usize,
+    ice_servers: Vec<String>,
+) -> Result<(Swarm<Behaviour>, impl std::future::Future<Output = ()>), String> {
+    let (webrtc, signaller) =
+        protoblock_webrtc::private::new(protoblock_webrtc::private::Config { ice_servers, ..Default::default() });
     // A page is a small node: fewer connections than a server.
     let role = Role { relay: None, rendezvous_point: false, max_established: 48, max_pending: 16 };
-    Ok(SwarmBuilder::with_existing_identity(key)
+    let mut swarm = SwarmBuilder::with_existing_identity(key)
         .with_wasm_bindgen()
+        // First: only it takes `/webrtc/p2p/<peer>`, and `listen_on("/webrtc")`.
+        .with_other_transport(|_| webrtc.map(|(peer, conn), _| (peer, StreamMuxerBox::new(conn))))
+        .map_err(|e| e.to_string())?
         .with_other_transport(|key| {
             Ok(websocket_websys::Transport::default()
                 .upgrade(upgrade::Version::V1Lazy)
@@ -39,5 +51,7 @@ pub fn build(key: identity::Keypair, max_block_bytes: usize) -> Result<Swarm<Beh
         })
         .map_err(|e| e.to_string())?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE))
-        .build())
+        .build();
+    let control = swarm.behaviour_mut().enable_signaling();
+    Ok((swarm, signaller.run(control)))
 }

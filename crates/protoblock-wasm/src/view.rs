@@ -103,8 +103,10 @@ const MAX_LISTED: usize = 500;
 
 /// How a peer is reached, from the connection's address.
 pub fn transport_of(addr: &str) -> &'static str {
+    // Through a relay is relayed, whatever follows the circuit: "webrtc"
+    // means a direct browser-to-browser connection and nothing else.
     if addr.contains("/p2p-circuit") {
-        if addr.ends_with("/webrtc") || addr.contains("/webrtc/") { "webrtc" } else { "relayed" }
+        "relayed"
     } else if addr.contains("/webrtc-direct") {
         "webrtc-direct"
     } else if addr.contains("/webrtc") {
@@ -321,7 +323,6 @@ pub fn status(s: &protoblock_net::NodeStatus) -> StatusView {
                 head: p.head,
                 latency_ms: p.latency_ms,
                 transport: match addr.as_deref().map(transport_of) {
-                    Some(t @ "webrtc") => t,
                     _ if p.relayed => "relayed",
                     Some(t) => t,
                     None => "other",
@@ -387,7 +388,8 @@ mod tests {
         assert_eq!(transport_of("/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3"), "websocket");
         assert_eq!(transport_of("/ip4/127.0.0.1/udp/4003/webrtc-direct/certhash/uE/p2p/12D3"), "webrtc-direct");
         assert_eq!(transport_of("/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3/p2p-circuit/p2p/12D4"), "relayed");
-        assert_eq!(transport_of("/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3/p2p-circuit/webrtc/p2p/12D4"), "webrtc");
+        assert_eq!(transport_of("/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3/p2p-circuit/webrtc/p2p/12D4"), "relayed");
+        assert_eq!(transport_of("/webrtc/p2p/12D4"), "webrtc");
         assert_eq!(transport_of("/ip4/127.0.0.1/tcp/4001"), "tcp");
     }
 }
