@@ -167,8 +167,12 @@ fn target_dir() -> std::path::PathBuf {
     }
 }
 
+/// The checkout this run belongs to. `cargo run` sets `CARGO_MANIFEST_DIR` at run time; the
+/// compile-time value is only a fallback, because a target dir shared between two checkouts
+/// (e.g. a clean clone for a CI rehearsal) reuses one xtask binary built in the other.
 fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    std::path::Path::new(&dir).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn test() -> Result<()> {
