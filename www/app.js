@@ -9,6 +9,11 @@ const opts = {
 };
 if (params.get('bootstrap')) opts.bootstrap = params.get('bootstrap').split(',').filter(Boolean);
 if (params.get('genesis')) opts.genesis = params.get('genesis');
+// ?oracleKey=<hex seed>&blockIntervalMs=N: this tab also produces blocks (the dev relay hands out its
+// dev oracle seed at /api/dev/oracle-key). ?targetDirectPeers=N: direct WebRTC peers to keep.
+if (params.get('oracleKey')) opts.oracleKey = params.get('oracleKey');
+for (const k of ['blockIntervalMs', 'targetPeers', 'targetDirectPeers']) if (params.get(k)) opts[k] = Number(params.get(k));
+if (params.get('logLevel')) opts.logLevel = params.get('logLevel');
 // ?relay=none: start from ?genesis= and ?bootstrap= alone (no bootstrap fetch).
 if (opts.relay === 'none') delete opts.relay;
 

@@ -34,6 +34,8 @@ pub struct HttpState {
     /// Routes under `/api/dev/` (dev relays only: they change how the node
     /// behaves, for tests and demos).
     pub dev_api: bool,
+    /// Dev relays: the dev oracle's seed (hex), so a page can produce.
+    pub dev_oracle_seed: Option<String>,
 }
 
 #[derive(Default)]
@@ -66,6 +68,7 @@ pub fn router(state: HttpState, www: std::path::PathBuf) -> Router {
         .route("/api/blocks/{id}", get(block))
         .route("/api/tx", post(submit_tx))
         .route("/api/dev/serve-sync", post(dev_serve_sync))
+        .route("/api/dev/oracle-key", get(dev_oracle_key))
         .fallback_service(tower_http::services::ServeDir::new(www))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_TX_BODY))
         .layer(tower_http::cors::CorsLayer::permissive())
@@ -199,6 +202,16 @@ async fn submit_tx(State(s): State<HttpState>, body: axum::body::Bytes) -> Respo
     match s.node.submit_tx(body.to_vec()).await {
         Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "id": id.to_hex() }))).into_response(),
         Err(e) => err(StatusCode::UNPROCESSABLE_ENTITY, e),
+    }
+}
+
+/// `GET /api/dev/oracle-key`: the dev chain's oracle seed (hex), so a browser
+/// can produce blocks (`oracleKey`), e.g. to keep a mesh alive without its
+/// relay. Dev relays only: a dev chain's oracle is a fixture, not a secret.
+async fn dev_oracle_key(State(s): State<HttpState>) -> Response {
+    match (&s.dev_oracle_seed, s.dev_api) {
+        (Some(seed), true) => Json(json!({ "seed": seed })).into_response(),
+        _ => err(StatusCode::NOT_FOUND, "dev API is off (start the relay with --dev)"),
     }
 }
 

@@ -117,6 +117,10 @@ struct Args {
     /// Stop after the head reaches this height (0 = run until signalled).
     #[arg(long, env = "PROTOBLOCK_STOP_AT_HEIGHT", default_value_t = 0)]
     stop_at_height: u64,
+    /// Dev mode: do not produce blocks. A browser given the dev oracle key
+    /// (`GET /api/dev/oracle-key`) produces instead; the mesh tests use it.
+    #[arg(long)]
+    no_produce: bool,
 }
 
 /// The dev network seed, made once from the OS RNG and kept in the data dir
@@ -278,7 +282,7 @@ async fn main() -> Result<()> {
     }
     let cfg = NodeConfig {
         bootstrap: args.bootstrap.clone(),
-        producer_key: dev.as_ref().map(|(net, _)| net.oracle.clone()),
+        producer_key: dev.as_ref().filter(|_| !args.no_produce).map(|(net, _)| net.oracle.clone()),
         block_interval_ms: args.block_interval_ms,
         // The relay serves reservations only with an external address (a
         // libp2p trap): announce what it listens on.
@@ -289,6 +293,8 @@ async fn main() -> Result<()> {
         ..NodeConfig::default()
     };
     let (mut node, handle, mut events) = Node::new(swarm, chain, store.clone(), cfg).map_err(|e| anyhow::anyhow!(e))?;
+    // The dev oracle seed derives from the dev seed in the data dir: a test fixture, never a real key.
+    let dev_oracle_seed = dev.as_ref().map(|(net, _)| hex::encode(net.oracle.to_bytes()));
     if let Some((net, seed)) = dev {
         let mut rng = SplitMix64(seed ^ start_height);
         let (per_block, bpw) = (args.dev_txs_per_block, args.dev_blocks_per_week);
@@ -324,6 +330,7 @@ async fn main() -> Result<()> {
         rate: Arc::new(http::RateSampler::default()),
         genesis_bytes: Arc::new(genesis.bytes.to_vec()),
         dev_api: args.dev,
+        dev_oracle_seed,
     };
     let listener = tokio::net::TcpListener::bind(args.http_listen)
         .await

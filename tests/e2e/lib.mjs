@@ -40,19 +40,24 @@ export async function waitFor(what, fn, ms = 60_000, every = 250) {
  * `genesis` (a file) and `bootstrap`. Ports are chosen by the OS. Resolves
  * once its HTTP API answers, with { http, proc, addrs, dataDir, peerId, kill }.
  */
-export async function startRelay({ dev = true, args = [], dataDir, genesis, bootstrap = [], webrtcIp = process.env.PB_E2E_WEBRTC_IP } = {}) {
+export async function startRelay({
+  dev = true, args = [], dataDir, genesis, bootstrap = [], webrtcIp = process.env.PB_E2E_WEBRTC_IP,
+  listen, httpListen = '127.0.0.1:0', stunListen = '127.0.0.1:0',
+} = {}) {
   dataDir = dataDir || mkdtempSync(join(tmpdir(), 'pb-e2e-relay-'));
   tmpDirs.add(dataDir);
-  const listen = ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws'];
-  // WebRTC-direct needs an address with a route (not lo): the test
-  // namespace's veth address when there is one.
-  if (webrtcIp) listen.push(`/ip4/${webrtcIp}/udp/0/webrtc-direct`);
+  if (!listen) {
+    listen = ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws'];
+    // WebRTC-direct needs an address with a route (not lo): the test
+    // namespace's veth address when there is one.
+    if (webrtcIp) listen.push(`/ip4/${webrtcIp}/udp/0/webrtc-direct`);
+  }
   const full = [
     ...(dev ? ['--dev'] : ['--genesis', genesis]),
     '--data-dir', dataDir,
     '--listen', listen.join(','),
-    '--http-listen', '127.0.0.1:0',
-    '--stun-listen', '127.0.0.1:0',
+    '--http-listen', httpListen,
+    '--stun-listen', stunListen,
     '--www-dir', join(ROOT, 'www'),
     ...(bootstrap.length ? ['--bootstrap', bootstrap.join(',')] : []),
     ...args,
@@ -70,6 +75,7 @@ export async function startRelay({ dev = true, args = [], dataDir, genesis, boot
       if (relay.lines.length < 200) relay.lines.push(line);
       if (line.startsWith('http ')) relay.http = line.slice(5).trim();
       if (line.startsWith('listening ')) relay.addrs.push(line.slice(10).trim());
+      if (line.startsWith('stun ')) relay.stun = line.slice(5).trim();
       const m = /^height (\d+)/.exec(line);
       if (m) relay.height = Number(m[1]);
     }
@@ -85,6 +91,13 @@ export async function startRelay({ dev = true, args = [], dataDir, genesis, boot
   relay.kill = async (signal = 'SIGTERM') => { proc.kill(signal); return relay.exited; };
   relay.status = async () => (await fetch(relay.http + '/api/status')).json();
   relay.block = async (h) => (await fetch(`${relay.http}/api/blocks/${h}`)).json();
+  /** The arguments that restart this relay on the same ports, data dir and so identity. */
+  relay.sameAddresses = () => ({
+    dataDir,
+    listen: [...new Set(relay.addrs.map((a) => a.replace(/\/p2p\/[^/]+$/, '').replace(/\/certhash\/[^/]+/, '')))],
+    httpListen: new URL(relay.http).host,
+    stunListen: relay.stun,
+  });
   relay.tcpAddr = () => relay.addrs.find((a) => /\/tcp\/\d+\/p2p\//.test(a) && !a.includes('/ws'));
   return relay;
 }

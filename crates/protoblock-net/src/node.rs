@@ -338,6 +338,8 @@ pub struct Node<S: Store> {
     /// `/webrtc` upgrades in flight (peer → started), and failed ones (peer → when).
     upgrading: HashMap<PeerId, u64>,
     upgrade_failed: HashMap<PeerId, u64>,
+    /// Some peer completed the status handshake (so its head is known).
+    met_a_peer: bool,
     blocks_validated: u64,
     blocks_downloaded: u64,
     blocks_served: u64,
@@ -398,6 +400,7 @@ impl<S: Store> Node<S> {
             conns: HashMap::new(),
             upgrading: HashMap::new(),
             upgrade_failed: HashMap::new(),
+            met_a_peer: false,
             blocks_validated: 0,
             blocks_downloaded: 0,
             blocks_served: 0,
@@ -679,6 +682,12 @@ impl<S: Store> Node<S> {
         if now < self.next_produce_ms || self.planner.is_syncing(self.chain.head().height) {
             return;
         }
+        // A producer that has peers to learn the chain from (a browser given
+        // the oracle key) first learns how far the chain is: producing on a
+        // stale head would only fork it.
+        if !self.cfg.bootstrap.is_empty() && !self.met_a_peer {
+            return;
+        }
         self.next_produce_ms = now + self.cfg.block_interval_ms;
         if let Some(source) = self.tx_source.as_mut() {
             let height = self.chain.head().height + 1;
@@ -872,7 +881,7 @@ impl<S: Store> Node<S> {
             }
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
                 if self.upgrading.remove(&peer).is_some() {
-                    tracing::info!(%peer, %error, "no direct /webrtc path; staying relayed");
+                    tracing::info!(%peer, ?error, "no direct /webrtc path; staying relayed");
                     self.upgrade_failed.insert(peer, now_ms());
                 }
             }
@@ -935,16 +944,17 @@ impl<S: Store> Node<S> {
         if self.upgrade_failed.get(&peer).is_some_and(|t| now.saturating_sub(*t) < WEBRTC_RETRY_MS) {
             return;
         }
-        let mut ours = self.conns.values().filter(|c| c.peer == peer);
-        let (mut relayed_dialer, mut other) = (false, false);
-        for c in &mut ours {
-            if c.relayed && c.dialer {
-                relayed_dialer = true;
-            } else if !c.relayed {
-                other = true;
+        let (mut relayed_out, mut relayed_in, mut other) = (false, false, false);
+        for c in self.conns.values().filter(|c| c.peer == peer) {
+            match (c.relayed, c.dialer) {
+                (true, true) => relayed_out = true,
+                (true, false) => relayed_in = true,
+                (false, _) => other = true,
             }
         }
-        if !relayed_dialer || other {
+        // Both pages dialled each other through the relay: the lower peer id offers.
+        let we_offer = relayed_out && (!relayed_in || *self.swarm.local_peer_id() < peer);
+        if !we_offer || other {
             return;
         }
         let direct = self.direct_webrtc_peers();
@@ -1030,6 +1040,7 @@ impl<S: Store> Node<S> {
         let first = !info.ready;
         info.ready = true;
         self.planner.peer_head(peer, s.head_height);
+        self.met_a_peer = true;
         if first {
             self.emit(NodeEvent::PeerUp { peer });
             // Mempool sync and peer exchange once per new peer.

@@ -1,0 +1,121 @@
+// Browser-to-browser mesh tests (issue 5): pages that meet through the relay
+// upgrade to direct `/webrtc` connections, blocks produced in a browser reach
+// every page over them, a fresh page syncs from browsers, and the mesh keeps
+// the chain growing when the relay process is killed, then reconnects to it.
+// Real relay process, real Chromium, run inside the test network namespace.
+
+import {
+  Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, cleanup,
+} from './lib.mjs';
+
+const r = new Runner('mesh');
+const HISTORY = 200;
+const DIRECT = 'webrtc';
+
+// The relay keeps the dev chain's history but produces nothing: page 1 holds
+// the dev oracle key and is the chain's only producer.
+let relay = await startRelay({ args: ['--no-produce', '--dev-history', String(HISTORY), '--dev-txs-per-block', '10'] });
+const oracle = (await (await fetch(relay.http + '/api/dev/oracle-key')).json()).seed;
+assert(/^[0-9a-f]{64}$/.test(oracle), 'dev oracle seed');
+const context = await launchBrowser();
+const pages = [];
+const open = async (store, q = '') => { const p = await openNodePage(context, relay, store, q); pages.push(p); return p; };
+const directPeers = async (p) => (await status(p)).peers.filter((x) => x.transport === DIRECT).map((x) => x.peerId);
+const heads = async (ps) => Promise.all(ps.map(async (p) => (await status(p)).headHeight));
+
+let mesh = [];
+let ids = [];
+
+await r.test('four_pages_each_reach_two_direct_webrtc_peers', async () => {
+  mesh = [
+    await open('m1', `&oracleKey=${oracle}&blockIntervalMs=1000`),
+    await open('m2'), await open('m3'), await open('m4'),
+  ];
+  ids = await Promise.all(mesh.map((p) => p.evaluate(() => window.pbNode.peerId)));
+  const t0 = Date.now();
+  for (const [i, p] of mesh.entries()) {
+    const direct = await waitFor(`page ${i + 1} with 2 direct WebRTC peers`, async () => {
+      const d = await directPeers(p);
+      return d.length >= 2 && d;
+    }, 120_000, 500);
+    // Direct peers are other pages (the relay is never reached over /webrtc),
+    // and the status says so from the connection, not from delivery.
+    assert(direct.every((id) => ids.includes(id) && id !== ids[i]), `direct peers are pages: ${direct}`);
+    const s = await status(p);
+    for (const peer of s.peers.filter((x) => x.transport === DIRECT)) {
+      assert(peer.addr && !peer.addr.includes('p2p-circuit') && peer.addr.includes('/webrtc/'), `direct address ${peer.addr}`);
+    }
+  }
+  console.log(`  4 pages with >= 2 direct peers each after ${Date.now() - t0} ms`);
+});
+
+await r.test('a_block_produced_in_a_browser_reaches_every_page', async () => {
+  const start = Math.max(...(await heads(mesh)));
+  // Page 1 produces; wait for a block above every page's current head.
+  const target = start + 3;
+  await waitFor('a new block on every page', async () => (await heads(mesh)).every((h) => h >= target), 60_000, 300);
+  const blocks = await Promise.all(mesh.map((p) => p.evaluate((h) => window.pbNode.block(h), target)));
+  assert(blocks.every((b) => b && b.id === blocks[0].id), `same block at ${target} everywhere: ${blocks.map((b) => b && b.id)}`);
+  const relayBlock = await relay.block(target);
+  assert(relayBlock.id === blocks[0].id, 'the relay validated the same block');
+});
+
+await r.test('a_fresh_page_syncs_from_browser_peers', async () => {
+  const off = await fetch(relay.http + '/api/dev/serve-sync', { method: 'POST', body: 'false' });
+  assert(off.ok, 'relay stops serving sync');
+  const served = async () => (await Promise.all(mesh.map(async (p) => (await status(p)).blocksServed))).reduce((a, b) => a + b, 0);
+  const before = await served();
+  const fresh = await open('m5');
+  const target = (await relay.status()).head.height;
+  await waitFor('the fresh page at the head', async () => (await status(fresh)).headHeight >= target, 120_000, 500);
+  const s = await status(fresh);
+  assert(s.blocksDownloaded >= HISTORY, `downloaded ${s.blocksDownloaded} blocks from browsers`);
+  const after = await served();
+  assert(after - before >= HISTORY, `pages served ${after - before} blocks`);
+  await fetch(relay.http + '/api/dev/serve-sync', { method: 'POST', body: 'true' });
+  mesh.push(fresh);
+  ids.push(await fresh.evaluate(() => window.pbNode.peerId));
+});
+
+await r.test('relay_killed_the_mesh_keeps_the_chain_growing_then_reconnects', async () => {
+  // Every page needs a direct path before the relay goes.
+  for (const p of mesh) await waitFor('a direct peer', async () => (await directPeers(p)).length >= 1, 60_000, 500);
+  const again = relay.sameAddresses();
+  await relay.kill('SIGKILL');
+  const h0 = await heads(mesh);
+  const t0 = Date.now();
+  // For 30 s every page keeps getting new blocks, only over direct links.
+  let checks = 0;
+  while (Date.now() - t0 < 30_000) {
+    await sleep(5_000);
+    for (const p of mesh) {
+      const s = await status(p);
+      assert(!s.peers.some((x) => x.peerId === relay.peerId), 'the relay is gone');
+      assert(s.peers.length > 0 && s.peers.every((x) => x.transport === DIRECT), `only direct peers: ${JSON.stringify(s.peers.map((x) => x.transport))}`);
+    }
+    checks++;
+  }
+  const h1 = await heads(mesh);
+  const grown = h1.map((h, i) => h - h0[i]);
+  assert(grown.every((g) => g >= 15), `every page grew by >= 15 blocks in 30 s: ${grown}`);
+  const tips = await Promise.all(mesh.map((p, i) => p.evaluate((h) => window.pbNode.block(h), Math.min(...h1) - 2)));
+  assert(tips.every((b) => b && b.id === tips[0].id), 'pages agree on the chain');
+  // Back on the same ports and identity: pages reconnect without a reload.
+  relay = await startRelay({ ...again, args: ['--no-produce'] });
+  for (const p of mesh) {
+    await waitFor('the page reconnected to the relay', async () => (await status(p)).peers.some((x) => x.peerId === relay.peerId), 60_000, 500);
+  }
+  const top = Math.max(...(await heads(mesh)));
+  await waitFor('the relay caught up from the browsers', async () => (await relay.status()).head.height >= top, 60_000, 500);
+  console.log(`  grown ${grown} blocks in 30 s without the relay (${checks} checks); reconnected`);
+});
+
+await r.test('no_uncaught_errors_in_any_page', async () => {
+  const errs = pages.flatMap((p) => p.pbErrors);
+  assert(errs.length === 0, `page errors: ${errs.join('\n')}`);
+});
+
+r.summary();
+await context.close();
+cleanup();
+process.exit(r.failed ? 1 : 0);
