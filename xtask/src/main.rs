@@ -219,13 +219,20 @@ fn test() -> Result<()> {
     web()?;
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
+    // run.mjs: the browser node against a relay; mesh.mjs: browser-to-browser `/webrtc`.
     total.add(in_test_netns(|ns, webrtc_ip| {
-        let mut cmd = node_script(ns, "run.mjs");
-        cmd.current_dir(&e2e).env("PB_RELAY_BIN", target_dir().join("debug/protoblock-relay"));
-        if let Some(ip) = webrtc_ip {
-            cmd.env("PB_E2E_WEBRTC_IP", ip);
+        let mut counts = Counts { all_ok: true, ..Counts::default() };
+        for (script, what, secs) in
+            [("run.mjs", "browser end-to-end tests", 1500), ("mesh.mjs", "browser mesh (/webrtc) tests", 1200)]
+        {
+            let mut cmd = node_script(ns, script);
+            cmd.current_dir(&e2e).env("PB_RELAY_BIN", target_dir().join("debug/protoblock-relay"));
+            if let Some(ip) = webrtc_ip {
+                cmd.env("PB_E2E_WEBRTC_IP", ip);
+            }
+            counts.add(counted(what, &mut cmd, secs)?);
         }
-        counted("browser end-to-end tests", &mut cmd, 1500)
+        Ok(counts)
     })?);
 
     println!("\ntests: {} passed, {} failed, {} skipped", total.passed, total.failed, total.ignored);
