@@ -6,7 +6,7 @@
 // Prints a table; timing is a measurement here, never an assertion.
 
 import { gzipSync } from 'node:zlib';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, launchBrowser, openNodePage, startRelay, status, waitFor, cleanup } from './lib.mjs';
 
@@ -38,6 +38,16 @@ async function browserRound(i) {
   const page = await openNodePage(context, source, `bench-${i}`, `&bootstrap=${encodeURIComponent(ws)}`);
   await waitFor('first peer', async () => (await status(page)).peers.length > 0, 60_000, 5);
   const firstPeerMs = performance.now() - t0;
+  // Main-thread time of the page (script = JS and wasm) during the sync, from
+  // the DevTools protocol, to split the sync time into CPU and waiting.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Performance.enable');
+  const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
+  const m0 = await metrics();
+  // PB_BENCH_CPUPROFILE=<file>: a DevTools CPU profile of the page over the
+  // sync (build the package without --remove-name-section for wasm names).
+  if (process.env.PB_BENCH_CPUPROFILE) { await cdp.send('Profiler.enable'); await cdp.send('Profiler.start'); }
+  const tSync = performance.now();
   // Head samples, to report the longest stretch without progress.
   let last = { t: performance.now(), h: -1 };
   let stall = 0;
@@ -48,12 +58,20 @@ async function browserRound(i) {
     return h >= target;
   }, 900_000, 50);
   const ms = performance.now() - t0;
+  const syncMs = performance.now() - tSync;
+  const m1 = await metrics();
+  if (process.env.PB_BENCH_CPUPROFILE) {
+    const { profile } = await cdp.send('Profiler.stop');
+    writeFileSync(`${process.env.PB_BENCH_CPUPROFILE}.${i}.cpuprofile`, JSON.stringify(profile));
+  }
+  const cpu = { script: (m1.ScriptDuration - m0.ScriptDuration) * 1000, task: (m1.TaskDuration - m0.TaskDuration) * 1000 };
+  const store = await page.evaluate(() => globalThis.pbStoreStats || null);
   const heap = await page.evaluate(() => performance.memory ? performance.memory.usedJSHeapSize : null);
   // The wasm instance's linear memory: where the node's own heap lives.
   const wasmBytes = await page.evaluate(() => window.pbWasm && window.pbWasm.memory ? window.pbWasm.memory.buffer.byteLength : null);
   const s = await status(page);
   await context.close();
-  return { ms, firstPeerMs, heap, wasmBytes, stall, validated: s.blocksValidated };
+  return { ms, firstPeerMs, heap, wasmBytes, stall, validated: s.blocksValidated, syncMs, cpu, store };
 }
 
 const native = [];
@@ -80,6 +98,9 @@ console.log(`| wasm size gzip -9 | ${f(gzipSync(wasm, { level: 9 }).length)} byt
 console.log(`| JS heap after sync (usedJSHeapSize) | ${browser.map((r) => r.heap == null ? 'n/a' : (r.heap / 1048576).toFixed(1) + ' MiB').join(', ')} |`);
 console.log(`| wasm linear memory after sync | ${browser.map((r) => r.wasmBytes == null ? 'n/a' : (r.wasmBytes / 1048576).toFixed(1) + ' MiB').join(', ')} |`);
 console.log(`| longest browser sync stall (no new head) | ${browser.map((r) => f(r.stall) + ' ms').join(', ')} |`);
+const pct = (a, b) => `${(100 * a / b).toFixed(0)}%`;
+console.log(`| browser sync time: main-thread tasks / of which script (JS+wasm) | ${browser.map((r) => `${f(r.cpu.task)} / ${f(r.cpu.script)} ms of ${f(r.syncMs)} ms (${pct(r.cpu.task, r.syncMs)} / ${pct(r.cpu.script, r.syncMs)})`).join(', ')} |`);
+console.log(`| browser store commits: count, blocks, requests, ms awaiting (max) | ${browser.map((r) => r.store ? `${f(r.store.commits)}, ${f(r.store.blocks)}, ${f(r.store.requests)}, ${f(r.store.ms)} ms (${f(r.store.maxMs)}) = ${pct(r.store.ms, r.syncMs)}` : 'n/a').join('; ')} |`);
 console.log(`| blocks validated by the browser | ${browser.map((r) => r.validated).join(', ')} |`);
 await source.kill();
 cleanup();

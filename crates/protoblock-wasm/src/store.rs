@@ -18,24 +18,177 @@ use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
 use protoblock_core::hash::Hash32;
 use protoblock_store::{Store, StoreError, decode_head, encode_head};
 use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
+use web_sys::{IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore, IdbTransaction, IdbTransactionMode};
 
 const BLOCKS: &str = "blocks";
 const MAIN: &str = "main";
 const STATE: &str = "state";
 const UNDO: &str = "undo";
-const REPLAY: &str = "replay";
+/// Version 1 kept one record per replay id; read only to migrate.
+const REPLAY_V1: &str = "replay";
+/// The replay index as segments: one record per commit that added ids, keyed
+/// by a sequence number, holding `id (32) || nonce (8, BE)` entries (see
+/// [`ReplaySegments`]).
+const REPLAY: &str = "replay-segments";
 const META: &str = "meta";
-const ALL: [&str; 6] = [BLOCKS, MAIN, STATE, UNDO, REPLAY, META];
+const ALL: [&str; 7] = [BLOCKS, MAIN, STATE, UNDO, REPLAY, META, REPLAY_V1];
 const HEAD_KEY: &str = "chain/head";
-const DB_VERSION: u32 = 1;
+/// 2: the replay index moved from one record per tx id (`replay`) to
+/// segments (`replay-segments`); `open` migrates a version-1 database in
+/// place (its ids become one segment), so a node keeps its synced chain.
+const DB_VERSION: u32 = 2;
 
-/// A handle on one IndexedDB database; clones share it.
+/// The replay index as the store keeps it: ids grouped into segments, one
+/// IndexedDB record per segment, so a sync batch of 128 blocks × 20 txs adds
+/// one record instead of 2,560 (each request costs the page ~15-25 µs of
+/// main thread). A mirror of what is stored is kept here, so a delete knows
+/// its segment; a segment that loses ids is rewritten (pruning takes the
+/// oldest segments whole, a reorg the newest) or deleted once empty.
+#[derive(Default, Clone)]
+struct ReplaySegments {
+    /// Live id -> (segment, nonce).
+    live: HashMap<Hash32, (u64, u64)>,
+    /// Ids written to each segment (some may have left since).
+    segs: BTreeMap<u64, Vec<Hash32>>,
+    next: u64,
+}
+
+/// What a batch does to the segments: records to put or delete.
+struct ReplayPlan {
+    put: Vec<(u64, Vec<u8>)>,
+    delete: Vec<u64>,
+}
+
+impl ReplaySegments {
+    /// The record of `seg`: those of `ids` still in it.
+    fn encode(ids: &[Hash32], seg: u64, live: &HashMap<Hash32, (u64, u64)>) -> Vec<u8> {
+        let mut v = Vec::with_capacity(ids.len() * 40);
+        for id in ids {
+            if let Some((_, n)) = live.get(id).filter(|(s, _)| *s == seg) {
+                v.extend_from_slice(&id.0);
+                v.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        v
+    }
+
+    /// Applies `put` and `delete` to the mirror and returns the records to
+    /// write. Ids put again (a reorg re-adding a tx) leave their old segment.
+    fn apply(&mut self, put: &[(Hash32, u64)], delete: &[Hash32]) -> ReplayPlan {
+        let mut touched = BTreeSet::new();
+        for id in delete {
+            if let Some((seg, _)) = self.live.remove(id) {
+                touched.insert(seg);
+            }
+        }
+        let new = self.next;
+        for (id, nonce) in put {
+            if let Some((seg, _)) = self.live.insert(*id, (new, *nonce)) {
+                touched.insert(seg);
+            }
+        }
+        let mut plan = ReplayPlan { put: Vec::new(), delete: Vec::new() };
+        for seg in touched {
+            let Some(ids) = self.segs.get_mut(&seg) else { continue };
+            ids.retain(|id| self.live.get(id).is_some_and(|(s, _)| *s == seg));
+            if ids.is_empty() {
+                self.segs.remove(&seg);
+                plan.delete.push(seg);
+            } else {
+                let ids = std::mem::take(ids);
+                plan.put.push((seg, Self::encode(&ids, seg, &self.live)));
+                self.segs.insert(seg, ids);
+            }
+        }
+        if !put.is_empty() {
+            let ids: Vec<Hash32> = put.iter().map(|(id, _)| *id).collect();
+            plan.put.push((new, Self::encode(&ids, new, &self.live)));
+            self.segs.insert(new, ids);
+            self.next += 1;
+        }
+        plan
+    }
+
+    fn load(&mut self, seg: u64, v: &[u8]) -> Result<(), StoreError> {
+        if v.len() % 40 != 0 {
+            return Err(StoreError::Corrupt("replay segment length"));
+        }
+        let mut ids = Vec::with_capacity(v.len() / 40);
+        for e in v.chunks_exact(40) {
+            let id = Hash32::from_slice(&e[..32]).ok_or(StoreError::Corrupt("replay id"))?;
+            let nonce = u64::from_be_bytes(e[32..].try_into().expect("8 bytes"));
+            self.live.insert(id, (seg, nonce));
+            ids.push(id);
+        }
+        self.segs.insert(seg, ids);
+        self.next = self.next.max(seg + 1);
+        Ok(())
+    }
+}
+
+/// A handle on one IndexedDB database; clones share it. Reads go through
+/// rexie; commits through a second, raw connection (rexie awaits every
+/// request it issues, which costs a closure and an event per request).
 #[derive(Clone)]
 pub struct IndexedDbStore {
     db: Rc<Rexie>,
+    raw: Rc<IdbDatabase>,
+    /// The last commit's transaction, still running (see [`Store::commit`]).
+    pending: Rc<RefCell<Option<Pending>>>,
+    /// A commit failed: later ones are refused, so the database keeps the
+    /// last consistent head (reopening resumes from it).
+    poisoned: Rc<Cell<bool>>,
+    replay: Rc<RefCell<ReplaySegments>>,
+    /// Ids of the undo records stored (non-final blocks: a few dozen).
+    undo_ids: Rc<RefCell<HashSet<Hash32>>>,
     name: String,
+}
+
+type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>>>>;
+
+fn js(e: JsValue) -> StoreError {
+    StoreError::Backend(format!("{e:?}"))
+}
+
+/// Resolves when `tx` commits, fails when it errors or aborts. The handlers
+/// are the promise's own JS functions: no Rust closure to keep alive.
+fn transaction_done(tx: &IdbTransaction) -> impl std::future::Future<Output = Result<(), StoreError>> + use<> {
+    let p = js_sys::Promise::new(&mut |resolve, reject| {
+        tx.set_oncomplete(Some(&resolve));
+        tx.set_onerror(Some(&reject));
+        tx.set_onabort(Some(&reject));
+    });
+    let tx = tx.clone();
+    async move {
+        match wasm_bindgen_futures::JsFuture::from(p).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(StoreError::Backend(match tx.error() {
+                Some(e) => format!("transaction failed: {}: {}", e.name(), e.message()),
+                None => "transaction aborted".to_string(),
+            })),
+        }
+    }
+}
+
+/// Opens a raw connection to a database that already exists at `version`.
+async fn open_raw(name: &str, version: u32) -> Result<IdbDatabase, StoreError> {
+    let factory: IdbFactory = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))
+        .map_err(js)?
+        .dyn_into()
+        .map_err(|_| StoreError::Backend("no indexedDB here".into()))?;
+    let req = factory.open_with_u32(name, version).map_err(js)?;
+    let p = js_sys::Promise::new(&mut |resolve, reject| {
+        req.set_onsuccess(Some(&resolve));
+        req.set_onerror(Some(&reject));
+    });
+    wasm_bindgen_futures::JsFuture::from(p).await.map_err(js)?;
+    req.set_onsuccess(None);
+    req.set_onerror(None);
+    req.result().map_err(js)?.dyn_into().map_err(|_| StoreError::Backend("open gave no database".into()))
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -61,6 +214,40 @@ fn to_hash(v: &JsValue) -> Result<Hash32, StoreError> {
 
 use wasm_bindgen::JsCast;
 
+fn now_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or_else(js_sys::Date::now)
+}
+
+/// Commit counters for the browser benchmark, published on
+/// `globalThis.pbStoreStats` (commits, blocks, ms awaiting commits, requests).
+mod stats {
+    use std::cell::Cell;
+    thread_local! {
+        static COMMITS: Cell<f64> = const { Cell::new(0.0) };
+        static BLOCKS: Cell<f64> = const { Cell::new(0.0) };
+        static MS: Cell<f64> = const { Cell::new(0.0) };
+        static MAX_MS: Cell<f64> = const { Cell::new(0.0) };
+        pub(super) static REQUESTS: Cell<f64> = const { Cell::new(0.0) };
+    }
+    pub(super) fn record(blocks: usize, ms: f64) {
+        COMMITS.set(COMMITS.get() + 1.0);
+        BLOCKS.set(BLOCKS.get() + blocks as f64);
+        MS.set(MS.get() + ms);
+        MAX_MS.set(MAX_MS.get().max(ms));
+        let o = js_sys::Object::new();
+        for (k, v) in [
+            ("commits", COMMITS.get()),
+            ("blocks", BLOCKS.get()),
+            ("ms", MS.get()),
+            ("maxMs", MAX_MS.get()),
+            ("requests", REQUESTS.get()),
+        ] {
+            let _ = js_sys::Reflect::set(&o, &k.into(), &v.into());
+        }
+        let _ = js_sys::Reflect::set(&js_sys::global(), &"pbStoreStats".into(), &o);
+    }
+}
+
 impl IndexedDbStore {
     /// Opens (creating on first use) the database `name`.
     pub async fn open(name: &str) -> Result<Self, StoreError> {
@@ -69,7 +256,55 @@ impl IndexedDbStore {
             b = b.add_object_store(ObjectStore::new(s));
         }
         let db = b.build().await.map_err(backend)?;
-        Ok(Self { db: Rc::new(db), name: name.to_string() })
+        let mut replay = ReplaySegments::default();
+        {
+            let tx = db.transaction(&[REPLAY, REPLAY_V1], TransactionMode::ReadWrite).map_err(backend)?;
+            let segs = tx.store(REPLAY).map_err(backend)?;
+            let keys = segs.get_all_keys(None, None).await.map_err(backend)?;
+            let values = segs.get_all(None, None).await.map_err(backend)?;
+            if keys.len() != values.len() {
+                return Err(StoreError::Corrupt("replay segment keys and values differ"));
+            }
+            for (k, v) in keys.iter().zip(values.iter()) {
+                let seg = k.as_f64().ok_or(StoreError::Corrupt("replay segment key"))? as u64;
+                replay.load(seg, &to_vec(v)?)?;
+            }
+            // Version 1: one record per id; they become one segment.
+            let v1 = tx.store(REPLAY_V1).map_err(backend)?;
+            let rk = v1.get_all_keys(None, None).await.map_err(backend)?;
+            if !rk.is_empty() {
+                let rv = v1.get_all(None, None).await.map_err(backend)?;
+                let old = rk
+                    .iter()
+                    .zip(rv.iter())
+                    .map(|(k, v)| {
+                        let n: [u8; 8] = to_vec(v)?.try_into().map_err(|_| StoreError::Corrupt("replay nonce"))?;
+                        Ok((to_hash(k)?, u64::from_be_bytes(n)))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let plan = replay.apply(&old, &[]);
+                for (seg, v) in plan.put {
+                    segs.put(&bytes(&v), Some(&JsValue::from_f64(seg as f64))).await.map_err(backend)?;
+                }
+                v1.clear().await.map_err(backend)?;
+            }
+            tx.done().await.map_err(backend)?;
+        }
+        let undo_ids = {
+            let tx = db.transaction(&[UNDO], TransactionMode::ReadOnly).map_err(backend)?;
+            let keys = tx.store(UNDO).map_err(backend)?.get_all_keys(None, None).await.map_err(backend)?;
+            keys.iter().map(to_hash).collect::<Result<HashSet<_>, _>>()?
+        };
+        let raw = open_raw(name, DB_VERSION).await?;
+        Ok(Self {
+            undo_ids: Rc::new(RefCell::new(undo_ids)),
+            db: Rc::new(db),
+            raw: Rc::new(raw),
+            pending: Rc::default(),
+            poisoned: Rc::default(),
+            replay: Rc::new(RefCell::new(replay)),
+            name: name.to_string(),
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -82,6 +317,9 @@ impl IndexedDbStore {
         if let Ok(db) = Rc::try_unwrap(self.db) {
             db.close();
         }
+        if let Ok(raw) = Rc::try_unwrap(self.raw) {
+            raw.close();
+        }
     }
 
     /// Deletes a database (tests and "reset this node"); waits until every
@@ -90,78 +328,169 @@ impl IndexedDbStore {
         Rexie::delete(name).await.map_err(backend)
     }
 
-    /// Issues every request of `batch` in one readwrite transaction. With
+    /// Issues every request of `batch` in one readwrite transaction on the
+    /// raw connection and awaits only the transaction's completion: no
+    /// request gets a success handler (each handler is a JS-to-wasm closure
+    /// and an event; per request they cost more than the write itself). Any
+    /// failed request aborts the transaction, which then rejects. With
     /// `abort_after = Some(n)` it issues only the first `n` requests and then
     /// aborts, as a tab closed mid-commit would (test hook).
-    async fn write(&self, batch: WriteBatch, abort_after: Option<usize>) -> Result<(), StoreError> {
-        let tx = self.db.transaction(&ALL, TransactionMode::ReadWrite).map_err(backend)?;
-        let st = |n| tx.store(n).map_err(backend);
+    fn write(
+        &self,
+        batch: &WriteBatch,
+        abort_after: Option<usize>,
+    ) -> Result<(impl std::future::Future<Output = Result<(), StoreError>> + use<>, usize), StoreError> {
+        let names = js_sys::Array::new();
+        for n in ALL {
+            names.push(&JsValue::from_str(n));
+        }
+        let tx = self.raw.transaction_with_str_sequence_and_mode(&names, IdbTransactionMode::Readwrite).map_err(js)?;
+        let done = transaction_done(&tx);
+        let st = |n| tx.object_store(n).map_err(js);
         let (blocks, main, state, undo, replay, meta) =
             (st(BLOCKS)?, st(MAIN)?, st(STATE)?, st(UNDO)?, st(REPLAY)?, st(META)?);
+        let mut left = abort_after.unwrap_or(usize::MAX);
+        let mut issued = 0usize;
         // (store, key, Some(value) = put | None = delete), in batch order:
         // puts before deletes, as the other stores apply them.
-        let mut ops: Vec<(&rexie::Store, JsValue, Option<JsValue>)> = Vec::new();
-        for (h, id, b) in &batch.put_blocks {
-            ops.push((&blocks, bytes(&id.0), Some(bytes(b))));
-            ops.push((&main, JsValue::from_f64(*h as f64), Some(bytes(&id.0))));
-        }
-        for id in &batch.delete_blocks {
-            ops.push((&blocks, bytes(&id.0), None));
-        }
-        // Net effects only: each IndexedDB request costs, and a sync batch of
-        // 128 blocks writes the same keys (accounts, season) many times and
-        // puts undo records for blocks that turn final within the batch.
-        let mut last: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
-        for (i, (k, _)) in batch.state.iter().enumerate() {
-            last.insert(k.as_slice(), i);
-        }
-        for (i, (k, v)) in batch.state.iter().enumerate() {
-            if last.get(k.as_slice()) == Some(&i) {
-                ops.push((&state, bytes(k), v.as_ref().map(|v| bytes(v))));
+        let mut op = |s: &IdbObjectStore, k: &JsValue, v: Option<&JsValue>| -> Result<(), StoreError> {
+            if left == 0 {
+                return Ok(());
             }
-        }
-        let undone: std::collections::HashSet<&Hash32> = batch.delete_undo.iter().collect();
-        for (id, u) in batch.put_undo.iter().filter(|(id, _)| !undone.contains(id)) {
-            ops.push((&undo, bytes(&id.0), Some(bytes(u))));
-        }
-        for id in &batch.delete_undo {
-            ops.push((&undo, bytes(&id.0), None));
-        }
-        for (id, nonce) in &batch.replay_put {
-            ops.push((&replay, bytes(&id.0), Some(bytes(&nonce.to_be_bytes()))));
-        }
-        for id in &batch.replay_delete {
-            ops.push((&replay, bytes(&id.0), None));
-        }
-        if let Some(h) = &batch.head {
-            // Heights above the new head are stale (never happens with
-            // longest-chain fork choice, kept exact like the other stores).
-            let stale =
-                KeyRange::lower_bound(&JsValue::from_f64((h.height + 1) as f64), Some(false)).map_err(backend)?;
-            ops.push((&main, stale.into(), None));
-            ops.push((&meta, JsValue::from_str(HEAD_KEY), Some(bytes(&encode_head(h)))));
-        }
-        let limit = abort_after.unwrap_or(usize::MAX);
-        let reqs = ops.iter().take(limit).map(|(s, k, v)| async move {
+            left -= 1;
+            issued += 1;
             match v {
-                Some(v) => s.put(v, Some(k)).await.map(|_| ()),
-                None => s.delete(k.clone()).await,
+                Some(v) => s.put_with_key(v, k).map(|_| ()),
+                None => s.delete(k).map(|_| ()),
             }
-        });
-        if abort_after.is_some() {
-            // Let the issued requests run, then abort: none may survive.
-            let _ = try_join_all(reqs).await;
-            return tx.abort().await.map_err(backend);
+            .map_err(js)
+        };
+        let r = (|| {
+            for (h, id, b) in batch.put_blocks.iter() {
+                op(&blocks, &bytes(&id.0), Some(&bytes(b)))?;
+                op(&main, &JsValue::from_f64(*h as f64), Some(&bytes(&id.0)))?;
+            }
+            for id in &batch.delete_blocks {
+                op(&blocks, &bytes(&id.0), None)?;
+            }
+            // Net effects only: each IndexedDB request costs, and a sync batch
+            // of 128 blocks writes the same keys (accounts, season) many times
+            // and puts undo records for blocks that turn final within the batch.
+            let mut last: HashMap<&[u8], usize> = HashMap::new();
+            for (i, (k, _)) in batch.state.iter().enumerate() {
+                last.insert(k.as_slice(), i);
+            }
+            for (i, (k, v)) in batch.state.iter().enumerate() {
+                if last.get(k.as_slice()) == Some(&i) {
+                    op(&state, &bytes(k), v.as_ref().map(|v| bytes(v)).as_ref())?;
+                }
+            }
+            // Undo records are put for new blocks and deleted once final,
+            // during sync mostly within the same batch: such a record is
+            // neither written nor deleted (the set of stored ids says which
+            // deletes have something to delete).
+            let undone: HashSet<&Hash32> = batch.delete_undo.iter().collect();
+            let mut stored = self.undo_ids.borrow_mut();
+            let mut torn_copy;
+            let stored: &mut HashSet<Hash32> = match abort_after {
+                Some(_) => {
+                    torn_copy = stored.clone();
+                    &mut torn_copy
+                }
+                None => &mut stored,
+            };
+            for (id, u) in batch.put_undo.iter().filter(|(id, _)| !undone.contains(id)) {
+                op(&undo, &bytes(&id.0), Some(&bytes(u)))?;
+                stored.insert(*id);
+            }
+            for id in &batch.delete_undo {
+                if stored.remove(id) {
+                    op(&undo, &bytes(&id.0), None)?;
+                }
+            }
+            // The test hook must leave the mirror as the aborted
+            // transaction leaves the database.
+            let plan = match abort_after {
+                Some(_) => self.replay.borrow().clone().apply(&batch.replay_put, &batch.replay_delete),
+                None => self.replay.borrow_mut().apply(&batch.replay_put, &batch.replay_delete),
+            };
+            for (seg, v) in &plan.put {
+                op(&replay, &JsValue::from_f64(*seg as f64), Some(&bytes(v)))?;
+            }
+            for seg in &plan.delete {
+                op(&replay, &JsValue::from_f64(*seg as f64), None)?;
+            }
+            if let Some(h) = &batch.head {
+                // Heights above the new head are stale (never happens with
+                // longest-chain fork choice, kept exact like the other stores).
+                let stale =
+                    IdbKeyRange::lower_bound_with_open(&JsValue::from_f64((h.height + 1) as f64), false).map_err(js)?;
+                op(&main, &stale.into(), None)?;
+                op(&meta, &JsValue::from_str(HEAD_KEY), Some(&bytes(&encode_head(h))))?;
+            }
+            Ok(())
+        })();
+        stats::REQUESTS.set(stats::REQUESTS.get() + issued as f64);
+        if abort_after.is_some() || r.is_err() {
+            // Abort with the issued requests pending: none may survive.
+            let _ = tx.abort();
         }
-        try_join_all(reqs).await.map_err(backend)?;
-        tx.done().await.map_err(backend)?;
-        Ok(())
+        r.map(|()| {
+            let aborted = abort_after.is_some();
+            let done = async move {
+                let r = done.await;
+                if aborted { Ok(()) } else { r }
+            };
+            (done, issued)
+        })
     }
 
-    /// Test hook: a commit interrupted after `ops` requests.
+    /// Waits for the last commit's transaction; its error, if it failed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let prev = self.pending.borrow_mut().take();
+        let r = match prev {
+            Some(p) => p.await,
+            None => Ok(()),
+        };
+        if r.is_err() {
+            self.poisoned.set(true);
+        }
+        r
+    }
+
+    async fn commit_pipelined(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.flush().await?;
+        if self.poisoned.get() {
+            return Err(StoreError::Backend("an earlier commit failed; reopen to resume from its head".into()));
+        }
+        match self.write(&batch, None) {
+            Ok((done, _)) => {
+                *self.pending.borrow_mut() = Some(Box::pin(done));
+                Ok(())
+            }
+            Err(e) => {
+                self.poisoned.set(true);
+                Err(e)
+            }
+        }
+    }
+
+    /// Test hook: a commit interrupted after `ops` requests; returns how
+    /// many it issued (all of them when `ops` is larger).
     #[doc(hidden)]
-    pub async fn commit_torn(&self, batch: WriteBatch, ops: usize) -> Result<(), StoreError> {
-        self.write(batch, Some(ops)).await
+    pub async fn commit_torn(&self, batch: WriteBatch, ops: usize) -> Result<usize, StoreError> {
+        self.flush().await?;
+        let (done, issued) = self.write(&batch, Some(ops))?;
+        done.await?;
+        Ok(issued)
+    }
+
+    /// Number of undo records stored (for tests: exactly the non-final
+    /// main blocks', none left behind).
+    #[doc(hidden)]
+    pub async fn undo_count(&self) -> Result<u32, StoreError> {
+        let tx = self.db.transaction(&[UNDO], TransactionMode::ReadOnly).map_err(backend)?;
+        tx.store(UNDO).map_err(backend)?.count(None).await.map_err(backend)
     }
 
     /// Number of blocks stored (for tests: proves what a reload did not
@@ -212,22 +541,25 @@ impl Store for IndexedDbStore {
         }
         let state =
             keys.iter().zip(values.iter()).map(|(k, v)| Ok((to_vec(k)?, to_vec(v)?))).collect::<Result<_, _>>()?;
-        let replay_store = st(REPLAY)?;
-        let rk = replay_store.get_all_keys(None, None).await.map_err(backend)?;
-        let rv = replay_store.get_all(None, None).await.map_err(backend)?;
-        let replay = rk
-            .iter()
-            .zip(rv.iter())
-            .map(|(k, v)| {
-                let n: [u8; 8] = to_vec(v)?.try_into().map_err(|_| StoreError::Corrupt("replay nonce"))?;
-                Ok((to_hash(k)?, u64::from_be_bytes(n)))
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let replay = self.replay.borrow().live.iter().map(|(id, (_, nonce))| (*id, *nonce)).collect();
         Ok(Some(StoredChain { head, state, recent, replay }))
     }
 
     async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        self.write(batch, None).await
+        let t0 = now_ms();
+        let blocks = batch.put_blocks.len();
+        // Pipelined: a commit waits for the previous batch's transaction,
+        // issues its own and returns without waiting for it, so the browser
+        // writes batch N while the node validates batch N+1 (one transaction
+        // in flight at most). IndexedDB runs readwrite transactions over the
+        // same stores in creation order and later reads (on any connection,
+        // so also after a reopen) see them; each stays all or nothing, so a
+        // closed tab leaves the head of the last completed one. A failed
+        // transaction is reported by the next commit (or `flush`), and from
+        // then on commits are refused.
+        let r = self.commit_pipelined(batch).await;
+        stats::record(blocks, now_ms() - t0);
+        r
     }
 
     async fn head(&self) -> Result<Option<HeadRecord>, StoreError> {

@@ -47,6 +47,9 @@ async fn indexeddb_commits_and_reopens_to_the_same_chain() {
     }
     store.commit(batch).await.unwrap();
     assert_eq!(store.block_count().await.unwrap(), 60);
+    let non_final = chain.head().height - chain.final_height();
+    assert!(non_final > 0 && non_final < 60);
+    assert_eq!(store.undo_count().await.unwrap() as u64, non_final);
     let range = store.blocks_range(10, 5, usize::MAX).await.unwrap();
     assert_eq!(range, blocks[9..14].to_vec());
     let id = chain.main_id_at(33).unwrap();
@@ -59,6 +62,8 @@ async fn indexeddb_commits_and_reopens_to_the_same_chain() {
     assert_eq!(resumed.head(), chain.head());
     assert_eq!(resumed.commitment().root(), chain.commitment().root());
     assert_eq!(resumed.state(), chain.state());
+    assert_eq!(resumed.replay(), chain.replay());
+    assert!(!chain.replay().is_empty());
     assert_eq!(store.get_meta("k").await.unwrap().as_deref(), Some(&b"v"[..]));
     assert_eq!(store.head().await.unwrap().unwrap().height, 60);
     store.close();
@@ -76,26 +81,102 @@ async fn a_torn_commit_leaves_the_previous_head() {
     for b in &blocks[..10] {
         store.commit(chain.insert_block(b, FAR).unwrap().batch.unwrap()).await.unwrap();
     }
-    let (before_head, before_root) = (chain.head(), chain.commitment().root());
+    let (before_head, before_root, before_replay) = (chain.head(), chain.commitment().root(), chain.replay().clone());
     let mut batch = WriteBatch::default();
     for b in &blocks[10..] {
         batch.merge(chain.insert_block(b, FAR).unwrap().batch.unwrap());
     }
-    let ops = 2 * batch.put_blocks.len() + batch.state.len() + batch.put_undo.len() + batch.replay_put.len();
-    assert!(ops > 10);
-    // Interrupt the commit after 0, 1, half and all but the last request.
-    for cut in [0, 1, ops / 2, ops - 1, ops + 2] {
-        store.commit_torn(batch.clone(), cut).await.unwrap();
+    assert!(!batch.replay_put.is_empty());
+    // All requests issued, then aborted; then cut after 0, 1, half and all
+    // but the last request (blocks, main index, state, undo, the replay
+    // segment, head: each cut leaves some of them issued, none may survive).
+    let ops = store.commit_torn(batch.clone(), usize::MAX).await.unwrap();
+    assert!(ops > 5, "{ops} requests");
+    for cut in [0, 1, ops / 2, ops - 1, ops] {
+        assert_eq!(store.commit_torn(batch.clone(), cut).await.unwrap(), cut);
         let reopened = IndexedDbStore::open(&name).await.unwrap();
         let resumed = open_chain(&reopened, net.genesis.clone(), params.clone()).await.unwrap();
         assert_eq!(resumed.head(), before_head, "cut after {cut} requests");
         assert_eq!(resumed.commitment().root(), before_root);
+        assert_eq!(resumed.replay(), &before_replay);
         assert_eq!(reopened.block_count().await.unwrap(), 10);
         reopened.close();
     }
+    // The handle that saw the torn commits still commits the whole batch.
     store.commit(batch).await.unwrap();
     let resumed = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
     assert_eq!(resumed.head(), chain.head());
     store.close();
+    let reopened = IndexedDbStore::open(&name).await.unwrap();
+    let resumed = open_chain(&reopened, net.genesis.clone(), params.clone()).await.unwrap();
+    assert_eq!(resumed.head(), chain.head());
+    assert_eq!(resumed.commitment().root(), chain.commitment().root());
+    assert_eq!(resumed.replay(), chain.replay());
+    reopened.close();
     IndexedDbStore::delete(&name).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_version_1_replay_index_is_migrated_to_segments() {
+    let net = DevNet::new(5, 10);
+    let params = ChainParams::default();
+    let blocks = generate_chain(&net, &params, 12, 8);
+    let name = db("migrate");
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    let mut chain = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    for b in &blocks {
+        store.commit(chain.insert_block(b, FAR).unwrap().batch.unwrap()).await.unwrap();
+    }
+    store.flush().await.unwrap();
+    store.close();
+    // A version-1 database of the same chain: the same records, but the
+    // replay index as one record per id (id -> nonce, big-endian).
+    let old = db("migrate-v1");
+    let v1_stores = ["blocks", "main", "state", "undo", "replay", "meta"];
+    let mut b = rexie::Rexie::builder(&old).version(1);
+    for s in v1_stores {
+        b = b.add_object_store(rexie::ObjectStore::new(s));
+    }
+    let v1 = b.build().await.unwrap();
+    let mut b = rexie::Rexie::builder(&name).version(2);
+    for s in ["blocks", "main", "state", "undo", "replay-segments", "meta", "replay"] {
+        b = b.add_object_store(rexie::ObjectStore::new(s));
+    }
+    let v2 = b.build().await.unwrap();
+    let from = v2.transaction(&["blocks", "main", "state", "undo", "meta"], rexie::TransactionMode::ReadOnly).unwrap();
+    let mut records = Vec::new();
+    for s in ["blocks", "main", "state", "undo", "meta"] {
+        let keys = from.store(s).unwrap().get_all_keys(None, None).await.unwrap();
+        let values = from.store(s).unwrap().get_all(None, None).await.unwrap();
+        records.extend(keys.into_iter().zip(values).map(|(k, v)| (s, k, v)));
+    }
+    from.done().await.unwrap();
+    let to = v1.transaction(&v1_stores, rexie::TransactionMode::ReadWrite).unwrap();
+    for (s, k, v) in &records {
+        to.store(s).unwrap().put(v, Some(k)).await.unwrap();
+    }
+    for (id, nonce) in chain.replay().iter() {
+        let k: wasm_bindgen::JsValue = js_sys::Uint8Array::from(&id.0[..]).into();
+        let v: wasm_bindgen::JsValue = js_sys::Uint8Array::from(&nonce.to_be_bytes()[..]).into();
+        to.store("replay").unwrap().put(&v, Some(&k)).await.unwrap();
+    }
+    to.done().await.unwrap();
+    v1.close();
+    v2.close();
+    IndexedDbStore::delete(&name).await.unwrap();
+
+    // Opening upgrades it to version 2 and moves the ids into a segment.
+    let store = IndexedDbStore::open(&old).await.unwrap();
+    let resumed = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    assert_eq!(resumed.replay(), chain.replay());
+    assert!(!chain.replay().is_empty());
+    assert_eq!(resumed.head(), chain.head());
+    assert_eq!(resumed.commitment().root(), chain.commitment().root());
+    // The old records are gone and the chain goes on from the migrated store.
+    store.close();
+    let store = IndexedDbStore::open(&old).await.unwrap();
+    let again = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    assert_eq!(again.replay(), chain.replay());
+    store.close();
+    IndexedDbStore::delete(&old).await.unwrap();
 }
