@@ -27,6 +27,14 @@ let relay = await startRelay({ args: ['--no-produce', '--dev-history', String(HI
 const oracle = (await (await fetch(relay.http + '/api/dev/oracle-key')).json()).seed;
 assert(/^[0-9a-f]{64}$/.test(oracle), 'dev oracle seed');
 const context = await launchBrowser();
+// Every RTCPeerConnection a page makes is recorded, so a test can prove none
+// is left open after a failed handshake.
+await context.addInitScript(() => {
+  const Orig = window.RTCPeerConnection;
+  if (!Orig) return;
+  window.__pcs = [];
+  window.RTCPeerConnection = class extends Orig { constructor(...a) { super(...a); window.__pcs.push(this); } };
+});
 const pages = [];
 const open = async (store, q = '') => { const p = await openNodePage(context, relay, store, q); pages.push(p); return p; };
 const directPeers = async (p) => (await status(p)).peers.filter((x) => x.transport === DIRECT).map((x) => x.peerId);
@@ -117,6 +125,48 @@ await r.test('relay_killed_the_mesh_keeps_the_chain_growing_then_reconnects', as
   const top = Math.max(...(await heads(mesh)));
   await waitFor('the relay caught up from the browsers', async () => (await relay.status()).head.height >= top, 60_000, 500);
   console.log(`  grown ${grown} blocks in 30 s without the relay (${checks} checks); reconnected`);
+});
+
+await r.test('bad_signalling_times_out_is_cleaned_up_and_the_page_keeps_working', async () => {
+  const victim = mesh[1];
+  const vid = ids[1];
+  const host = mesh[mesh.length - 1];
+  // A hostile node (a second node in another tab): it never answers offers,
+  // upgrades nothing itself, and sends bad signalling on purpose.
+  const evil = await host.evaluate(async () => {
+    const { ProtoblockNode } = await import('./pkg/protoblock_wasm.js');
+    window.evil = await ProtoblockNode.start({
+      relay: location.origin, storeName: 'evil', targetDirectPeers: 0, _testBlackHole: true,
+    });
+    return window.evil.peerId;
+  });
+  const evilAddr = await waitFor('the hostile node reachable through the relay', () => host.evaluate(async () => {
+    const s = await window.evil.status();
+    return s.listen.find((a) => a.includes('/ws/') && a.includes('/p2p-circuit'));
+  }), 60_000, 300);
+  const pcsBefore = await victim.evaluate(() => window.__pcs.length);
+  const headBefore = (await status(victim)).headHeight;
+  // The victim dials it, so the victim offers /webrtc: the offer is never answered.
+  await victim.evaluate((a) => window.pbNode.dial(a), evilAddr);
+  await waitFor('victim and hostile node connected', async () => (await status(victim)).peers.some((x) => x.peerId === evil), 30_000, 300);
+  // Meanwhile the hostile node sends garbage, an oversized length, nothing,
+  // and an offer it never follows up, each on its own signalling stream.
+  const modes = ['garbage', 'oversized', 'silent', 'offer'];
+  const attacks = host.evaluate(([v, ms]) => Promise.allSettled(ms.map((m) => window.evil._testSignal(v, m, 25_000)))
+    .then((rs) => rs.map((x) => x.status)), [vid, modes]);
+  // The handshake timeout is 20 s; give it margin.
+  await sleep(27_000);
+  const pcs = await victim.evaluate((from) => window.__pcs.slice(from).map((pc) => ({ sig: pc.signalingState, conn: pc.connectionState })), pcsBefore);
+  const open = pcs.filter((p) => p.sig !== 'closed' && p.conn !== 'connected');
+  assert(pcs.length >= modes.length + 1, `the victim made a peer connection per handshake (${pcs.length})`);
+  assert(open.length === 0, `no peer connection left open: ${JSON.stringify(pcs)}`);
+  const s = await status(victim);
+  const e = s.peers.find((x) => x.peerId === evil);
+  assert(e && e.transport === 'relayed', `the hostile peer stays on the relayed path: ${JSON.stringify(e)}`);
+  assert(s.peers.filter((x) => x.transport === DIRECT).length >= 1, 'the victim keeps its direct peers');
+  await waitFor('the victim still follows the chain', async () => (await status(victim)).headHeight > headBefore + 5, 30_000, 500);
+  console.log(`  attacks: ${JSON.stringify(await attacks)}; victim peer connections: ${pcs.length} made, ${open.length} left open`);
+  await host.evaluate(() => window.evil.stop());
 });
 
 await r.test('no_uncaught_errors_in_any_page', async () => {

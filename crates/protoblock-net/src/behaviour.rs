@@ -143,9 +143,10 @@ impl Behaviour {
         let limits = ConnectionLimits::default()
             .with_max_established(Some(role.max_established))
             .with_max_pending_incoming(Some(role.max_pending))
-            // Two pages may meet through the relay both ways at once, and a
-            // direct `/webrtc` connection joins those until they are closed.
-            .with_max_established_per_peer(Some(3));
+            // Two pages may meet through the relay both ways at once (and
+            // through two relay addresses), and a direct `/webrtc` connection
+            // joins those until they are closed.
+            .with_max_established_per_peer(Some(4));
         #[cfg(not(target_arch = "wasm32"))]
         let relay = role.relay.as_ref().map(|l| {
             relay::Behaviour::new(

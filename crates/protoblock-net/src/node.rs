@@ -179,6 +179,10 @@ pub struct NodeStatus {
     pub target_height: u64,
     pub mempool: usize,
     pub peers: Vec<PeerStatus>,
+    /// Connected peers not past the status handshake: handshakes in flight, and libp2p peers that
+    /// do not speak our protocols (a plain js-libp2p node with identify and ping). They are not
+    /// dropped for that (only another chain or version is); they idle out when nothing uses them.
+    pub others: Vec<PeerStatus>,
     pub listen: Vec<Multiaddr>,
     pub blocks_validated: u64,
     /// Blocks received in sync responses (gossip not counted).
@@ -285,6 +289,13 @@ impl ConnInfo {
     fn is_direct_webrtc(&self) -> bool {
         !self.relayed && self.addr.iter().any(|p| p == Protocol::WebRTC)
     }
+}
+
+/// A dial to a discovered peer, unless we are connected to it or dialing it
+/// already: discovery repeats (rendezvous, peer exchange), and each plain dial
+/// would open another relayed connection to the same page.
+fn dial_once(peer: PeerId, addr: Multiaddr) -> DialOpts {
+    DialOpts::peer_id(peer).addresses(vec![addr]).condition(PeerCondition::DisconnectedAndNotDialing).build()
 }
 
 /// The address to dial for a discovered one: `…/p2p-circuit/webrtc/p2p/X`
@@ -488,6 +499,20 @@ impl<S: Store> Node<S> {
         }
     }
 
+    fn peer_statuses(&self, ready: bool) -> Vec<PeerStatus> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.ready == ready)
+            .map(|(id, p)| PeerStatus {
+                peer: *id,
+                head: p.head,
+                latency_ms: p.latency_ms,
+                addr: p.addr.clone(),
+                relayed: p.relayed,
+            })
+            .collect()
+    }
+
     fn status(&self) -> NodeStatus {
         let h = self.chain.head();
         NodeStatus {
@@ -499,18 +524,8 @@ impl<S: Store> Node<S> {
             syncing: self.planner.is_syncing(h.height),
             target_height: self.planner.best_peer_head().max(h.height),
             mempool: self.mempool.len(),
-            peers: self
-                .peers
-                .iter()
-                .filter(|(_, p)| p.ready)
-                .map(|(id, p)| PeerStatus {
-                    peer: *id,
-                    head: p.head,
-                    latency_ms: p.latency_ms,
-                    addr: p.addr.clone(),
-                    relayed: p.relayed,
-                })
-                .collect(),
+            peers: self.peer_statuses(true),
+            others: self.peer_statuses(false),
             listen: self.listen.clone(),
             blocks_validated: self.blocks_validated,
             blocks_downloaded: self.blocks_downloaded,
@@ -652,7 +667,7 @@ impl<S: Store> Node<S> {
                     if let Some(addr) = reg.record.addresses().first() {
                         let addr = dialable(addr.clone()).with_p2p(peer).unwrap_or_else(|a| a);
                         tracing::debug!(%addr, "dialing a peer found by rendezvous");
-                        let _ = self.swarm.dial(addr);
+                        let _ = self.swarm.dial(dial_once(peer, addr));
                     }
                 }
             }
@@ -1197,7 +1212,7 @@ impl<S: Store> Node<S> {
                         rec.addrs.iter().take(8).filter_map(|a| Multiaddr::try_from(a.clone()).ok()).collect();
                     if let Some(addr) = addrs.into_iter().next() {
                         let addr = dialable(addr).with_p2p(id).unwrap_or_else(|a| a);
-                        if self.swarm.dial(addr).is_ok() {
+                        if self.swarm.dial(dial_once(id, addr)).is_ok() {
                             dialed += 1;
                         }
                     }

@@ -92,6 +92,9 @@ struct StartOptions {
     #[serde(default)]
     ice_servers: Vec<String>,
     log_level: Option<String>,
+    /// Test hook: accept `/webrtc` signalling and never answer.
+    #[serde(default, rename = "_testBlackHole")]
+    test_black_hole: bool,
 }
 
 /// What `/api/bootstrap` on a relay answers.
@@ -117,6 +120,7 @@ struct Inner {
     genesis: Hash32,
     peer_id: String,
     listeners: Listeners,
+    control: libp2p_stream::Control,
 }
 
 /// A Protoblock full node running in this page.
@@ -242,7 +246,12 @@ impl ProtoblockNode {
             }
             None => None,
         };
-        let (swarm, signaller) = crate::swarm::build(key.clone(), params.max_block_bytes, ice_servers).map_err(js_err)?;
+        let webrtc = protoblock_webrtc::private::Config {
+            ice_servers,
+            black_hole: opts.test_black_hole,
+            ..Default::default()
+        };
+        let (swarm, signaller, control) = crate::swarm::build(key.clone(), params.max_block_bytes, webrtc).map_err(js_err)?;
         spawn_local(signaller);
         let defaults = NodeConfig::default();
         let cfg = NodeConfig {
@@ -264,6 +273,7 @@ impl ProtoblockNode {
             genesis: genesis.hash,
             peer_id,
             listeners: RefCell::new(HashMap::new()),
+            control,
         });
         let weak: Weak<Inner> = Rc::downgrade(&inner);
         spawn_local(async move {
@@ -396,6 +406,22 @@ impl ProtoblockNode {
         let a: Multiaddr = addr.parse().map_err(|e| js_err(format!("multiaddr: {e}")))?;
         self.inner.handle.dial(a).await;
         Ok(())
+    }
+
+    /// Test hook: opens a `/webrtc` signalling stream to `peer` (connected
+    /// already) and misbehaves as `mode` says ("garbage", "oversized",
+    /// "silent", "offer"), holding the stream for `holdMs`.
+    #[wasm_bindgen(js_name = _testSignal)]
+    pub async fn test_signal(&self, peer: String, mode: String, hold_ms: u32) -> Result<(), JsError> {
+        let peer: libp2p::PeerId = peer.parse().map_err(|e| js_err(format!("peer id: {e}")))?;
+        protoblock_webrtc::private::testing::misbehave(
+            self.inner.control.clone(),
+            peer,
+            &mode,
+            std::time::Duration::from_millis(hold_ms.into()),
+        )
+        .await
+        .map_err(js_err)
     }
 
     /// Blocks stored in IndexedDB (tests use it to prove a reload resumed).

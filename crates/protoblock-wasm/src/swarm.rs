@@ -12,15 +12,15 @@ use protoblock_net::behaviour::{Behaviour, Role};
 
 const IDLE: Duration = Duration::from_secs(60);
 
-/// The swarm, and the `/webrtc` signaller the caller must run (with
-/// `spawn_local`) for direct browser connections to happen.
+/// The swarm, the `/webrtc` signaller the caller must run (with
+/// `spawn_local`) for direct browser connections to happen, and a control
+/// for opening streams (test hooks use it).
 pub fn build(
     key: identity::Keypair,
     max_block_bytes: usize,
-    ice_servers: Vec<String>,
-) -> Result<(Swarm<Behaviour>, impl std::future::Future<Output = ()>), String> {
-    let (webrtc, signaller) =
-        protoblock_webrtc::private::new(protoblock_webrtc::private::Config { ice_servers, ..Default::default() });
+    webrtc: protoblock_webrtc::private::Config,
+) -> Result<(Swarm<Behaviour>, impl std::future::Future<Output = ()>, libp2p_stream::Control), String> {
+    let (webrtc, signaller) = protoblock_webrtc::private::new(webrtc);
     // A page is a small node: fewer connections than a server.
     let role = Role { relay: None, rendezvous_point: false, max_established: 48, max_pending: 16 };
     let mut swarm = SwarmBuilder::with_existing_identity(key)
@@ -53,5 +53,5 @@ pub fn build(
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE))
         .build();
     let control = swarm.behaviour_mut().enable_signaling();
-    Ok((swarm, signaller.run(control)))
+    Ok((swarm, signaller.run(control.clone()), control))
 }

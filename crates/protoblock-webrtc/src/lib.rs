@@ -5,11 +5,14 @@
 //! - [`direct`]: WebRTC-direct dialing from a page to a server (our fork of
 //!   libp2p-webrtc-websys 0.5.0), whose connection and stream types `private` reuses.
 //! - [`signal_codec`]: the signalling message and its framing, platform-free.
+//! - [`dc_stream`]: the stream over one data channel (framing, half-close, FIN_ACK; our fork of
+//!   libp2p-webrtc-utils 0.5.0's), platform-free and generic over the channel.
 //!
-//! The transports are wasm32-only; natively only the codec is built.
+//! The transports are wasm32-only; natively only the codec and the stream are built.
 
 #[cfg(target_arch = "wasm32")]
 pub mod direct;
 #[cfg(target_arch = "wasm32")]
 pub mod private;
+pub mod dc_stream;
 pub mod signal_codec;

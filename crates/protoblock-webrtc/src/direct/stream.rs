@@ -1,7 +1,8 @@
 // Derives from libp2p-webrtc-websys 0.5.0 `src/stream.rs` (MIT, rust-libp2p; licence text in
 // crates/protoblock-webrtc/LICENSE-libp2p-webrtc-websys).
 // Changed: `Stream::new` takes a `PollDataChannel` (so inbound channels get their handlers as soon as
-// they arrive); re-exports `MAX_READ_BUFFER`.
+// they arrive); re-exports `MAX_READ_BUFFER`; the stream state machine is our fork in
+// `crate::dc_stream` (FIN_ACK) instead of libp2p-webrtc-utils's.
 
 //! The WebRTC [Stream] over the Connection
 use std::{
@@ -22,14 +23,14 @@ mod poll_data_channel;
 /// Backed by a WebRTC data channel.
 pub struct Stream {
     /// Wrapper for the inner stream to make it Send
-    inner: SendWrapper<libp2p_webrtc_utils::Stream<PollDataChannel>>,
+    inner: SendWrapper<crate::dc_stream::Stream<PollDataChannel>>,
 }
 
-pub(crate) type DropListener = SendWrapper<libp2p_webrtc_utils::DropListener<PollDataChannel>>;
+pub(crate) type DropListener = SendWrapper<crate::dc_stream::DropListener<PollDataChannel>>;
 
 impl Stream {
     pub(crate) fn new(data_channel: PollDataChannel) -> (Self, DropListener) {
-        let (inner, drop_listener) = libp2p_webrtc_utils::Stream::new(data_channel);
+        let (inner, drop_listener) = crate::dc_stream::Stream::new(data_channel);
 
         (Self { inner: SendWrapper::new(inner) }, SendWrapper::new(drop_listener))
     }

@@ -27,6 +27,8 @@
 //! one drops its `RTCPeerConnection`, which closes it and clears its handlers.
 
 mod signaling;
+#[doc(hidden)]
+pub mod testing;
 mod transport;
 
 pub use transport::{Config, Signaller, Transport, new};

@@ -37,11 +37,15 @@ pub struct Config {
     /// Answers in progress at once; a remote that opens more signalling
     /// streams than this has the extra ones refused.
     pub max_inbound_handshakes: usize,
+    /// Test hook: accept signalling streams and never answer (a peer that
+    /// never answers an offer), holding each until the handshake timeout.
+    #[doc(hidden)]
+    pub black_hole: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { ice_servers: Vec::new(), timeout: Duration::from_secs(20), max_inbound_handshakes: 8 }
+        Self { ice_servers: Vec::new(), timeout: Duration::from_secs(20), max_inbound_handshakes: 8, black_hole: false }
     }
 }
 
@@ -202,6 +206,12 @@ impl Signaller {
                     let mut connections = connections.clone();
                     let config = config.clone();
                     wasm_bindgen_futures::spawn_local(async move {
+                        if config.black_hole {
+                            futures_timer::Delay::new(config.timeout).await;
+                            drop(stream);
+                            in_flight.set(in_flight.get() - 1);
+                            return;
+                        }
                         match bounded(config.timeout, signaling::answer(stream, &config.ice_servers)).await {
                             Ok(conn) => {
                                 tracing::info!(%peer, "direct /webrtc connection up (we answered)");

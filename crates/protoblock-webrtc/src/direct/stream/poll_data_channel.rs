@@ -21,7 +21,7 @@ use std::{
 
 use bytes::BytesMut;
 use futures::{AsyncRead, AsyncWrite, task::AtomicWaker};
-use libp2p_webrtc_utils::MAX_MSG_LEN;
+use crate::dc_stream::MAX_MSG_LEN;
 use wasm_bindgen::prelude::*;
 use web_sys::{Event, MessageEvent, RtcDataChannel, RtcDataChannelState, RtcDataChannelType};
 
