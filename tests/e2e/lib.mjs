@@ -103,11 +103,11 @@ export async function startRelay({
 }
 
 /** Launches Chromium with a fresh profile and the flags this machine needs. */
-export async function launchBrowser() {
+export async function launchBrowser({ executablePath = process.env.PB_CHROMIUM || '/usr/bin/chromium' } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'pb-e2e-chromium-'));
   tmpDirs.add(profile);
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.PB_CHROMIUM || '/usr/bin/chromium',
+    executablePath,
     headless: true,
     viewport: { width: 1360, height: 900 },
     args: [

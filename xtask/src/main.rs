@@ -72,9 +72,11 @@ fn ensure_wasm_bindgen() -> Result<()> {
 }
 
 /// Debian's Chromium and chromedriver for browser tests (a test tool's own
-/// browser download does not work here). CI runs as root with no stdin.
+/// browser download does not work here), and nftables for the NAT test's
+/// routers. CI runs as root with no stdin.
 fn ensure_chromium() -> Result<()> {
-    if std::path::Path::new("/usr/bin/chromium").exists() && std::path::Path::new("/usr/bin/chromedriver").exists() {
+    let have = |p: &str| std::path::Path::new(p).exists();
+    if have("/usr/bin/chromium") && have("/usr/bin/chromedriver") && have("/usr/sbin/nft") {
         return Ok(());
     }
     let sudo = |args: &[&str]| {
@@ -88,7 +90,7 @@ fn ensure_chromium() -> Result<()> {
         c
     };
     sh(&mut sudo(&["apt-get", "update", "-qq"]))?;
-    sh(&mut sudo(&["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"]))
+    sh(&mut sudo(&["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver", "nftables"]))
 }
 
 fn is_root() -> bool {
@@ -219,12 +221,15 @@ fn test() -> Result<()> {
     web()?;
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
-    // run.mjs: the browser node against a relay; mesh.mjs: browser-to-browser `/webrtc`.
+    // run.mjs: the browser node against a relay; mesh.mjs: browser-to-browser `/webrtc`;
+    // interop.mjs: `/webrtc` both ways with a stock js-libp2p browser peer (bundled by esbuild).
     total.add(in_test_netns(|ns, webrtc_ip| {
         let mut counts = Counts { all_ok: true, ..Counts::default() };
-        for (script, what, secs) in
-            [("run.mjs", "browser end-to-end tests", 1500), ("mesh.mjs", "browser mesh (/webrtc) tests", 1200)]
-        {
+        for (script, what, secs) in [
+            ("run.mjs", "browser end-to-end tests", 1500),
+            ("mesh.mjs", "browser mesh (/webrtc) tests", 1200),
+            ("interop.mjs", "js-libp2p interop (/webrtc) tests", 300),
+        ] {
             let mut cmd = node_script(ns, script);
             cmd.current_dir(&e2e).env("PB_RELAY_BIN", target_dir().join("debug/protoblock-relay"));
             if let Some(ip) = webrtc_ip {
@@ -234,6 +239,11 @@ fn test() -> Result<()> {
         }
         Ok(counts)
     })?);
+
+    // Two browsers behind two NATs: the script builds (and removes) its own namespaces.
+    let mut nat = Command::new("node");
+    nat.current_dir(&e2e).arg("nat.mjs").env("PB_RELAY_BIN", target_dir().join("debug/protoblock-relay"));
+    total.add(counted("browsers behind NAT test", &mut nat, 600)?);
 
     println!("\ntests: {} passed, {} failed, {} skipped", total.passed, total.failed, total.ignored);
     if total.failed > 0 || !total.all_ok {
