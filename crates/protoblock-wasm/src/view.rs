@@ -309,12 +309,14 @@ pub struct StatusView {
     pub gossip_accepted: u64,
     pub gossip_rejected: u64,
     pub peers: Vec<PeerView>,
+    /// Connected peers not past the status handshake (a handshake in flight, or a libp2p peer
+    /// that does not speak our protocols).
+    pub other_peers: Vec<PeerView>,
     pub listen: Vec<String>,
 }
 
-pub fn status(s: &protoblock_net::NodeStatus) -> StatusView {
-    let mut peers: Vec<PeerView> = s
-        .peers
+fn peer_views(peers: &[protoblock_net::node::PeerStatus]) -> Vec<PeerView> {
+    let mut peers: Vec<PeerView> = peers
         .iter()
         .map(|p| {
             let addr = p.addr.as_ref().map(|a| a.to_string());
@@ -332,6 +334,10 @@ pub fn status(s: &protoblock_net::NodeStatus) -> StatusView {
         })
         .collect();
     peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+    peers
+}
+
+pub fn status(s: &protoblock_net::NodeStatus) -> StatusView {
     StatusView {
         peer_id: s.peer_id.to_string(),
         genesis: s.genesis.to_hex(),
@@ -346,7 +352,8 @@ pub fn status(s: &protoblock_net::NodeStatus) -> StatusView {
         blocks_served: s.blocks_served,
         gossip_accepted: s.gossip_accepted,
         gossip_rejected: s.gossip_rejected,
-        peers,
+        peers: peer_views(&s.peers),
+        other_peers: peer_views(&s.others),
         listen: s.listen.iter().map(|a| a.to_string()).collect(),
     }
 }

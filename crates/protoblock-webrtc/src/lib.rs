@@ -10,9 +10,9 @@
 //!
 //! The transports are wasm32-only; natively only the codec and the stream are built.
 
+pub mod dc_stream;
 #[cfg(target_arch = "wasm32")]
 pub mod direct;
 #[cfg(target_arch = "wasm32")]
 pub mod private;
-pub mod dc_stream;
 pub mod signal_codec;

@@ -47,9 +47,7 @@ pub struct DropListener<T> {
 
 impl<T> DropListener<T> {
     pub fn new(stream: FramedDc<T>, receiver: oneshot::Receiver<GracefullyClosed>) -> Self {
-        Self {
-            state: State::Idle { stream, receiver },
-        }
+        Self { state: State::Idle { stream, receiver } }
     }
 }
 
@@ -81,10 +79,7 @@ where
 
         loop {
             match std::mem::replace(state, State::Poisoned) {
-                State::Idle {
-                    stream,
-                    mut receiver,
-                } => match receiver.poll_unpin(cx) {
+                State::Idle { stream, mut receiver } => match receiver.poll_unpin(cx) {
                     Poll::Ready(Ok(GracefullyClosed {})) => {
                         return Poll::Ready(Ok(()));
                     }
@@ -100,10 +95,7 @@ where
                 },
                 State::SendingReset { mut stream } => match stream.poll_ready_unpin(cx)? {
                     Poll::Ready(()) => {
-                        stream.start_send_unpin(Message {
-                            flag: Some(Flag::Reset as i32),
-                            message: None,
-                        })?;
+                        stream.start_send_unpin(Message { flag: Some(Flag::Reset as i32), message: None })?;
                         *state = State::Flushing { stream };
                         continue;
                     }

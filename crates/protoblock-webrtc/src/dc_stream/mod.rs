@@ -291,7 +291,10 @@ where
 
 /// The next frame. A flag this code does not know is dropped (with its frame's data kept), not an
 /// error: upstream failed the stream on any unknown flag, which is how it broke on `FIN_ACK`.
-fn io_poll_next<T>(io: &mut FramedDc<T>, cx: &mut Context<'_>) -> Poll<io::Result<Option<(Option<Flag>, Option<Vec<u8>>)>>>
+fn io_poll_next<T>(
+    io: &mut FramedDc<T>,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<Option<(Option<Flag>, Option<Vec<u8>>)>>>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -363,7 +366,9 @@ mod tests {
     impl Channel {
         fn remote_sends(&self, flag: Option<Flag>, data: Option<&[u8]>) {
             let mut dst = BytesMut::new();
-            codec().encode(Message { flag: flag.map(|f| f as i32), message: data.map(|d| d.to_vec()) }, &mut dst).unwrap();
+            codec()
+                .encode(Message { flag: flag.map(|f| f as i32), message: data.map(|d| d.to_vec()) }, &mut dst)
+                .unwrap();
             self.inbound.borrow_mut().extend(dst.iter());
         }
         /// The frames we sent, decoded.

@@ -94,18 +94,12 @@ impl State {
 
     pub(crate) fn write_closed(&mut self) {
         match self {
-            State::ClosingWrite {
-                read_closed: true,
-                inner,
-            } => {
+            State::ClosingWrite { read_closed: true, inner } => {
                 debug_assert!(matches!(inner, Closing::MessageSent));
 
                 *self = State::BothClosed { reset: false };
             }
-            State::ClosingWrite {
-                read_closed: false,
-                inner,
-            } => {
+            State::ClosingWrite { read_closed: false, inner } => {
                 debug_assert!(matches!(inner, Closing::MessageSent));
 
                 *self = State::WriteClosed;
@@ -125,10 +119,7 @@ impl State {
             State::ClosingWrite { inner, read_closed } => {
                 debug_assert!(matches!(inner, Closing::Requested));
 
-                *self = State::ClosingWrite {
-                    read_closed: *read_closed,
-                    inner: Closing::MessageSent,
-                };
+                *self = State::ClosingWrite { read_closed: *read_closed, inner: Closing::MessageSent };
             }
             State::Open
             | State::ReadClosed
@@ -142,18 +133,12 @@ impl State {
 
     pub(crate) fn read_closed(&mut self) {
         match self {
-            State::ClosingRead {
-                write_closed: true,
-                inner,
-            } => {
+            State::ClosingRead { write_closed: true, inner } => {
                 debug_assert!(matches!(inner, Closing::MessageSent));
 
                 *self = State::BothClosed { reset: false };
             }
-            State::ClosingRead {
-                write_closed: false,
-                inner,
-            } => {
+            State::ClosingRead { write_closed: false, inner } => {
                 debug_assert!(matches!(inner, Closing::MessageSent));
 
                 *self = State::ReadClosed;
@@ -170,16 +155,10 @@ impl State {
 
     pub(crate) fn close_read_message_sent(&mut self) {
         match self {
-            State::ClosingRead {
-                inner,
-                write_closed,
-            } => {
+            State::ClosingRead { inner, write_closed } => {
                 debug_assert!(matches!(inner, Closing::Requested));
 
-                *self = State::ClosingRead {
-                    write_closed: *write_closed,
-                    inner: Closing::MessageSent,
-                };
+                *self = State::ClosingRead { write_closed: *write_closed, inner: Closing::MessageSent };
             }
             State::Open
             | State::ReadClosed
@@ -204,17 +183,10 @@ impl State {
         use State::*;
 
         let kind = match self {
-            Open
-            | WriteClosed
-            | ClosingWrite {
-                read_closed: false, ..
-            } => return Ok(()),
-            ClosingWrite {
-                read_closed: true, ..
+            Open | WriteClosed | ClosingWrite { read_closed: false, .. } => return Ok(()),
+            ClosingWrite { read_closed: true, .. } | ReadClosed | ClosingRead { .. } | BothClosed { reset: false } => {
+                io::ErrorKind::BrokenPipe
             }
-            | ReadClosed
-            | ClosingRead { .. }
-            | BothClosed { reset: false } => io::ErrorKind::BrokenPipe,
             BothClosed { reset: true } => io::ErrorKind::ConnectionReset,
         };
 
@@ -226,15 +198,8 @@ impl State {
         use State::*;
 
         let kind = match self {
-            Open
-            | ReadClosed
-            | ClosingRead {
-                write_closed: false,
-                ..
-            } => return Ok(()),
-            ClosingRead {
-                write_closed: true, ..
-            }
+            Open | ReadClosed | ClosingRead { write_closed: false, .. } => return Ok(()),
+            ClosingRead { write_closed: true, .. }
             | WriteClosed
             | ClosingWrite { .. }
             | BothClosed { reset: false } => io::ErrorKind::BrokenPipe,
@@ -253,32 +218,18 @@ impl State {
                 State::ClosingWrite { inner, .. } => return Ok(Some(*inner)),
 
                 State::Open => {
-                    *self = Self::ClosingWrite {
-                        read_closed: false,
-                        inner: Closing::Requested,
-                    };
+                    *self = Self::ClosingWrite { read_closed: false, inner: Closing::Requested };
                 }
                 State::ReadClosed => {
-                    *self = Self::ClosingWrite {
-                        read_closed: true,
-                        inner: Closing::Requested,
-                    };
+                    *self = Self::ClosingWrite { read_closed: true, inner: Closing::Requested };
                 }
 
-                State::ClosingRead {
-                    write_closed: true, ..
-                }
-                | State::BothClosed { reset: false } => {
+                State::ClosingRead { write_closed: true, .. } | State::BothClosed { reset: false } => {
                     return Err(io::ErrorKind::BrokenPipe.into());
                 }
 
-                State::ClosingRead {
-                    write_closed: false,
-                    ..
-                } => {
-                    return Err(io::Error::other(
-                        "cannot close read half while closing write half",
-                    ));
+                State::ClosingRead { write_closed: false, .. } => {
+                    return Err(io::Error::other("cannot close read half while closing write half"));
                 }
 
                 State::BothClosed { reset: true } => {
@@ -297,31 +248,18 @@ impl State {
                 State::ClosingRead { inner, .. } => return Ok(Some(*inner)),
 
                 State::Open => {
-                    *self = Self::ClosingRead {
-                        write_closed: false,
-                        inner: Closing::Requested,
-                    };
+                    *self = Self::ClosingRead { write_closed: false, inner: Closing::Requested };
                 }
                 State::WriteClosed => {
-                    *self = Self::ClosingRead {
-                        write_closed: true,
-                        inner: Closing::Requested,
-                    };
+                    *self = Self::ClosingRead { write_closed: true, inner: Closing::Requested };
                 }
 
-                State::ClosingWrite {
-                    read_closed: true, ..
-                }
-                | State::BothClosed { reset: false } => {
+                State::ClosingWrite { read_closed: true, .. } | State::BothClosed { reset: false } => {
                     return Err(io::ErrorKind::BrokenPipe.into());
                 }
 
-                State::ClosingWrite {
-                    read_closed: false, ..
-                } => {
-                    return Err(io::Error::other(
-                        "cannot close write half while closing read half",
-                    ));
+                State::ClosingWrite { read_closed: false, .. } => {
+                    return Err(io::Error::other("cannot close write half while closing read half"));
                 }
 
                 State::BothClosed { reset: true } => {

@@ -8,7 +8,9 @@
 // - binaryType is set to arraybuffer on every channel (inbound ones too), non-binary messages are
 //   ignored with a warning, and bytes are copied straight into the buffer;
 // - `RefCell`/`Cell` instead of `Mutex`/`AtomicBool` (single-threaded), no `unwrap`, and
-//   `saturating_sub` where upstream only had a `debug_assert`.
+//   `saturating_sub` where upstream only had a `debug_assert`;
+// - the task that last wrote is woken by inbound messages too (`writer_waker`), so flags such as FIN
+//   are handled (and FIN_ACKed) even when nothing reads.
 
 use std::{
     cell::{Cell, RefCell},
@@ -19,9 +21,9 @@ use std::{
     task::{Context, Poll},
 };
 
+use crate::dc_stream::MAX_MSG_LEN;
 use bytes::BytesMut;
 use futures::{AsyncRead, AsyncWrite, task::AtomicWaker};
-use crate::dc_stream::MAX_MSG_LEN;
 use wasm_bindgen::prelude::*;
 use web_sys::{Event, MessageEvent, RtcDataChannel, RtcDataChannelState, RtcDataChannelType};
 
@@ -51,6 +53,11 @@ struct Shared {
     write_waker: AtomicWaker,
     /// Waker for when we are waiting for the DC to be closed.
     close_waker: AtomicWaker,
+    /// The task that last wrote to the stream, woken by any inbound message: a frame may carry a
+    /// flag that wants an answer (a FIN wants our FIN_ACK) even when nobody is reading, e.g.
+    /// libp2p-ping's responder does not poll its next read after answering. A slot of its own, so
+    /// a reader in another task is never displaced.
+    writer_waker: AtomicWaker,
 }
 
 impl Shared {
@@ -59,6 +66,7 @@ impl Shared {
         self.open_waker.wake();
         self.write_waker.wake();
         self.close_waker.wake();
+        self.writer_waker.wake();
     }
 }
 
@@ -174,6 +182,7 @@ impl PollDataChannel {
                 data.copy_to(&mut read_buffer[start..]);
                 drop(read_buffer);
                 shared.new_data_waker.wake();
+                shared.writer_waker.wake();
             }
         });
         inner.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -188,6 +197,11 @@ impl PollDataChannel {
         };
 
         Self { inner, shared, _handlers: Rc::new(handlers) }
+    }
+
+    /// Wakes the current task at the next inbound message (see `Shared::writer_waker`).
+    pub(crate) fn wake_writer_on_message(&self, cx: &Context<'_>) {
+        self.shared.writer_waker.register(cx.waker());
     }
 
     /// Closes the underlying data channel (handlers stay until the last handle is dropped).
