@@ -122,7 +122,12 @@ function renderStatus(st) {
   setText('peers-count', st.peers.length);
   setText('blocks-validated', fmt(st.blocksValidated));
   setText('mempool', fmt(st.mempool));
-  setText('listen-note', st.listen && st.listen.length ? `${st.listen.length} listen addr${st.listen.length === 1 ? '' : 's'}` : '');
+  // Say how other browsers reach this tab: directly, or only through the relay (e.g. behind a symmetric NAT).
+  const direct = st.peers.filter((p) => p.transport === 'webrtc').length;
+  const relayed = st.peers.filter((p) => p.transport === 'relayed').length;
+  const path = direct ? `${direct} direct WebRTC` : relayed ? 'no direct WebRTC path yet: browsers reach this tab through the relay' : '';
+  const addrs = st.listen && st.listen.length ? `${st.listen.length} listen addr${st.listen.length === 1 ? '' : 's'}` : '';
+  setText('listen-note', [path, addrs].filter(Boolean).join(' · '));
   const rows = st.peers
     .slice()
     .sort((a, b) => (a.latencyMs ?? 1e9) - (b.latencyMs ?? 1e9))

@@ -14,6 +14,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(),
         Some("web") => web().map(|_| ()),
         Some("bench-web") => bench_web(),
+        Some("bench-mesh") => bench_mesh(),
         _ => {
             eprintln!("usage: cargo xtask <run [relay args...] | test | web | bench>");
             eprintln!("  run    build and start the dev relay (a full node producing a live dev chain)");
@@ -21,6 +22,7 @@ fn main() -> Result<()> {
             eprintln!("  web    build the browser node package into www/pkg (wasm-bindgen, release)");
             eprintln!("  bench  print the benchmark tables (release build; includes bench-web)");
             eprintln!("  bench-web  browser sync beside native sync, time to first peer, wasm size, heap");
+            eprintln!("  bench-mesh  6-page /webrtc mesh vs relayed: first direct peer, latency, duplicates, bytes");
             bail!("no command given")
         }
     }
@@ -101,9 +103,16 @@ fn is_root() -> bool {
 /// (`package.json`, `.js`, `.d.ts`, `.wasm`), stripped of the name and
 /// producers sections, and prints its size. Returns the package folder.
 fn web() -> Result<std::path::PathBuf> {
+    web_with(&[])
+}
+
+/// [`web`] with extra cargo features of protoblock-wasm (the mesh benchmark
+/// adds `gossip-metrics`; the next plain `web` builds without it again).
+fn web_with(features: &[&str]) -> Result<std::path::PathBuf> {
     ensure_wasm_bindgen()?;
     let root = workspace_root();
-    sh(cargo().current_dir(&root).args([
+    let mut build = cargo();
+    build.current_dir(&root).args([
         "build",
         "-p",
         "protoblock-wasm",
@@ -111,7 +120,11 @@ fn web() -> Result<std::path::PathBuf> {
         "wasm32-unknown-unknown",
         "--profile",
         "wasm-release",
-    ]))?;
+    ]);
+    if !features.is_empty() {
+        build.args(["--features", &features.join(",")]);
+    }
+    sh(&mut build)?;
     let wasm = target_dir().join("wasm32-unknown-unknown/wasm-release/protoblock_wasm.wasm");
     let pkg = root.join("www/pkg");
     sh(Command::new("wasm-bindgen")
@@ -370,7 +383,30 @@ fn counted(what: &str, cmd: &mut Command, limit_secs: u64) -> Result<Counts> {
 fn bench() -> Result<()> {
     sh(cargo().args(["bench", "-p", "protoblock-tests", "--bench", "chain"]))?;
     sh(cargo().args(["bench", "-p", "protoblock-tests", "--bench", "network"]))?;
-    bench_web()
+    bench_web()?;
+    bench_mesh()
+}
+
+/// The browser mesh benchmark (tests/e2e/bench-mesh.mjs): release relay,
+/// the package built with gossip counters, in a test namespace (WebRTC needs one).
+fn bench_mesh() -> Result<()> {
+    ensure_wasm_target()?;
+    ensure_chromium()?;
+    web_with(&["gossip-metrics"])?;
+    let root = workspace_root();
+    sh(cargo().current_dir(&root).args(["build", "--release", "-p", "protoblock-relay"]))?;
+    let e2e = root.join("tests/e2e");
+    sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
+    let relay = target_dir().join("release/protoblock-relay");
+    let r = in_test_netns(|ns, ip| match (ns, ip) {
+        (Some(ns), Some(ip)) => {
+            sh(node_script(Some(ns), "bench-mesh.mjs").current_dir(&e2e).env("PB_RELAY_BIN", &relay).env("PB_E2E_WEBRTC_IP", ip))
+        }
+        _ => bail!("the mesh benchmark needs a network namespace (run as root)"),
+    });
+    // Leave www/pkg as the product builds it.
+    web()?;
+    r
 }
 
 /// The browser benchmark: release relay binary, release wasm package,

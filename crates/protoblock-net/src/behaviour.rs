@@ -137,8 +137,34 @@ impl Behaviour {
         role: &Role,
         relay_client: Option<relay::client::Behaviour>,
     ) -> Result<Self, String> {
+        Self::with_options(
+            key,
+            max_block_bytes,
+            role,
+            relay_client,
+            #[cfg(feature = "gossip-metrics")]
+            None,
+        )
+    }
+
+    /// With `metrics` (feature `gossip-metrics`), gossipsub records its
+    /// counters there; the node reads duplicate deliveries from them (see
+    /// `NodeConfig::gossip_metrics`).
+    pub fn with_options(
+        key: &identity::Keypair,
+        max_block_bytes: usize,
+        role: &Role,
+        relay_client: Option<relay::client::Behaviour>,
+        #[cfg(feature = "gossip-metrics")] metrics: Option<&mut prometheus_client::registry::Registry>,
+    ) -> Result<Self, String> {
         let gossip_cfg = gossip_config(max_block_bytes).build().map_err(|e| e.to_string())?;
-        let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_cfg)?;
+        let auth = gossipsub::MessageAuthenticity::Signed(key.clone());
+        #[allow(unused_mut)]
+        let mut gossipsub = gossipsub::Behaviour::new(auth, gossip_cfg)?;
+        #[cfg(feature = "gossip-metrics")]
+        if let Some(registry) = metrics {
+            gossipsub = gossipsub.with_metrics(registry, gossipsub::MetricsConfig::default());
+        }
         let rr = |timeout| request_response::Config::default().with_request_timeout(Duration::from_secs(timeout));
         let limits = ConnectionLimits::default()
             .with_max_established(Some(role.max_established))

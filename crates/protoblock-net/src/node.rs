@@ -87,6 +87,11 @@ pub struct NodeConfig {
     /// peers to upgrade relayed connections to. Beyond it, relayed peers
     /// stay relayed.
     pub target_direct_peers: usize,
+    /// The registry the swarm's gossipsub records metrics in (see
+    /// `Behaviour::with_options`): status then reports gossip deliveries with
+    /// and without duplicates, for the mesh benchmark.
+    #[cfg(feature = "gossip-metrics")]
+    pub gossip_metrics: Option<std::sync::Arc<std::sync::Mutex<prometheus_client::registry::Registry>>>,
     /// Test hook: serve blocks with a flipped signature bit (a lying peer).
     #[doc(hidden)]
     pub serve_tampered_blocks: bool,
@@ -107,6 +112,8 @@ impl Default for NodeConfig {
             serve_sync: true,
             max_relay_reservations: 2,
             target_direct_peers: 6,
+            #[cfg(feature = "gossip-metrics")]
+            gossip_metrics: None,
             serve_tampered_blocks: false,
         }
     }
@@ -192,6 +199,22 @@ pub struct NodeStatus {
     pub serve_sync: bool,
     pub gossip_accepted: u64,
     pub gossip_rejected: u64,
+    /// With `NodeConfig::gossip_metrics`: gossip messages received in all,
+    /// duplicates included, and the distinct ones among them.
+    pub gossip_received: Option<(u64, u64)>,
+}
+
+/// Sums the samples of counter `name` (over all labels) in `registry`.
+#[cfg(feature = "gossip-metrics")]
+fn counter_total(registry: &prometheus_client::registry::Registry, name: &str) -> u64 {
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, registry).is_err() {
+        return 0;
+    }
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 /// A read of the chain run inside the node's loop (the chain is the loop's
@@ -533,7 +556,23 @@ impl<S: Store> Node<S> {
             serve_sync: self.cfg.serve_sync,
             gossip_accepted: self.gossip_accepted,
             gossip_rejected: self.gossip_rejected,
+            gossip_received: self.gossip_received(),
         }
+    }
+
+    #[cfg(feature = "gossip-metrics")]
+    fn gossip_received(&self) -> Option<(u64, u64)> {
+        self.cfg.gossip_metrics.as_ref().and_then(|m| m.lock().ok()).map(|r| {
+            (
+                counter_total(&r, "topic_msg_recv_counts_unfiltered_total"),
+                counter_total(&r, "topic_msg_recv_counts_total"),
+            )
+        })
+    }
+
+    #[cfg(not(feature = "gossip-metrics"))]
+    fn gossip_received(&self) -> Option<(u64, u64)> {
+        None
     }
 
     fn admit_tx(&mut self, bytes: &[u8]) -> Result<Hash32, MempoolError> {

@@ -54,7 +54,9 @@ export interface PeerView { peerId: string; head: number; latencyMs: number | nu
   transport: "websocket" | "webrtc-direct" | "webrtc" | "relayed" | "tcp" | "quic" | "other"; }
 export interface NodeStatus { peerId: string; genesis: string; headHeight: number; headId: string; finalHeight: number;
   syncing: boolean; targetHeight: number; mempool: number; blocksValidated: number; blocksDownloaded: number;
-  blocksServed: number; gossipAccepted: number; gossipRejected: number; peers: PeerView[]; listen: string[]; }
+  blocksServed: number; gossipAccepted: number; gossipRejected: number;
+  /** Gossip messages received with duplicates, and the distinct ones (their difference: duplicates). */
+  gossipReceived: number | null; gossipUnique: number | null; peers: PeerView[]; listen: string[]; }
 export interface BlockSummary { height: number; id: string; timestampMs: number; producer: string; txCount: number; size: number; }
 export interface TxView { id: string; signer: string; signerName: string | null; kind: "name" | "projection" | "transfer" | "data" | "unknown"; summary: string; }
 export interface BlockDetail { height: number; id: string; prevHash: string; timestampMs: number; producer: string;
@@ -251,7 +253,16 @@ impl ProtoblockNode {
             black_hole: opts.test_black_hole,
             ..Default::default()
         };
-        let (swarm, signaller, control) = crate::swarm::build(key.clone(), params.max_block_bytes, webrtc).map_err(js_err)?;
+        #[cfg(feature = "gossip-metrics")]
+        let metrics = std::sync::Arc::new(std::sync::Mutex::new(prometheus_client::registry::Registry::default()));
+        let (swarm, signaller, control) = crate::swarm::build(
+            key.clone(),
+            params.max_block_bytes,
+            webrtc,
+            #[cfg(feature = "gossip-metrics")]
+            &metrics,
+        )
+        .map_err(js_err)?;
         spawn_local(signaller);
         let defaults = NodeConfig::default();
         let cfg = NodeConfig {
@@ -260,6 +271,8 @@ impl ProtoblockNode {
             block_interval_ms: opts.block_interval_ms.unwrap_or(defaults.block_interval_ms),
             target_peers: opts.target_peers.unwrap_or(defaults.target_peers),
             target_direct_peers: opts.target_direct_peers.unwrap_or(defaults.target_direct_peers),
+            #[cfg(feature = "gossip-metrics")]
+            gossip_metrics: Some(metrics),
             ..defaults
         };
         let (node, handle, mut events) = Node::new(swarm, chain, store.clone(), cfg).map_err(js_err)?;

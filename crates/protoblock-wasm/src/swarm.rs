@@ -19,7 +19,8 @@ pub fn build(
     key: identity::Keypair,
     max_block_bytes: usize,
     webrtc: protoblock_webrtc::private::Config,
-) -> Result<(Swarm<Behaviour>, impl std::future::Future<Output = ()>, libp2p_stream::Control), String> {
+    #[cfg(feature = "gossip-metrics")] metrics: &std::sync::Mutex<prometheus_client::registry::Registry>,
+) -> Result<(Swarm<Behaviour>, impl std::future::Future<Output = ()> + use<>, libp2p_stream::Control), String> {
     let (webrtc, signaller) = protoblock_webrtc::private::new(webrtc);
     // A page is a small node: fewer connections than a server.
     let role = Role { relay: None, rendezvous_point: false, max_established: 48, max_pending: 16 };
@@ -47,7 +48,17 @@ pub fn build(
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| e.to_string())?
         .with_behaviour(|key, relay| {
-            Behaviour::with_relay_client(key, max_block_bytes, &role, Some(relay)).map_err(|e| e.into())
+            #[cfg(feature = "gossip-metrics")]
+            let mut registry = metrics.lock().map_err(|_| "metrics registry poisoned")?;
+            Behaviour::with_options(
+                key,
+                max_block_bytes,
+                &role,
+                Some(relay),
+                #[cfg(feature = "gossip-metrics")]
+                Some(&mut registry),
+            )
+            .map_err(|e| e.into())
         })
         .map_err(|e| e.to_string())?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE))

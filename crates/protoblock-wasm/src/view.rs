@@ -308,6 +308,9 @@ pub struct StatusView {
     pub blocks_served: u64,
     pub gossip_accepted: u64,
     pub gossip_rejected: u64,
+    /// Gossip messages received, duplicates included, and the distinct ones.
+    pub gossip_received: Option<u64>,
+    pub gossip_unique: Option<u64>,
     pub peers: Vec<PeerView>,
     /// Connected peers not past the status handshake (a handshake in flight, or a libp2p peer
     /// that does not speak our protocols).
@@ -352,6 +355,8 @@ pub fn status(s: &protoblock_net::NodeStatus) -> StatusView {
         blocks_served: s.blocks_served,
         gossip_accepted: s.gossip_accepted,
         gossip_rejected: s.gossip_rejected,
+        gossip_received: s.gossip_received.map(|r| r.0),
+        gossip_unique: s.gossip_received.map(|r| r.1),
         peers: peer_views(&s.peers),
         other_peers: peer_views(&s.others),
         listen: s.listen.iter().map(|a| a.to_string()).collect(),
