@@ -100,7 +100,7 @@ console.log(`| wasm linear memory after sync | ${browser.map((r) => r.wasmBytes 
 console.log(`| longest browser sync stall (no new head) | ${browser.map((r) => f(r.stall) + ' ms').join(', ')} |`);
 const pct = (a, b) => `${(100 * a / b).toFixed(0)}%`;
 console.log(`| browser sync time: main-thread tasks / of which script (JS+wasm) | ${browser.map((r) => `${f(r.cpu.task)} / ${f(r.cpu.script)} ms of ${f(r.syncMs)} ms (${pct(r.cpu.task, r.syncMs)} / ${pct(r.cpu.script, r.syncMs)})`).join(', ')} |`);
-console.log(`| browser store commits: count, blocks, requests, ms awaiting (max) | ${browser.map((r) => r.store ? `${f(r.store.commits)}, ${f(r.store.blocks)}, ${f(r.store.requests)}, ${f(r.store.ms)} ms (${f(r.store.maxMs)}) = ${pct(r.store.ms, r.syncMs)}` : 'n/a').join('; ')} |`);
+console.log(`| browser store commits: count, blocks, requests (deletes), ms awaiting (max) | ${browser.map((r) => r.store ? `${f(r.store.commits)}, ${f(r.store.blocks)}, ${f(r.store.requests)} (${f(r.store.deletes)}), ${f(r.store.ms)} ms (${f(r.store.maxMs)}) = ${pct(r.store.ms, r.syncMs)}` : 'n/a').join('; ')} |`);
 console.log(`| blocks validated by the browser | ${browser.map((r) => r.validated).join(', ')} |`);
 await source.kill();
 cleanup();

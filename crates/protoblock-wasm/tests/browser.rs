@@ -180,3 +180,36 @@ async fn a_version_1_replay_index_is_migrated_to_segments() {
     store.close();
     IndexedDbStore::delete(&old).await.unwrap();
 }
+
+#[wasm_bindgen_test]
+async fn a_state_delete_is_issued_only_for_a_stored_key() {
+    let name = db("deletes");
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    assert!(store.load().await.unwrap().is_none());
+    let head = Some(protoblock_core::HeadRecord {
+        genesis: protoblock_core::Hash32::ZERO,
+        id: protoblock_core::Hash32::ZERO,
+        height: 0,
+        final_height: 0,
+    });
+    let put = |k: &[u8]| (k.to_vec(), Some(b"v".to_vec()));
+    let del = |k: &[u8]| (k.to_vec(), None);
+    let batch = |state| WriteBatch { state, head, ..WriteBatch::default() };
+    store.commit(batch(vec![put(b"a"), put(b"b")])).await.unwrap();
+    // "c" comes and goes within the batch: no request for it; "a" is
+    // deleted; then the head's two requests (stale heights, head record).
+    let b = batch(vec![put(b"c"), del(b"c"), del(b"a"), del(b"never")]);
+    assert_eq!(store.commit_torn(b.clone(), usize::MAX).await.unwrap(), 1 + 2);
+    store.commit(b).await.unwrap();
+    let keys = |s: protoblock_core::StoredChain| s.state.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(keys(store.load().await.unwrap().unwrap()), vec![b"b".to_vec()]);
+    // The same on a handle that never loaded: every delete is issued.
+    store.close();
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    let b = batch(vec![put(b"d"), del(b"d"), del(b"b")]);
+    assert_eq!(store.commit_torn(b.clone(), usize::MAX).await.unwrap(), 2 + 2);
+    store.commit(b).await.unwrap();
+    assert!(keys(store.load().await.unwrap().unwrap()).is_empty());
+    store.close();
+    IndexedDbStore::delete(&name).await.unwrap();
+}
