@@ -399,9 +399,10 @@ fn bench_mesh() -> Result<()> {
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
     let relay = target_dir().join("release/protoblock-relay");
     let r = in_test_netns(|ns, ip| match (ns, ip) {
-        (Some(ns), Some(ip)) => {
-            sh(node_script(Some(ns), "bench-mesh.mjs").current_dir(&e2e).env("PB_RELAY_BIN", &relay).env("PB_E2E_WEBRTC_IP", ip))
-        }
+        (Some(ns), Some(ip)) => sh(node_script(Some(ns), "bench-mesh.mjs")
+            .current_dir(&e2e)
+            .env("PB_RELAY_BIN", &relay)
+            .env("PB_E2E_WEBRTC_IP", ip)),
         _ => bail!("the mesh benchmark needs a network namespace (run as root)"),
     });
     // Leave www/pkg as the product builds it.

@@ -5,7 +5,6 @@
 //! merkle root, batched tx signatures, and only then the state transition
 //! (on an overlay) and the state root.
 
-
 use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message;
 use protoblock_proto::v1 as pb;

@@ -15,9 +15,9 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::dial_opts::PeerCondition;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, ping, rendezvous};
 use prost::Message;
 use protoblock_core::block::peek_block;
@@ -872,8 +872,7 @@ impl<S: Store> Node<S> {
                     if base.last() == Some(&Protocol::P2p(me)) {
                         base.pop();
                     }
-                    let webrtc: Multiaddr =
-                        base.into_iter().chain([Protocol::WebRTC, Protocol::P2p(me)]).collect();
+                    let webrtc: Multiaddr = base.into_iter().chain([Protocol::WebRTC, Protocol::P2p(me)]).collect();
                     self.swarm.add_external_address(webrtc);
                 }
                 if relayed {

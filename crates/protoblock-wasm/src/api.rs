@@ -56,7 +56,9 @@ export interface NodeStatus { peerId: string; genesis: string; headHeight: numbe
   syncing: boolean; targetHeight: number; mempool: number; blocksValidated: number; blocksDownloaded: number;
   blocksServed: number; gossipAccepted: number; gossipRejected: number;
   /** Gossip messages received with duplicates, and the distinct ones (their difference: duplicates). */
-  gossipReceived: number | null; gossipUnique: number | null; peers: PeerView[]; listen: string[]; }
+  gossipReceived: number | null; gossipUnique: number | null;
+  /** Connected peers not past our status handshake (in flight, or libp2p peers that do not speak our protocols). */
+  otherPeers: PeerView[]; peers: PeerView[]; listen: string[]; }
 export interface BlockSummary { height: number; id: string; timestampMs: number; producer: string; txCount: number; size: number; }
 export interface TxView { id: string; signer: string; signerName: string | null; kind: "name" | "projection" | "transfer" | "data" | "unknown"; summary: string; }
 export interface BlockDetail { height: number; id: string; prevHash: string; timestampMs: number; producer: string;
@@ -248,11 +250,8 @@ impl ProtoblockNode {
             }
             None => None,
         };
-        let webrtc = protoblock_webrtc::private::Config {
-            ice_servers,
-            black_hole: opts.test_black_hole,
-            ..Default::default()
-        };
+        let webrtc =
+            protoblock_webrtc::private::Config { ice_servers, black_hole: opts.test_black_hole, ..Default::default() };
         #[cfg(feature = "gossip-metrics")]
         let metrics = std::sync::Arc::new(std::sync::Mutex::new(prometheus_client::registry::Registry::default()));
         let (swarm, signaller, control) = crate::swarm::build(

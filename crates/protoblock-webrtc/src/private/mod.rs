@@ -34,4 +34,5 @@ mod transport;
 pub use transport::{Config, Signaller, Transport, new};
 
 /// The signalling protocol (specs `webrtc/webrtc.md`; js-libp2p `SIGNALING_PROTOCOL`).
-pub const SIGNALING_PROTOCOL: libp2p_swarm::StreamProtocol = libp2p_swarm::StreamProtocol::new("/webrtc-signaling/0.0.1");
+pub const SIGNALING_PROTOCOL: libp2p_swarm::StreamProtocol =
+    libp2p_swarm::StreamProtocol::new("/webrtc-signaling/0.0.1");

@@ -84,16 +84,17 @@ impl LocalCandidates {
     fn attach(pc: &web_sys::RtcPeerConnection) -> Self {
         // A host has a handful of candidates; more than this is not worth sending.
         let (mut tx, rx) = mpsc::channel(32);
-        let on_candidate = Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(move |ev: RtcPeerConnectionIceEvent| {
-            // `null` ends gathering; js-libp2p sends no end marker, and neither do we.
-            let Some(c) = ev.candidate() else { return };
-            if c.candidate().is_empty() {
-                return;
-            }
-            if let Ok(json) = js_sys::JSON::stringify(&c.to_json()) {
-                let _ = tx.try_send(String::from(json));
-            }
-        });
+        let on_candidate =
+            Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(move |ev: RtcPeerConnectionIceEvent| {
+                // `null` ends gathering; js-libp2p sends no end marker, and neither do we.
+                let Some(c) = ev.candidate() else { return };
+                if c.candidate().is_empty() {
+                    return;
+                }
+                if let Ok(json) = js_sys::JSON::stringify(&c.to_json()) {
+                    let _ = tx.try_send(String::from(json));
+                }
+            });
         pc.set_onicecandidate(Some(on_candidate.as_ref().unchecked_ref()));
         Self { pc: pc.clone(), rx, _on_candidate: on_candidate }
     }

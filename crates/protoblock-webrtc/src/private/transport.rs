@@ -135,7 +135,10 @@ impl libp2p_core::Transport for Transport {
         .boxed())
     }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
         while let Poll::Ready(Some((peer, conn))) = self.incoming.poll_next_unpin(cx) {
             if let Some(listener_id) = self.listener {
                 return Poll::Ready(TransportEvent::Incoming {
