@@ -13,6 +13,9 @@
 //! - [`view`], [`wallet`]: pure parts (what pages are shown, how the wallet
 //!   signs), compiled and tested natively too.
 
+// Used by the IndexedDB store; pure, so its tests run natively too.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod replay_segments;
 pub mod view;
 pub mod wallet;
 

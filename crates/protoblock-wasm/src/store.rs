@@ -24,6 +24,7 @@
 //! segments are numbers (exact below 2^53); metadata keys are strings. The
 //! head lives in `meta` under [`HEAD_KEY`].
 
+use crate::replay_segments::ReplaySegments;
 use futures::future::try_join_all;
 use js_sys::Uint8Array;
 use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
@@ -31,7 +32,7 @@ use protoblock_core::hash::Hash32;
 use protoblock_store::{Store, StoreError, decode_head, encode_head};
 use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use web_sys::{IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore, IdbTransaction, IdbTransactionMode};
@@ -53,94 +54,6 @@ const HEAD_KEY: &str = "chain/head";
 /// segments (`replay-segments`); `open` migrates a version-1 database in
 /// place (its ids become one segment), so a node keeps its synced chain.
 const DB_VERSION: u32 = 2;
-
-/// The replay index as the store keeps it: ids grouped into segments, one
-/// IndexedDB record per segment, so a sync batch of 128 blocks × 20 txs adds
-/// one record instead of 2,560 (each request costs the page ~15-25 µs of
-/// main thread). A mirror of what is stored is kept here, so a delete knows
-/// its segment; a segment that loses ids is rewritten (pruning takes the
-/// oldest segments whole, a reorg the newest) or deleted once empty.
-#[derive(Default, Clone)]
-struct ReplaySegments {
-    /// Live id -> (segment, nonce).
-    live: HashMap<Hash32, (u64, u64)>,
-    /// Ids written to each segment (some may have left since).
-    segs: BTreeMap<u64, Vec<Hash32>>,
-    next: u64,
-}
-
-/// What a batch does to the segments: records to put or delete.
-struct ReplayPlan {
-    put: Vec<(u64, Vec<u8>)>,
-    delete: Vec<u64>,
-}
-
-impl ReplaySegments {
-    /// The record of `seg`: those of `ids` still in it.
-    fn encode(ids: &[Hash32], seg: u64, live: &HashMap<Hash32, (u64, u64)>) -> Vec<u8> {
-        let mut v = Vec::with_capacity(ids.len() * 40);
-        for id in ids {
-            if let Some((_, n)) = live.get(id).filter(|(s, _)| *s == seg) {
-                v.extend_from_slice(&id.0);
-                v.extend_from_slice(&n.to_be_bytes());
-            }
-        }
-        v
-    }
-
-    /// Applies `put` and `delete` to the mirror and returns the records to
-    /// write. Ids put again (a reorg re-adding a tx) leave their old segment.
-    fn apply(&mut self, put: &[(Hash32, u64)], delete: &[Hash32]) -> ReplayPlan {
-        let mut touched = BTreeSet::new();
-        for id in delete {
-            if let Some((seg, _)) = self.live.remove(id) {
-                touched.insert(seg);
-            }
-        }
-        let new = self.next;
-        for (id, nonce) in put {
-            if let Some((seg, _)) = self.live.insert(*id, (new, *nonce)) {
-                touched.insert(seg);
-            }
-        }
-        let mut plan = ReplayPlan { put: Vec::new(), delete: Vec::new() };
-        for seg in touched {
-            let Some(ids) = self.segs.get_mut(&seg) else { continue };
-            ids.retain(|id| self.live.get(id).is_some_and(|(s, _)| *s == seg));
-            if ids.is_empty() {
-                self.segs.remove(&seg);
-                plan.delete.push(seg);
-            } else {
-                let ids = std::mem::take(ids);
-                plan.put.push((seg, Self::encode(&ids, seg, &self.live)));
-                self.segs.insert(seg, ids);
-            }
-        }
-        if !put.is_empty() {
-            let ids: Vec<Hash32> = put.iter().map(|(id, _)| *id).collect();
-            plan.put.push((new, Self::encode(&ids, new, &self.live)));
-            self.segs.insert(new, ids);
-            self.next += 1;
-        }
-        plan
-    }
-
-    fn load(&mut self, seg: u64, v: &[u8]) -> Result<(), StoreError> {
-        if v.len() % 40 != 0 {
-            return Err(StoreError::Corrupt("replay segment length"));
-        }
-        let mut ids = Vec::with_capacity(v.len() / 40);
-        for e in v.chunks_exact(40) {
-            let id = Hash32::from_slice(&e[..32]).ok_or(StoreError::Corrupt("replay id"))?;
-            let nonce = u64::from_be_bytes(e[32..].try_into().expect("8 bytes"));
-            self.live.insert(id, (seg, nonce));
-            ids.push(id);
-        }
-        self.segs.insert(seg, ids);
-        self.next = self.next.max(seg + 1);
-        Ok(())
-    }
-}
 
 /// A handle on one IndexedDB database; clones share it. Reads go through
 /// rexie; commits through a second, raw connection (rexie awaits every
