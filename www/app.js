@@ -14,6 +14,8 @@ if (params.get('genesis')) opts.genesis = params.get('genesis');
 if (params.get('oracleKey')) opts.oracleKey = params.get('oracleKey');
 for (const k of ['blockIntervalMs', 'targetPeers', 'targetDirectPeers']) if (params.get(k)) opts[k] = Number(params.get(k));
 if (params.get('logLevel')) opts.logLevel = params.get('logLevel');
+// ?pkg=pkg-metrics: load another build of the package from www/ (the mesh benchmark's build with gossip counters).
+const PKG = /^pkg(-[a-z0-9]+)?$/.test(params.get('pkg') || '') ? params.get('pkg') : 'pkg';
 // ?relay=none: start from ?genesis= and ?bootstrap= alone (no bootstrap fetch).
 if (opts.relay === 'none') delete opts.relay;
 
@@ -383,13 +385,13 @@ async function main() {
   setState('starting');
   let mod;
   try {
-    mod = await import('./pkg/protoblock_wasm.js');
+    mod = await import(`./${PKG}/protoblock_wasm.js`);
     window.pbWasm = await mod.default(); // the wasm exports (tests read its memory size)
   } catch (e) {
     setState('error');
     $('conn-pill').className = 'pill error';
     setText('conn-text', 'Offline');
-    showError(`Could not load the node package (pkg/protoblock_wasm.js): ${errMsg(e)}`);
+    showError(`Could not load the node package (${PKG}/protoblock_wasm.js): ${errMsg(e)}`);
     return;
   }
   try {

@@ -21,7 +21,8 @@ async function openPages(relay, context, prefix, extra) {
   const oracle = (await (await fetch(relay.http + '/api/dev/oracle-key')).json()).seed;
   const pages = [];
   for (let i = 0; i < PAGES; i++) {
-    const q = (i === 0 ? `&oracleKey=${oracle}&blockIntervalMs=1000` : '') + extra;
+    // The package built with gossip counters (cargo xtask bench-mesh builds it into www/pkg-metrics).
+    const q = (i === 0 ? `&oracleKey=${oracle}&blockIntervalMs=1000` : '') + extra + '&pkg=pkg-metrics';
     const p = await openNodePage(context, relay, `${prefix}${i + 1}`, q);
     await p.evaluate(() => {
       window.__arrivals = [];
@@ -44,6 +45,7 @@ const pcBytes = (p) => p.evaluate(async () => {
 async function snapshot(pages) {
   return Promise.all(pages.map(async (p) => {
     const s = await status(p);
+    if (s.gossipReceived == null) throw new Error('this package has no gossip counters: build it with `cargo xtask bench-mesh`');
     return { head: s.headHeight, dupes: (s.gossipReceived ?? 0) - (s.gossipUnique ?? 0), pc: await pcBytes(p), ws: p.wsBytes };
   }));
 }

@@ -106,8 +106,8 @@ fn web() -> Result<std::path::PathBuf> {
     web_with(&[])
 }
 
-/// [`web`] with extra cargo features of protoblock-wasm (the mesh benchmark
-/// adds `gossip-metrics`; the next plain `web` builds without it again).
+/// [`web`] with extra cargo features of protoblock-wasm, into `www/pkg-<features>`
+/// (the mesh benchmark builds `www/pkg-metrics`; pages load it with `?pkg=pkg-metrics`).
 fn web_with(features: &[&str]) -> Result<std::path::PathBuf> {
     ensure_wasm_bindgen()?;
     let root = workspace_root();
@@ -126,7 +126,11 @@ fn web_with(features: &[&str]) -> Result<std::path::PathBuf> {
     }
     sh(&mut build)?;
     let wasm = target_dir().join("wasm32-unknown-unknown/wasm-release/protoblock_wasm.wasm");
-    let pkg = root.join("www/pkg");
+    // A build with extra features goes beside the product's, so one never replaces the other.
+    let pkg = match features {
+        [] => root.join("www/pkg"),
+        _ => root.join(format!("www/pkg-{}", features.join("-").replace("gossip-", ""))),
+    };
     sh(Command::new("wasm-bindgen")
         .args(["--target", "web", "--remove-name-section", "--remove-producers-section", "--out-dir"])
         .arg(&pkg)
@@ -398,16 +402,13 @@ fn bench_mesh() -> Result<()> {
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
     let relay = target_dir().join("release/protoblock-relay");
-    let r = in_test_netns(|ns, ip| match (ns, ip) {
+    in_test_netns(|ns, ip| match (ns, ip) {
         (Some(ns), Some(ip)) => sh(node_script(Some(ns), "bench-mesh.mjs")
             .current_dir(&e2e)
             .env("PB_RELAY_BIN", &relay)
             .env("PB_E2E_WEBRTC_IP", ip)),
         _ => bail!("the mesh benchmark needs a network namespace (run as root)"),
-    });
-    // Leave www/pkg as the product builds it.
-    web()?;
-    r
+    })
 }
 
 /// The browser benchmark: release relay binary, release wasm package,
