@@ -647,8 +647,10 @@ impl<S: Store> Node<S> {
             // ones whose outcome never reached us.
             self.upgrading.retain(|_, t| now.saturating_sub(*t) < 60_000);
             self.upgrade_failed.retain(|_, t| now.saturating_sub(*t) < WEBRTC_RETRY_MS);
+            // Not only handshaken peers: a plain libp2p peer (js-libp2p) never
+            // passes our status handshake yet may well take a direct connection.
             let candidates: Vec<PeerId> =
-                self.peers.iter().filter(|(_, p)| p.ready && p.webrtc_capable).map(|(id, _)| *id).collect();
+                self.peers.iter().filter(|(_, p)| p.webrtc_capable).map(|(id, _)| *id).collect();
             for peer in candidates {
                 self.maybe_upgrade(peer, now);
             }
