@@ -96,12 +96,14 @@ await r.test('a_reloaded_page_resumes_from_indexeddb_and_downloads_less', async 
   const target = (await relay.status()).head.height;
   const before = await waitFor('page partly synced', async () => {
     const s = await status(p);
-    return s.headHeight >= 100 && s.headHeight < target - 50 ? s : null;
+    return s.headHeight >= 200 && s.headHeight < target - 50 ? s : null;
   }, 60_000, 20);
   await p.reload();
   await waitFor('restarted', () => p.evaluate(() => window.pbReady === true), 60_000);
   const resumed = await status(p);
-  assert(resumed.headHeight >= Math.min(before.headHeight, 100), `resumed at ${resumed.headHeight} (had ${before.headHeight})`);
+  // Commits are pipelined (one IndexedDB transaction in flight while the next batch validates), and a
+  // page unload aborts an unfinished transaction: at most that one batch (128 blocks) is lost.
+  assert(resumed.headHeight > 0 && resumed.headHeight >= before.headHeight - 128, `resumed at ${resumed.headHeight} (had ${before.headHeight})`);
   const target2 = (await relay.status()).head.height;
   await waitFor('reloaded page synced', async () => (await status(p)).headHeight >= target2, 120_000);
   const after = await status(p);
