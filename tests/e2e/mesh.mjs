@@ -136,7 +136,8 @@ await r.test('bad_signalling_times_out_is_cleaned_up_and_the_page_keeps_working'
   const evil = await host.evaluate(async () => {
     const { ProtoblockNode } = await import('./pkg/protoblock_wasm.js');
     window.evil = await ProtoblockNode.start({
-      relay: location.origin, storeName: 'evil', targetDirectPeers: 0, _testBlackHole: true,
+      // targetPeers 0: it dials nobody itself (only its relay), so the victim is the dialer and offers.
+      relay: location.origin, storeName: 'evil', targetPeers: 0, targetDirectPeers: 0, _testBlackHole: true,
     });
     return window.evil.peerId;
   });
