@@ -49,6 +49,12 @@ function natRouter(n) {
   inNs(n, 'nft', 'add', 'table', 'ip', 'nat');
   inNs(n, 'nft', 'add chain ip nat post { type nat hook postrouting priority 100 ; }');
   inNs(n, 'nft', 'add', 'rule', 'ip', 'nat', 'post', 'oifname', 'wan', 'masquerade');
+  // Like a home router, drop unsolicited packets from the outside. Dropped before conntrack confirms
+  // them, they leave no entry behind; an accepted one would claim the mapping's public port, and the
+  // browser's own packet to that peer would then be masqueraded to another port (hole punching fails).
+  inNs(n, 'nft', 'add', 'table', 'inet', 'filter');
+  inNs(n, 'nft', 'add chain inet filter input { type filter hook input priority 0 ; }');
+  inNs(n, 'nft', 'add', 'rule', 'inet', 'filter', 'input', 'iifname', 'wan', 'ct', 'state', 'new', 'drop');
 }
 
 if (!inside) {
@@ -110,7 +116,8 @@ try {
       });
       browsers.push(ctx);
     }
-    pages = [await openNodePage(browsers[0], relay, 'nat1'), await openNodePage(browsers[1], relay, 'nat2')];
+    const q = process.env.PB_E2E_VERBOSE ? '&logLevel=info' : '';
+    pages = [await openNodePage(browsers[0], relay, 'nat1', q), await openNodePage(browsers[1], relay, 'nat2', q)];
     const ids = await Promise.all(pages.map((p) => p.evaluate(() => window.pbNode.peerId)));
     for (const [i, p] of pages.entries()) {
       const other = ids[1 - i];
