@@ -15,14 +15,16 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, cleanup } from './lib.mjs';
+import { Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, cleanup } from './lib.mjs';
 
 const r = new Runner('nat');
 const TEST = 'two_browsers_behind_separate_nats_connect_directly_through_stun';
+const SYMMETRIC = 'behind_symmetric_nats_pages_fall_back_to_the_relay_and_say_so';
 const isRoot = process.getuid && process.getuid() === 0;
 const have = (bin) => { try { execFileSync('sh', ['-c', `command -v ${bin}`]); return true; } catch { return false; } };
 if (!isRoot || !have('nft') || !have('ip')) {
   r.skip(TEST, 'needs root, ip and nft to build the NAT namespaces');
+  r.skip(SYMMETRIC, 'needs root, ip and nft to build the NAT namespaces');
   r.summary();
   process.exit(0);
 }
@@ -89,11 +91,13 @@ if (!inside) {
 }
 
 let pages = [];
+let relay;
+const browsers = [];
 try {
   await r.test(TEST, async () => {
     // The relay lives on the public side. This script runs there too (xtask
     // starts it with `ip netns exec`), so it can reach the relay's HTTP API.
-    const relay = await startRelay({
+    relay = await startRelay({
       args: ['--block-interval-ms', '1000'],
       listen: ['/ip4/10.71.1.1/tcp/0/ws'],
       httpListen: '10.71.1.1:0',
@@ -103,7 +107,6 @@ try {
     const boot = await (await fetch(relay.http + '/api/bootstrap')).json();
     assert(boot.ice_servers.some((s) => s.urls.startsWith('stun:10.71.1.1:')), `the relay hands out its STUN: ${JSON.stringify(boot.ice_servers)}`);
     const dir = mkdtempSync(join(tmpdir(), 'pbn-chromium-'));
-    const browsers = [];
     for (const lan of [ns.lan1, ns.lan2]) {
       const wrapper = join(dir, `chromium-${lan}`);
       writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${lan} /usr/bin/chromium "$@"\n`);
@@ -145,9 +148,46 @@ try {
     for (const p of pages) await waitFor('the page at the relay head', async () => (await status(p)).headHeight >= target, 60_000, 500);
     const errs = pages.flatMap((p) => p.pbErrors);
     assert(errs.length === 0, `page errors: ${errs.join('\n')}`);
-    for (const b of browsers) await b.close();
+  });
+
+  await r.test(SYMMETRIC, async () => {
+    assert(browsers.length === 2, 'the first test set the browsers up');
+    // Both routers turn symmetric: every new flow gets a random public port, so the port STUN saw is
+    // not the one a peer would reach, and no TURN server is configured: WebRTC cannot connect.
+    for (const n of [ns.r1, ns.r2]) {
+      inNs(n, 'nft', 'flush', 'chain', 'ip', 'nat', 'post');
+      inNs(n, 'nft', 'add', 'rule', 'ip', 'nat', 'post', 'oifname', 'wan', 'masquerade', 'fully-random');
+    }
+    // The first pair leaves: a page in the same LAN would (rightly) connect directly over host candidates.
+    for (const p of pages) await p.close();
+    const q = process.env.PB_E2E_VERBOSE ? '&logLevel=info' : '';
+    const fresh = [await openNodePage(browsers[0], relay, 'sym1', q), await openNodePage(browsers[1], relay, 'sym2', q)];
+    pages.push(...fresh);
+    const ids = await Promise.all(fresh.map((p) => p.evaluate(() => window.pbNode.peerId)));
+    for (const [i, p] of fresh.entries()) {
+      await waitFor(`symmetric page ${i + 1} meets the other through the relay`, async () =>
+        (await status(p)).peers.some((x) => x.peerId === ids[1 - i]), 60_000, 500);
+    }
+    // Give the upgrade time to be tried and to fail (the handshake is bounded at 20 s).
+    await waitFor('an upgrade tried and failed', () => fresh[1].evaluate(() =>
+      window.__pcs.some((pc) => pc.signalingState === 'closed') || window.__pcs.some((pc) => pc.connectionState === 'connected')), 60_000, 500);
+    await sleep(2_000);
+    for (const [i, p] of fresh.entries()) {
+      const s = await status(p);
+      const other = s.peers.find((x) => x.peerId === ids[1 - i]);
+      assert(other && other.transport === 'relayed', `page ${i + 1} falls back to the relayed path: ${JSON.stringify(other)}`);
+      assert(!s.peers.some((x) => x.transport === 'webrtc'), `no direct peer behind a symmetric NAT: ${JSON.stringify(s.peers)}`);
+      const note = await p.evaluate(() => document.getElementById('listen-note').textContent);
+      assert(/through the relay/.test(note), `the page says so: "${note}"`);
+    }
+    // Still a full peer: both follow the chain over the relay.
+    const target = (await relay.status()).head.height + 2;
+    for (const p of fresh) await waitFor('the page at the relay head', async () => (await status(p)).headHeight >= target, 60_000, 500);
+    const errs = fresh.flatMap((p) => p.pbErrors);
+    assert(errs.length === 0, `page errors: ${errs.join('\n')}`);
   });
 } finally {
+  for (const b of browsers) await b.close().catch(() => {});
   r.summary();
   cleanup();
   teardown();
