@@ -314,6 +314,24 @@ impl ConnInfo {
     }
 }
 
+/// How often a slow direct peer may be swapped for a waiting one.
+const REPLACE_SLOW_EVERY_MS: u64 = 30_000;
+
+/// The direct peer to give up for a better one, once the direct set is full:
+/// the slowest, if its ping is over both 500 ms and four times the median of
+/// the set. A fixed bar alone would churn a mesh that is slow everywhere (a
+/// phone on 3G); the median alone would churn a fast mesh over noise.
+pub fn slow_direct_peer<P: Copy>(latencies: &[(P, u64)], target: usize) -> Option<P> {
+    if target == 0 || latencies.len() < target {
+        return None;
+    }
+    let mut sorted: Vec<u64> = latencies.iter().map(|(_, l)| *l).collect();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2];
+    let (slowest, l) = latencies.iter().max_by_key(|(_, l)| *l)?;
+    (*l > 500 && *l > median.saturating_mul(4)).then_some(*slowest)
+}
+
 /// A dial to a discovered peer, unless we are connected to it or dialing it
 /// already: discovery repeats (rendezvous, peer exchange), and each plain dial
 /// would open another relayed connection to the same page.
@@ -374,6 +392,8 @@ pub struct Node<S: Store> {
     upgrade_failed: HashMap<PeerId, u64>,
     /// Some peer completed the status handshake (so its head is known).
     met_a_peer: bool,
+    /// Last time a slow direct peer was considered for replacement.
+    last_replace_ms: u64,
     blocks_validated: u64,
     blocks_downloaded: u64,
     blocks_served: u64,
@@ -435,6 +455,7 @@ impl<S: Store> Node<S> {
             upgrading: HashMap::new(),
             upgrade_failed: HashMap::new(),
             met_a_peer: false,
+            last_replace_ms: 0,
             blocks_validated: 0,
             blocks_downloaded: 0,
             blocks_served: 0,
@@ -651,9 +672,10 @@ impl<S: Store> Node<S> {
             // passes our status handshake yet may well take a direct connection.
             let candidates: Vec<PeerId> =
                 self.peers.iter().filter(|(_, p)| p.webrtc_capable).map(|(id, _)| *id).collect();
-            for peer in candidates {
-                self.maybe_upgrade(peer, now);
+            for peer in &candidates {
+                self.maybe_upgrade(*peer, now);
             }
+            self.maybe_replace_slow(&candidates, now);
         }
         self.plan_sync(now);
         self.maybe_produce(now).await;
@@ -1031,6 +1053,38 @@ impl<S: Store> Node<S> {
         }
     }
 
+    /// With the direct set full and a relayed peer waiting for a direct
+    /// link, drops a direct peer that is far slower than the rest (see
+    /// [`slow_direct_peer`]); the waiting one is upgraded in its place. Dead
+    /// direct links need nothing here: ICE consent fails, the connection
+    /// closes, and the next tick upgrades someone else.
+    fn maybe_replace_slow(&mut self, capable: &[PeerId], now: u64) {
+        if now.saturating_sub(self.last_replace_ms) < REPLACE_SLOW_EVERY_MS {
+            return;
+        }
+        self.last_replace_ms = now;
+        let direct = self.direct_webrtc_peers();
+        let waiting = capable.iter().any(|p| {
+            !direct.contains(p)
+                && !self.upgrade_failed.contains_key(p)
+                && self.conns.values().any(|c| c.peer == *p && c.relayed)
+        });
+        if !waiting {
+            return;
+        }
+        let latencies: Vec<(PeerId, u64)> =
+            direct.iter().filter_map(|p| Some((*p, self.peers.get(p)?.latency_ms?))).collect();
+        let Some(slow) = slow_direct_peer(&latencies, self.cfg.target_direct_peers) else { return };
+        tracing::info!(peer = %slow, "replacing a slow direct peer");
+        let ids: Vec<ConnectionId> =
+            self.conns.iter().filter(|(_, c)| c.peer == slow && c.is_direct_webrtc()).map(|(id, _)| *id).collect();
+        for id in ids {
+            self.swarm.close_connection(id);
+        }
+        // Not straight back into the direct set.
+        self.upgrade_failed.insert(slow, now);
+    }
+
     /// A direct path to `peer` is up: its relayed connections only cost the
     /// relay bandwidth now, so close them (both sides do; either suffices).
     fn on_direct_webrtc(&mut self, peer: PeerId) {
@@ -1384,5 +1438,42 @@ fn dial_bootstrap(swarm: &mut Swarm<Behaviour>, addrs: &[Multiaddr], first: bool
         if let Err(e) = swarm.dial(opts) {
             tracing::warn!(%peer, error = %e, "bootstrap dial failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_direct_peer_is_picked_only_when_the_set_is_full_and_it_stands_out() {
+        let fast = [(1, 20), (2, 25), (3, 30), (4, 22), (5, 18)];
+        // Full set (target 6) with one far slower peer: that one goes.
+        let mut full: Vec<(u32, u64)> = fast.to_vec();
+        full.push((6, 900));
+        assert_eq!(slow_direct_peer(&full, 6), Some(6));
+        // Below target: nobody is replaced, there is room for the waiting peer anyway.
+        assert_eq!(slow_direct_peer(&full[1..], 6), None);
+        // Slow, but not over 500 ms: kept.
+        let mut mild = fast.to_vec();
+        mild.push((6, 450));
+        assert_eq!(slow_direct_peer(&mild, 6), None);
+        // Everyone slow (a phone on 3G): no churn.
+        let all_slow: Vec<(u32, u64)> = (1..=6).map(|i| (i, 800 + i as u64 * 10)).collect();
+        assert_eq!(slow_direct_peer(&all_slow, 6), None);
+        assert_eq!(slow_direct_peer::<u32>(&[], 0), None);
+    }
+
+    #[test]
+    fn a_circuit_webrtc_address_is_dialled_by_its_circuit() {
+        let relay: Multiaddr =
+            "/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3KooWAjX84smipF7zpqEeySyg2MxxFaprALC65269MpufrKgt".parse().unwrap();
+        let peer = PeerId::random();
+        let circuit = relay.clone().with(Protocol::P2pCircuit).with(Protocol::P2p(peer));
+        let webrtc = relay.with(Protocol::P2pCircuit).with(Protocol::WebRTC).with(Protocol::P2p(peer));
+        assert_eq!(dialable(webrtc), circuit);
+        assert_eq!(dialable(circuit.clone()), circuit);
+        let direct = Multiaddr::empty().with(Protocol::WebRTC).with(Protocol::P2p(peer));
+        assert_eq!(dialable(direct.clone()), direct);
     }
 }
