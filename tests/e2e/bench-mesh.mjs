@@ -11,7 +11,7 @@
 // counters); bytes received per page per block on each path (WebRTC
 // transport stats for direct links, WebSocket frames for the relay).
 
-import { launchBrowser, openNodePage, startRelay, status, waitFor, sleep, cleanup } from './lib.mjs';
+import { launchBrowser, openNodePage, startRelay, status, waitFor, sleep, cleanup, trackPeerConnections } from './lib.mjs';
 
 const PAGES = 6;
 const BLOCKS = Number(process.env.PB_BENCH_MESH_BLOCKS || 40);
@@ -80,11 +80,7 @@ context.on('page', (p) => {
   p.wsBytes = 0;
   p.on('websocket', (ws) => ws.on('framereceived', (f) => { p.wsBytes += typeof f.payload === 'string' ? Buffer.byteLength(f.payload) : f.payload.length; }));
 });
-await context.addInitScript(() => {
-  const Orig = window.RTCPeerConnection;
-  window.__pcs = [];
-  if (Orig) window.RTCPeerConnection = class extends Orig { constructor(...a) { super(...a); window.__pcs.push(this); } };
-});
+await trackPeerConnections(context);
 
 // Direct mesh.
 let relay = await startRelay({ args: ['--no-produce', '--dev-history', '10'] });

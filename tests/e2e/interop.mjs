@@ -15,7 +15,7 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  ROOT, Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, cleanup,
+  ROOT, Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, cleanup, finish,
 } from './lib.mjs';
 
 const r = new Runner('interop');
@@ -190,12 +190,4 @@ await r.test('the_wasm_node_dials_js_libp2p_over_webrtc_and_pings_it', async () 
   console.log(`  wasm dialled js: ${seen.addr}; our ping ${latency} ms (${pings.filter(isDirect).length} over /webrtc); js ping ${rtt} ms (${took} ms with the close) (${Date.now() - t0} ms)`);
 });
 
-await r.test('no_uncaught_errors_in_any_page', async () => {
-  const errs = pages.flatMap((p) => p.pbErrors);
-  assert(errs.length === 0, `page errors: ${errs.join('\n')}`);
-});
-
-r.summary();
-await context.close();
-cleanup();
-process.exit(r.failed ? 1 : 0);
+await finish(r, pages, context);

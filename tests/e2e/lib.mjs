@@ -169,4 +169,28 @@ export class Runner {
   }
 }
 
+/**
+ * Records every RTCPeerConnection each page of `context` makes (in `window.__pcs`), so tests can look at
+ * ICE stats and prove that failed handshakes leave none open. Call before opening pages.
+ */
+export async function trackPeerConnections(context) {
+  await context.addInitScript(() => {
+    const Orig = window.RTCPeerConnection;
+    window.__pcs = [];
+    if (Orig) window.RTCPeerConnection = class extends Orig { constructor(...a) { super(...a); window.__pcs.push(this); } };
+  });
+}
+
+/** The last test of a browser suite: no page logged an uncaught error. Then ends the process. */
+export async function finish(r, pages, context) {
+  await r.test('no_uncaught_errors_in_any_page', async () => {
+    const errs = pages.flatMap((p) => p.pbErrors);
+    assert(errs.length === 0, `page errors: ${errs.join('\n')}`);
+  });
+  r.summary();
+  await context.close();
+  cleanup();
+  process.exit(r.failed ? 1 : 0);
+}
+
 export function assert(cond, msg) { if (!cond) throw new Error(`assertion failed: ${msg}`); }

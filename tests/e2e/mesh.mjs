@@ -5,7 +5,7 @@
 // Real relay process, real Chromium, run inside the test network namespace.
 
 import {
-  Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, cleanup,
+  Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, trackPeerConnections, finish,
 } from './lib.mjs';
 
 const r = new Runner('mesh');
@@ -29,12 +29,7 @@ assert(/^[0-9a-f]{64}$/.test(oracle), 'dev oracle seed');
 const context = await launchBrowser();
 // Every RTCPeerConnection a page makes is recorded, so a test can prove none
 // is left open after a failed handshake.
-await context.addInitScript(() => {
-  const Orig = window.RTCPeerConnection;
-  if (!Orig) return;
-  window.__pcs = [];
-  window.RTCPeerConnection = class extends Orig { constructor(...a) { super(...a); window.__pcs.push(this); } };
-});
+await trackPeerConnections(context);
 const pages = [];
 const open = async (store, q = '') => { const p = await openNodePage(context, relay, store, q); pages.push(p); return p; };
 const directPeers = async (p) => (await status(p)).peers.filter((x) => x.transport === DIRECT).map((x) => x.peerId);
@@ -170,12 +165,4 @@ await r.test('bad_signalling_times_out_is_cleaned_up_and_the_page_keeps_working'
   await host.evaluate(() => window.evil.stop());
 });
 
-await r.test('no_uncaught_errors_in_any_page', async () => {
-  const errs = pages.flatMap((p) => p.pbErrors);
-  assert(errs.length === 0, `page errors: ${errs.join('\n')}`);
-});
-
-r.summary();
-await context.close();
-cleanup();
-process.exit(r.failed ? 1 : 0);
+await finish(r, pages, context);

@@ -15,7 +15,9 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, cleanup } from './lib.mjs';
+import {
+  Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, cleanup, trackPeerConnections,
+} from './lib.mjs';
 
 const r = new Runner('nat');
 const TEST = 'two_browsers_behind_separate_nats_connect_directly_through_stun';
@@ -112,11 +114,7 @@ try {
       writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${lan} /usr/bin/chromium "$@"\n`);
       chmodSync(wrapper, 0o755);
       const ctx = await launchBrowser({ executablePath: wrapper });
-      await ctx.addInitScript(() => {
-        const Orig = window.RTCPeerConnection;
-        window.__pcs = [];
-        window.RTCPeerConnection = class extends Orig { constructor(...a) { super(...a); window.__pcs.push(this); } };
-      });
+      await trackPeerConnections(ctx);
       browsers.push(ctx);
     }
     const q = process.env.PB_E2E_VERBOSE ? '&logLevel=info' : '';
