@@ -25,7 +25,7 @@ const MAX_TX_BODY: usize = 128 * 1024;
 pub struct HttpState {
     pub node: NodeHandle,
     pub store: Arc<RedbStore>,
-    pub ice_servers: Vec<String>,
+    pub ice_servers: Vec<protoblock_webrtc::ice::IceServer>,
     pub started_ms: u64,
     /// Sync rate, sampled by the caller: (time, height) of the last sample.
     pub rate: Arc<RateSampler>,
@@ -116,7 +116,10 @@ async fn bootstrap(State(s): State<HttpState>) -> Response {
         "genesis": st.genesis.to_hex(),
         "genesis_pb": hex::encode(s.genesis_bytes.as_slice()),
         "multiaddrs": addrs,
-        "ice_servers": s.ice_servers.iter().map(|u| json!({ "urls": u })).collect::<Vec<_>>(),
+        "ice_servers": s.ice_servers.iter().map(|s| match (&s.username, &s.credential) {
+            (Some(u), Some(c)) => json!({ "urls": s.url, "username": u, "credential": c }),
+            _ => json!({ "urls": s.url }),
+        }).collect::<Vec<_>>(),
     }))
     .into_response()
 }

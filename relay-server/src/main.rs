@@ -11,6 +11,7 @@
 mod http;
 mod stun;
 
+use protoblock_webrtc::ice::IceServer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -91,7 +92,8 @@ struct Args {
     /// Folder served at `/`.
     #[arg(long, env = "PROTOBLOCK_WWW_DIR", default_value = "www")]
     www_dir: PathBuf,
-    /// ICE server URLs handed to browsers (besides the relay's own STUN).
+    /// ICE servers handed to browsers besides the relay's own STUN: `stun:host:port`, or TURN with
+    /// credentials `turn:user:pass@host:port` (sent to browsers as username/credential).
     #[arg(long, env = "PROTOBLOCK_ICE_SERVERS", value_delimiter = ',')]
     ice_servers: Vec<String>,
     /// Circuit relay v2: reservations held at once.
@@ -317,11 +319,13 @@ async fn main() -> Result<()> {
         let local = socket.local_addr()?;
         println!("stun {local}");
         if !local.ip().is_unspecified() {
-            ice_servers.push(format!("stun:{local}"));
+            ice_servers.push(IceServer { url: format!("stun:{local}"), username: None, credential: None });
         }
         tokio::spawn(stun::serve(socket));
     }
-    ice_servers.extend(args.ice_servers.iter().cloned());
+    for s in &args.ice_servers {
+        ice_servers.push(IceServer::parse(s).map_err(|e| anyhow::anyhow!("--ice-servers: {e}"))?);
+    }
     let http_state = http::HttpState {
         node: handle.clone(),
         store: store.clone(),

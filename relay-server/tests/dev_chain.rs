@@ -135,7 +135,12 @@ impl Drop for Relay {
 fn start_dev_relay(dir: &std::path::Path, interval_ms: u64) -> Relay {
     let www = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../www");
     let mut child = dev_command(dir, interval_ms)
-        .args(["--ice-servers", "stun:stun.example.org:3478", "--stun-listen", "127.0.0.1:0"])
+        .args([
+            "--ice-servers",
+            "stun:stun.example.org:3478,turn:alice:s3cret@turn.example.org:3478?transport=udp",
+            "--stun-listen",
+            "127.0.0.1:0",
+        ])
         .args([
             "--listen",
             "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0/ws,/ip4/127.0.0.1/udp/0/webrtc-direct",
@@ -188,6 +193,11 @@ fn http_api_health_metrics_blocks_and_tx_submission() {
     assert!(addrs.iter().any(|a| a.as_str().unwrap().contains("/tcp/") && a.as_str().unwrap().contains("/p2p/12D3")));
     assert_eq!(boot["ice_servers"][0]["urls"], format!("stun:{}", relay.stun), "the relay's own STUN first");
     assert_eq!(boot["ice_servers"][1]["urls"], "stun:stun.example.org:3478", "then configured ones");
+    // TURN credentials leave the URL and travel as RTCIceServer's username/credential.
+    assert_eq!(boot["ice_servers"][2]["urls"], "turn:turn.example.org:3478?transport=udp");
+    assert_eq!(boot["ice_servers"][2]["username"], "alice");
+    assert_eq!(boot["ice_servers"][2]["credential"], "s3cret");
+    assert!(boot["ice_servers"][1].get("username").is_none());
 
     let (code, b1) = get_json(&format!("{base}/api/blocks/1"));
     assert_eq!(code, 200);

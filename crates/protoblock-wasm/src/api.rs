@@ -45,7 +45,8 @@ export interface StartOptions {
   targetPeers?: number;
   /** How many relayed browser peers to upgrade to direct WebRTC (default 6). */
   targetDirectPeers?: number;
-  /** Extra ICE server URLs for direct WebRTC (e.g. "stun:stun.example.org:3478"); the relay's own come from `relay`. */
+  /** Extra ICE servers for direct WebRTC: "stun:host:port", or TURN with credentials "turn:user:pass@host:port";
+   *  the relay's own come from `relay`. */
   iceServers?: string[];
   /** "error" | "warn" | "info" | "debug" (console), default "warn". Applies to the first node of a page. */
   logLevel?: string;
@@ -113,6 +114,8 @@ struct Bootstrap {
 #[derive(Deserialize)]
 struct IceServer {
     urls: String,
+    username: Option<String>,
+    credential: Option<String>,
 }
 
 type Listeners = RefCell<HashMap<String, Vec<js_sys::Function>>>;
@@ -194,13 +197,20 @@ impl ProtoblockNode {
             serde_wasm_bindgen::from_value(opts).map_err(|e| js_err(format!("start options: {e}")))?
         };
         init_logging(opts.log_level.as_deref());
-        let mut ice_servers = opts.ice_servers.clone();
+        let mut ice_servers = Vec::new();
+        for s in &opts.ice_servers {
+            ice_servers.push(protoblock_webrtc::ice::IceServer::parse(s).map_err(js_err)?);
+        }
         let (genesis_hex, mut bootstrap) = match &opts.relay {
             Some(relay) => {
                 let url = format!("{}/api/bootstrap", relay.trim_end_matches('/'));
                 let b: Bootstrap = serde_wasm_bindgen::from_value(fetch_json(&url).await?)
                     .map_err(|e| js_err(format!("{url}: {e}")))?;
-                ice_servers.extend(b.ice_servers.into_iter().map(|s| s.urls));
+                ice_servers.extend(b.ice_servers.into_iter().map(|s| protoblock_webrtc::ice::IceServer {
+                    url: s.urls,
+                    username: s.username,
+                    credential: s.credential,
+                }));
                 let mut addrs = b.multiaddrs;
                 addrs.extend(opts.bootstrap.iter().cloned());
                 (b.genesis_pb, addrs)

@@ -20,16 +20,21 @@ use web_sys::{
 };
 
 use crate::direct::{Connection, Error, connection::RtcPeerConnection};
+use crate::ice::IceServer;
 use crate::signal_codec::{Kind, SignalMessage, read_message, write_message};
 
 type Messages<'a> = LocalBoxStream<'a, std::io::Result<SignalMessage>>;
 
-fn rtc_configuration(ice_servers: &[String]) -> Result<RtcConfiguration, Error> {
+fn rtc_configuration(ice_servers: &[IceServer]) -> Result<RtcConfiguration, Error> {
     let config = RtcConfiguration::default();
     let servers = js_sys::Array::new();
-    for url in ice_servers {
+    for s in ice_servers {
         let server = Object::new();
-        Reflect::set(&server, &"urls".into(), &url.into())?;
+        Reflect::set(&server, &"urls".into(), &s.url.as_str().into())?;
+        if let (Some(user), Some(pass)) = (&s.username, &s.credential) {
+            Reflect::set(&server, &"username".into(), &user.as_str().into())?;
+            Reflect::set(&server, &"credential".into(), &pass.as_str().into())?;
+        }
         servers.push(&server);
     }
     config.set_ice_servers(&servers);
@@ -200,7 +205,7 @@ async fn opened(channel: &RtcDataChannel) {
 /// take the answer, trade candidates, then close `init` and the stream.
 pub(crate) async fn offer<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
-    ice_servers: &[String],
+    ice_servers: &[IceServer],
 ) -> Result<Connection, Error> {
     let pc = RtcPeerConnection::with_configuration(&rtc_configuration(ice_servers)?)?;
     let mut local = LocalCandidates::attach(pc.raw());
@@ -226,7 +231,7 @@ pub(crate) async fn offer<S: AsyncRead + AsyncWrite + Unpin>(
 /// refuses anything else first), trade candidates, close the stream.
 pub(crate) async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
-    ice_servers: &[String],
+    ice_servers: &[IceServer],
 ) -> Result<Connection, Error> {
     let pc = RtcPeerConnection::with_configuration(&rtc_configuration(ice_servers)?)?;
     let mut local = LocalCandidates::attach(pc.raw());

@@ -29,7 +29,7 @@ use crate::direct::{Connection, Error};
 pub struct Config {
     /// ICE server URLs (`stun:host:port`, `turn:…`), normally the relay's own
     /// STUN responder. Empty means host candidates only.
-    pub ice_servers: Vec<String>,
+    pub ice_servers: Vec<crate::ice::IceServer>,
     /// The whole handshake, signalling stream to connected ICE. js-libp2p
     /// gives a listener 10 s; browsers behind NAT may need longer to
     /// connect, so 20 s (as NXM's fork).
