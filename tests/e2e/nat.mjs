@@ -127,7 +127,8 @@ try {
     }
     // The selected ICE pair goes between the two NATs' public addresses:
     // the connection is direct and it crossed both NATs.
-    const pairs = await Promise.all(pages.map((p) => p.evaluate(async () => {
+    // (Polled: the answering side may report the nominated pair a moment after it shows connected.)
+    const pairs = await Promise.all(pages.map((p) => waitFor('the selected ICE pair', () => p.evaluate(async () => {
       for (const pc of window.__pcs.filter((x) => x.connectionState === 'connected')) {
         const stats = [...(await pc.getStats()).values()];
         const pair = stats.find((s) => s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded');
@@ -137,7 +138,7 @@ try {
         return { local: [local.candidateType, local.address], remote: [remote.candidateType, remote.address] };
       }
       return null;
-    })));
+    }), 10_000, 200)));
     console.log(`  selected pairs: ${JSON.stringify(pairs)}`);
     assert(pairs[0] && pairs[0].remote[1] === '10.71.2.2', `browser 1 talks to NAT 2's public address: ${JSON.stringify(pairs[0])}`);
     assert(pairs[1] && pairs[1].remote[1] === '10.71.1.2', `browser 2 talks to NAT 1's public address: ${JSON.stringify(pairs[1])}`);
