@@ -425,3 +425,35 @@ async fn the_relay_serves_reservations_and_circuits() {
     let src = tokio::time::timeout(Duration::from_secs(10), circuit_rx.recv()).await.unwrap().unwrap();
     assert_eq!(src, b_id, "a sees b's circuit through the relay");
 }
+
+/// A node on a short fork (here: three blocks of its own past the common
+/// 20) meets a peer with a longer chain. Range requests start above its own
+/// head, where the peer's blocks do not attach; it must fetch back to the
+/// fork point, hold the peer's branch as side blocks and switch to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_a_short_fork_switches_to_the_longer_chain() {
+    use protoblock_core::devnet::DEV_GENESIS_TIME_MS;
+    use protoblock_core::producer::produce_block;
+    let net = DevNet::new(23, 20);
+    let blocks = generate_chain(&net, &params(), 40, 3);
+    let a_store = seeded_store(&net, &blocks).await;
+    let a = spawn(&net.genesis, a_store, cfg(&[])).await;
+
+    // B: the first 20 blocks, then three of its own (other timestamps, so other ids).
+    let b_store = seeded_store(&net, &blocks[..20]).await;
+    let mut chain = open_chain(&b_store, net.genesis.clone(), params()).await.unwrap();
+    for h in 21..=23u64 {
+        let ts = DEV_GENESIS_TIME_MS + h * 1000 + 500;
+        let produced = produce_block(&chain, std::iter::empty(), &net.oracle, ts).unwrap();
+        let update = chain.insert_block(&produced.bytes, ts).unwrap();
+        b_store.commit(update.batch.unwrap()).await.unwrap();
+    }
+    let fork_tip = chain.head();
+    assert_eq!(fork_tip.height, 23);
+    drop(chain);
+    let b = spawn(&net.genesis, b_store, cfg(&[&a])).await;
+    wait_for("b to switch to a's chain", 60, || async { head(&b).await >= 40 }).await;
+    let (sa, sb) = (a.handle.status().await.unwrap(), b.handle.status().await.unwrap());
+    assert_eq!(sb.head_id, sa.head_id, "b follows a's chain");
+    assert_ne!(sb.head_id, fork_tip.id);
+}

@@ -25,7 +25,7 @@ use protoblock_core::chain::ChainUpdate;
 use protoblock_core::mempool::{Mempool, MempoolConfig, MempoolError};
 use protoblock_core::producer::produce_block;
 use protoblock_core::sync::{SyncConfig, SyncPlanner};
-use protoblock_core::{Chain, Hash32, TxError};
+use protoblock_core::{BlockError, Chain, Hash32, TxError};
 use protoblock_proto::v1 as pb;
 use protoblock_store::Store;
 
@@ -279,6 +279,9 @@ impl NodeHandle {
 #[derive(Debug, Clone, Copy)]
 enum SyncPurpose {
     Blocks(u64),
+    /// Blocks below a synced block whose parent we lack: the peer's branch
+    /// back toward the fork point (see `Node::backfill`).
+    Backfill,
     Mempool,
     Peers,
 }
@@ -394,6 +397,8 @@ pub struct Node<S: Store> {
     met_a_peer: bool,
     /// Last time a slow direct peer was considered for replacement.
     last_replace_ms: u64,
+    /// A backfill request in flight (when it was sent); one at a time.
+    backfilling: Option<u64>,
     blocks_validated: u64,
     blocks_downloaded: u64,
     blocks_served: u64,
@@ -456,6 +461,7 @@ impl<S: Store> Node<S> {
             upgrade_failed: HashMap::new(),
             met_a_peer: false,
             last_replace_ms: 0,
+            backfilling: None,
             blocks_validated: 0,
             blocks_downloaded: 0,
             blocks_served: 0,
@@ -741,6 +747,37 @@ impl<S: Store> Node<S> {
         }
     }
 
+    /// A synced block from `peer` does not attach: its parent is neither on
+    /// our main chain nor a side block, so the peer's chain forked from ours
+    /// somewhere below our head. Range requests only go above the head, so
+    /// ask that peer for its blocks below this one, back to just above our
+    /// final block (no reorg may go further): they attach to our common
+    /// ancestor as side blocks, and the chain switches once that branch is
+    /// longer. One at a time; the planner re-requests the block that failed.
+    fn backfill(&mut self, peer: PeerId, bytes: &[u8]) {
+        let now = now_ms();
+        if self.backfilling.is_some_and(|t| now.saturating_sub(t) < self.cfg.sync.timeout_ms.max(1_000) * 2) {
+            return;
+        }
+        let Ok((_, header, _)) = peek_block(bytes, self.chain.params()) else { return };
+        let top = header.height.saturating_sub(1);
+        let floor = self.chain.final_height() + 1;
+        if top < floor {
+            return;
+        }
+        let start = floor.max(top.saturating_sub(u64::from(MAX_RANGE) - 1));
+        tracing::info!(%peer, start, top, "our chain forked from this peer's: fetching its branch");
+        let r = pb::SyncRequest {
+            kind: Some(pb::sync_request::Kind::Blocks(pb::BlockRangeRequest {
+                start_height: start,
+                count: (top - start + 1) as u32,
+            })),
+        };
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, r);
+        self.sync_requests.insert(id, SyncPurpose::Backfill);
+        self.backfilling = Some(now);
+    }
+
     fn plan_sync(&mut self, now: u64) {
         let head = self.chain.head().height;
         for req in self.planner.poll_requests(head, now) {
@@ -859,6 +896,11 @@ impl<S: Store> Node<S> {
                         if updates.len() >= MAX_BLOCKS_PER_COMMIT {
                             self.commit_updates(std::mem::take(&mut updates)).await;
                         }
+                    }
+                    Err(BlockError::UnknownParent(_)) => {
+                        // The peer's chain forked from ours below our head.
+                        self.backfill(peer, &bytes);
+                        break;
                     }
                     Err(e) if e.is_peer_fault() => {
                         self.planner.on_invalid(&peer);
@@ -1204,8 +1246,10 @@ impl<S: Store> Node<S> {
             }
             Event::OutboundFailure { peer, request_id, error, .. } => {
                 tracing::debug!(%peer, %error, "sync request failed");
-                if let Some(SyncPurpose::Blocks(id)) = self.sync_requests.remove(&request_id) {
-                    self.planner.on_failure(id);
+                match self.sync_requests.remove(&request_id) {
+                    Some(SyncPurpose::Blocks(id)) => self.planner.on_failure(id),
+                    Some(SyncPurpose::Backfill) => self.backfilling = None,
+                    _ => {}
                 }
             }
             _ => {}
@@ -1286,6 +1330,30 @@ impl<S: Store> Node<S> {
                 self.plan_sync(now_ms());
             }
             (Some(SyncPurpose::Blocks(id)), _) => self.planner.on_failure(id),
+            (Some(SyncPurpose::Backfill), Some(R::Blocks(b))) => {
+                self.backfilling = None;
+                self.blocks_downloaded += b.blocks.len() as u64;
+                let mut updates = Vec::new();
+                for bytes in b.blocks.iter().take(MAX_RANGE as usize) {
+                    match self.chain.insert_block(bytes, now_ms()) {
+                        Ok(u) => updates.push(u),
+                        Err(e) if e.is_peer_fault() => {
+                            self.ban(peer, format!("sent an invalid block: {e}"));
+                            break;
+                        }
+                        // Below its fork point (duplicates are `Ok`) or past what
+                        // attaches: the rest comes by normal sync.
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "backfilled block not placed");
+                            break;
+                        }
+                    }
+                }
+                self.commit_updates(updates).await;
+                self.drain_ready().await;
+                self.plan_sync(now_ms());
+            }
+            (Some(SyncPurpose::Backfill), _) => self.backfilling = None,
             (Some(SyncPurpose::Mempool), Some(R::Mempool(m))) => {
                 for tx in m.txs.iter().take(MAX_MEMPOOL_SYNC) {
                     let _ = self.admit_tx(tx);
