@@ -291,8 +291,6 @@ struct PeerInfo {
     ready: bool,
     head: u64,
     latency_ms: Option<u64>,
-    addr: Option<Multiaddr>,
-    relayed: bool,
     listen: Vec<Multiaddr>,
     last_status_ms: u64,
     last_peers_asked_ms: u64,
@@ -397,6 +395,8 @@ pub struct Node<S: Store> {
     met_a_peer: bool,
     /// Last time a slow direct peer was considered for replacement.
     last_replace_ms: u64,
+    /// Last retry scan for `/webrtc` upgrades.
+    last_upgrade_scan_ms: u64,
     /// A backfill request in flight (when it was sent); one at a time.
     backfilling: Option<u64>,
     blocks_validated: u64,
@@ -462,6 +462,7 @@ impl<S: Store> Node<S> {
             met_a_peer: false,
             last_replace_ms: 0,
             backfilling: None,
+            last_upgrade_scan_ms: 0,
             blocks_validated: 0,
             blocks_downloaded: 0,
             blocks_served: 0,
@@ -553,12 +554,17 @@ impl<S: Store> Node<S> {
         self.peers
             .iter()
             .filter(|(_, p)| p.ready == ready)
-            .map(|(id, p)| PeerStatus {
-                peer: *id,
-                head: p.head,
-                latency_ms: p.latency_ms,
-                addr: p.addr.clone(),
-                relayed: p.relayed,
+            .map(|(id, p)| {
+                let best = self.best_conn(id);
+                PeerStatus {
+                    peer: *id,
+                    head: p.head,
+                    latency_ms: p.latency_ms,
+                    addr: best.map(|c| c.addr.clone()),
+                    // A relayed inbound connection's remote address is just
+                    // `/p2p/<peer>`; the endpoint knows it came via a circuit.
+                    relayed: best.is_some_and(|c| c.relayed),
+                }
             })
             .collect()
     }
@@ -669,7 +675,9 @@ impl<S: Store> Node<S> {
         for point in due {
             self.rendezvous_refresh(point);
         }
-        if self.webrtc_enabled() {
+        // Identify starts upgrades as peers arrive; this scan only retries, so once a second is plenty.
+        if self.webrtc_enabled() && now.saturating_sub(self.last_upgrade_scan_ms) >= 1_000 {
+            self.last_upgrade_scan_ms = now;
             // Handshakes are bounded by the transport; this only forgets
             // ones whose outcome never reached us.
             self.upgrading.retain(|_, t| now.saturating_sub(*t) < 60_000);
@@ -973,10 +981,6 @@ impl<S: Store> Node<S> {
                 }
                 if num_established.get() == 1 {
                     let info = self.peers.entry(peer_id).or_default();
-                    info.addr = Some(endpoint.get_remote_address().clone());
-                    // A relayed inbound connection's remote address is just
-                    // `/p2p/<peer>`; the endpoint knows it came via a circuit.
-                    info.relayed = endpoint.is_relayed();
                     info.last_status_ms = now_ms();
                     let s = self.my_status();
                     self.swarm.behaviour_mut().status.send_request(&peer_id, s);
@@ -994,9 +998,7 @@ impl<S: Store> Node<S> {
                 }
             }
             SwarmEvent::ConnectionClosed { connection_id, num_established, .. } if num_established > 0 => {
-                if let Some(c) = self.conns.remove(&connection_id) {
-                    self.refresh_path(c.peer);
-                }
+                self.conns.remove(&connection_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
                 if self.upgrading.remove(&peer).is_some() {
@@ -1137,16 +1139,12 @@ impl<S: Store> Node<S> {
         for id in relayed {
             self.swarm.close_connection(id);
         }
-        self.refresh_path(peer);
     }
 
-    /// Shows a peer by its best live connection: direct before relayed.
-    fn refresh_path(&mut self, peer: PeerId) {
-        let best = self.conns.values().filter(|c| c.peer == peer).min_by_key(|c| (c.relayed, !c.is_direct_webrtc()));
-        if let (Some(best), Some(info)) = (best.cloned(), self.peers.get_mut(&peer)) {
-            info.addr = Some(best.addr);
-            info.relayed = best.relayed;
-        }
+    /// A peer's best live connection (direct before relayed), by which it is
+    /// shown and through which a relay is asked for a reservation.
+    fn best_conn(&self, peer: &PeerId) -> Option<&ConnInfo> {
+        self.conns.values().filter(|c| c.peer == *peer).min_by_key(|c| (c.relayed, !c.is_direct_webrtc()))
     }
 
     /// Listens on a relay's circuit (the relay client then keeps the
@@ -1158,7 +1156,7 @@ impl<S: Store> Node<S> {
         {
             return;
         }
-        let Some(addr) = self.peers.get(&relay).and_then(|p| p.addr.clone()) else { return };
+        let Some(addr) = self.best_conn(&relay).map(|c| c.addr.clone()) else { return };
         let addr = addr.with_p2p(relay).unwrap_or_else(|a| a).with(Protocol::P2pCircuit);
         match self.swarm.listen_on(addr.clone()) {
             Ok(id) => {
