@@ -25,6 +25,10 @@ use crate::signal_codec::{Kind, SignalMessage, read_message, write_message};
 
 type Messages<'a> = LocalBoxStream<'a, std::io::Result<SignalMessage>>;
 
+/// Remote candidates taken in one handshake. A host has a handful; a peer
+/// sending more is flooding, and the handshake ends.
+const MAX_REMOTE_CANDIDATES: usize = 64;
+
 fn rtc_configuration(ice_servers: &[IceServer]) -> Result<RtcConfiguration, Error> {
     let config = RtcConfiguration::default();
     let servers = js_sys::Array::new();
@@ -144,6 +148,7 @@ async fn trickle<W: AsyncWrite + Unpin>(
         Remote(Option<std::io::Result<SignalMessage>>),
     }
     let (mut local_done, mut remote_done) = (false, false);
+    let mut remote_candidates = 0usize;
     loop {
         let step = poll_fn(|cx| {
             if let Poll::Ready(r) = pc.poll_connected(cx) {
@@ -172,7 +177,13 @@ async fn trickle<W: AsyncWrite + Unpin>(
             }
             Step::Local(None) => local_done = true,
             Step::Remote(Some(Ok(m))) => match m.message_kind() {
-                Some(Kind::IceCandidate) => add_remote_candidate(pc.raw(), m.data.as_deref()).await?,
+                Some(Kind::IceCandidate) => {
+                    remote_candidates += 1;
+                    if remote_candidates > MAX_REMOTE_CANDIDATES {
+                        return Err(Error::Connection("too many ICE candidates".into()));
+                    }
+                    add_remote_candidate(pc.raw(), m.data.as_deref()).await?
+                }
                 other => return Err(Error::Connection(format!("unexpected {other:?} while trading candidates"))),
             },
             Step::Remote(Some(Err(e))) => return Err(Error::Connection(format!("signalling read: {e}"))),
