@@ -35,7 +35,10 @@ async function nativeRound() {
 async function browserRound(i) {
   const context = await launchBrowser();
   const t0 = performance.now();
-  const page = await openNodePage(context, source, `bench-${i}`, `&bootstrap=${encodeURIComponent(ws)}`);
+  // PB_BENCH_PKG=pkg-prof: another build of the package in www/ (e.g. one that
+  // keeps wasm function names, for PB_BENCH_CPUPROFILE).
+  const pkg = process.env.PB_BENCH_PKG ? `&pkg=${process.env.PB_BENCH_PKG}` : '';
+  const page = await openNodePage(context, source, `bench-${i}`, `&bootstrap=${encodeURIComponent(ws)}${pkg}`);
   await waitFor('first peer', async () => (await status(page)).peers.length > 0, 60_000, 5);
   const firstPeerMs = performance.now() - t0;
   // Main-thread time of the page (script = JS and wasm) during the sync, from

@@ -354,8 +354,9 @@ impl Chain {
     /// and places it. `now_ms` bounds how far ahead its timestamp may be.
     pub fn insert_block(&mut self, bytes: &[u8], now_ms: u64) -> Result<ChainUpdate, BlockError> {
         let (id, header, block) = peek_block(bytes, &self.params)?;
-        let content = sha256(bytes);
-        if self.invalid.contains(&content) {
+        // The hash of the whole encoding only matters to look up or remember
+        // an invalid block, so the common path (none remembered) skips it.
+        if !self.invalid.is_empty() && self.invalid.contains(&sha256(bytes)) {
             return Err(BlockError::KnownInvalid);
         }
         if self.is_known(&id) {
@@ -385,7 +386,7 @@ impl Chain {
             Ok(c) => c,
             Err(e) => {
                 if e.is_peer_fault() {
-                    self.mark_invalid(content);
+                    self.mark_invalid(sha256(bytes));
                 }
                 return Err(e);
             }

@@ -25,7 +25,7 @@ use crate::chain::Chain;
 use crate::crypto::PublicKey;
 use crate::error::TxError;
 use crate::hash::{FastSet, Hash32, sha256};
-use crate::state::{Key, Overlay, Value};
+use crate::state::{Overlay, Writes};
 
 #[derive(Debug, Clone)]
 pub struct MempoolConfig {
@@ -67,7 +67,7 @@ pub struct Mempool {
     per_signer: HashMap<PublicKey, usize>,
     bytes: usize,
     next_seq: u64,
-    pending: BTreeMap<Key, Option<Value>>,
+    pending: Writes,
 }
 
 impl Mempool {

@@ -9,9 +9,10 @@
 //! blocks, persisted and undone like the rest but not committed; nothing uses
 //! it today (the replay index has its own structure, see `replay`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
+use crate::hash::FastMap;
 use crate::lthash::LtHash;
 
 pub type Key = Vec<u8>;
@@ -93,10 +94,26 @@ pub mod keys {
 }
 
 /// The full state at one block.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Point reads and writes dominate validation (a projection reads five keys
+/// and writes one), so values live in a hash map; the ordered key set beside
+/// it serves only the prefix scans of the oracle's week-over and payout txs
+/// and ordered iteration, and is touched only when a key appears or goes.
+/// With an ordered map alone, every read walked ~17 levels of `memcmp` once
+/// the state held a season of projections.
+#[derive(Debug, Clone, Default)]
 pub struct StateMap {
-    map: BTreeMap<Key, Value>,
+    map: FastMap<Key, Value>,
+    ordered: BTreeSet<Key>,
 }
+
+impl PartialEq for StateMap {
+    fn eq(&self, other: &Self) -> bool {
+        // `ordered` is derived from `map`.
+        self.map == other.map
+    }
+}
+impl Eq for StateMap {}
 
 impl StateMap {
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
@@ -111,22 +128,35 @@ impl StateMap {
         self.map.is_empty()
     }
 
+    /// Every entry, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &Value)> {
-        self.map.iter()
+        self.ordered.iter().map(|k| (k, &self.map[k]))
     }
 
     /// Keys that start with `prefix`, in order.
     pub fn prefix_keys<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = &'a Key> + 'a {
-        self.map
+        self.ordered
             .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
-            .map(|(k, _)| k)
             .take_while(move |k| k.starts_with(prefix))
     }
 
     fn set(&mut self, k: &Key, v: &Option<Value>) -> Option<Value> {
         match v {
-            Some(v) => self.map.insert(k.clone(), v.clone()),
-            None => self.map.remove(k),
+            Some(v) => match self.map.get_mut(k) {
+                Some(slot) => Some(std::mem::replace(slot, v.clone())),
+                None => {
+                    self.map.insert(k.clone(), v.clone());
+                    self.ordered.insert(k.clone());
+                    None
+                }
+            },
+            None => {
+                let old = self.map.remove(k);
+                if old.is_some() {
+                    self.ordered.remove(k);
+                }
+                old
+            }
         }
     }
 
@@ -170,29 +200,35 @@ impl StateMap {
     }
 
     pub fn from_entries(entries: impl IntoIterator<Item = (Key, Value)>) -> Self {
-        Self { map: entries.into_iter().collect() }
+        let map: FastMap<Key, Value> = entries.into_iter().collect();
+        let ordered = map.keys().cloned().collect();
+        Self { map, ordered }
     }
 }
+
+/// An overlay's pending writes (`None` deletes). A hash map: a block's
+/// txs read through it far more often than anything scans it.
+pub type Writes = FastMap<Key, Option<Value>>;
 
 /// Pending writes over a base state. Validation runs against an overlay, so a
 /// rejected block or tx leaves the base untouched by construction.
 pub struct Overlay<'a> {
     base: &'a StateMap,
-    writes: BTreeMap<Key, Option<Value>>,
+    writes: Writes,
 }
 
 impl<'a> Overlay<'a> {
     pub fn new(base: &'a StateMap) -> Self {
-        Self { base, writes: BTreeMap::new() }
+        Self { base, writes: Writes::default() }
     }
 
     /// Resumes pending writes kept from an earlier overlay (the mempool's).
-    pub fn with_writes(base: &'a StateMap, writes: BTreeMap<Key, Option<Value>>) -> Self {
+    pub fn with_writes(base: &'a StateMap, writes: Writes) -> Self {
         Self { base, writes }
     }
 
     /// The raw pending writes, to be resumed later with [`Overlay::with_writes`].
-    pub fn into_raw_writes(self) -> BTreeMap<Key, Option<Value>> {
+    pub fn into_raw_writes(self) -> Writes {
         self.writes
     }
 
@@ -217,11 +253,7 @@ impl<'a> Overlay<'a> {
         for k in self.base.prefix_keys(prefix) {
             out.insert(k, true);
         }
-        for (k, v) in self
-            .writes
-            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
-        {
+        for (k, v) in self.writes.iter().filter(|(k, _)| k.starts_with(prefix)) {
             out.insert(k, v.is_some());
         }
         out.into_iter().filter(|(_, live)| *live).map(|(k, _)| k.to_vec()).collect()
@@ -229,11 +261,11 @@ impl<'a> Overlay<'a> {
 
     /// Marks a savepoint; [`Overlay::rollback_to`] undoes writes made since.
     /// Used to apply a tx tentatively inside a block being built.
-    pub fn savepoint(&self) -> BTreeMap<Key, Option<Value>> {
+    pub fn savepoint(&self) -> Writes {
         self.writes.clone()
     }
 
-    pub fn rollback_to(&mut self, sp: BTreeMap<Key, Option<Value>>) {
+    pub fn rollback_to(&mut self, sp: Writes) {
         self.writes = sp;
     }
 
@@ -268,15 +300,18 @@ impl<'a> Overlay<'a> {
             }
             out.push((k, v));
         }
+        // Key order, so a block's write set (and its undo record) is the
+        // same on every node whatever the hash seed.
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         (out, c)
     }
 }
 
 fn update_commitment(c: &mut LtHash, k: &[u8], old: Option<&Value>, new: Option<&Value>) {
-    if let Some(o) = old {
-        c.remove(k, o);
-    }
-    if let Some(n) = new {
-        c.insert(k, n);
+    match (old, new) {
+        (Some(o), Some(n)) => c.replace(k, o, n),
+        (Some(o), None) => c.remove(k, o),
+        (None, Some(n)) => c.insert(k, n),
+        (None, None) => {}
     }
 }

@@ -2,20 +2,21 @@
 //! for unit tests and many-node simulations.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
-use protoblock_core::hash::Hash32;
+use protoblock_core::hash::{FastMap, Hash32};
 
 use crate::{Store, StoreError};
 
 #[derive(Default)]
 struct Inner {
-    blocks: HashMap<Hash32, Vec<u8>>,
+    /// Shared with the chain's own copy, as a real store's page cache would be.
+    blocks: FastMap<Hash32, Arc<[u8]>>,
     main: BTreeMap<u64, Hash32>,
-    state: BTreeMap<Vec<u8>, Vec<u8>>,
-    undo: HashMap<Hash32, Vec<u8>>,
-    replay: HashMap<Hash32, u64>,
+    state: FastMap<Vec<u8>, Vec<u8>>,
+    undo: FastMap<Hash32, Vec<u8>>,
+    replay: FastMap<Hash32, u64>,
     meta: HashMap<String, Vec<u8>>,
     head: Option<HeadRecord>,
 }
@@ -44,7 +45,7 @@ impl Store for MemoryStore {
         let mut recent = Vec::new();
         for h in head.final_height.max(1)..=head.height {
             let id = *g.main.get(&h).ok_or(StoreError::Corrupt("main index gap"))?;
-            let bytes = g.blocks.get(&id).ok_or(StoreError::Corrupt("missing block"))?.clone();
+            let bytes = g.blocks.get(&id).ok_or(StoreError::Corrupt("missing block"))?.to_vec();
             recent.push(StoredBlock { height: h, id, bytes, undo: g.undo.get(&id).cloned() });
         }
         let state = g.state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -55,7 +56,7 @@ impl Store for MemoryStore {
     async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut g = self.lock();
         for (h, id, bytes) in batch.put_blocks {
-            g.blocks.insert(id, bytes.to_vec());
+            g.blocks.insert(id, bytes);
             g.main.insert(h, id);
         }
         for id in batch.delete_blocks {
@@ -106,13 +107,13 @@ impl Store for MemoryStore {
                 break;
             }
             size += b.len();
-            out.push(b.clone());
+            out.push(b.to_vec());
         }
         Ok(out)
     }
 
     async fn block_by_id(&self, id: Hash32) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.lock().blocks.get(&id).cloned())
+        Ok(self.lock().blocks.get(&id).map(|b| b.to_vec()))
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
