@@ -190,8 +190,15 @@ pub fn check_decoded_block(
     if has_data != kind_data {
         return Err(BlockError::MalformedHeader);
     }
-    let messages: Vec<Vec<u8>> = block.txs.iter().map(|st| crypto::tx_message(&genesis.hash, &st.tx)).collect();
-    let refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
+    // Every signed message, back to back in one buffer (one allocation per
+    // block rather than one per tx).
+    let mut buf = Vec::with_capacity(block.txs.iter().map(|st| crypto::TX_DOMAIN.len() + 32 + st.tx.len()).sum());
+    let mut ends = Vec::with_capacity(block.txs.len());
+    for st in &block.txs {
+        crypto::push_tx_message(&mut buf, &genesis.hash, &st.tx);
+        ends.push(buf.len());
+    }
+    let refs: Vec<&[u8]> = ends.iter().scan(0, |start, &end| Some(&buf[std::mem::replace(start, end)..end])).collect();
     crypto::verify_batch_or_find(&refs, &sigs, &vks)
         .map_err(|index| BlockError::Tx { index, error: TxError::BadSignature })?;
     let state_root = Hash32::from_slice(&header.state_root).ok_or(BlockError::MalformedHeader)?;

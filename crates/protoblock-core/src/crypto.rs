@@ -56,10 +56,15 @@ pub fn parse_signature(bytes: &[u8]) -> Option<Signature> {
 
 pub fn tx_message(genesis: &Hash32, tx_bytes: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(TX_DOMAIN.len() + 32 + tx_bytes.len());
-    m.extend_from_slice(TX_DOMAIN);
-    m.extend_from_slice(&genesis.0);
-    m.extend_from_slice(tx_bytes);
+    push_tx_message(&mut m, genesis, tx_bytes);
     m
+}
+
+/// Appends the message a tx signature covers to `buf`.
+pub fn push_tx_message(buf: &mut Vec<u8>, genesis: &Hash32, tx_bytes: &[u8]) {
+    buf.extend_from_slice(TX_DOMAIN);
+    buf.extend_from_slice(&genesis.0);
+    buf.extend_from_slice(tx_bytes);
 }
 
 pub fn block_message(header_bytes: &[u8]) -> Vec<u8> {

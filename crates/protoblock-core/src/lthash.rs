@@ -98,22 +98,3 @@ mod tests {
         assert_ne!(d.root(), c.root());
     }
 }
-
-#[cfg(test)]
-mod speed {
-    #[test]
-    #[ignore]
-    fn lthash_speed() {
-        let mut h = super::LtHash::default();
-        let t = std::time::Instant::now();
-        for i in 0u32..20000 {
-            h.insert(&i.to_le_bytes(), b"some value of forty bytes, give or take.");
-        }
-        eprintln!("insert: {:?} per entry", t.elapsed() / 20000);
-        let t = std::time::Instant::now();
-        for _ in 0..2000 {
-            std::hint::black_box(h.root());
-        }
-        eprintln!("root: {:?}", t.elapsed() / 2000);
-    }
-}
