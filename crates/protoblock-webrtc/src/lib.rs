@@ -5,6 +5,7 @@
 //! - [`direct`]: WebRTC-direct dialing from a page to a server (our fork of
 //!   libp2p-webrtc-websys 0.5.0), whose connection and stream types `private` reuses.
 //! - [`signal_codec`]: the signalling message and its framing, platform-free.
+//! - [`sdp_answer`]: the SDP answer a WebRTC-direct dial gives its own peer connection, platform-free.
 //! - [`ice`]: ICE server entries (STUN/TURN URLs and TURN credentials), platform-free.
 //! - [`dc_stream`]: the stream over one data channel (framing, half-close, FIN_ACK; our fork of
 //!   libp2p-webrtc-utils 0.5.0's), platform-free and generic over the channel.
@@ -17,4 +18,5 @@ pub mod direct;
 pub mod ice;
 #[cfg(target_arch = "wasm32")]
 pub mod private;
+pub mod sdp_answer;
 pub mod signal_codec;

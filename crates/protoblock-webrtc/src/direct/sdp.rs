@@ -1,6 +1,6 @@
 // Derives from libp2p-webrtc-websys 0.5.0 `src/sdp.rs` (MIT, rust-libp2p; licence text in
 // crates/protoblock-webrtc/LICENSE-libp2p-webrtc-websys).
-// Changed: nothing but this header.
+// Changed: the answer is rendered by `crate::sdp_answer` (no tinytemplate/serde_json in the package).
 
 use std::net::SocketAddr;
 
@@ -14,7 +14,12 @@ pub(crate) fn answer(
     client_ufrag: &str,
 ) -> RtcSessionDescriptionInit {
     let answer_obj = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
-    answer_obj.set_sdp(&libp2p_webrtc_utils::sdp::answer(addr, server_fingerprint, client_ufrag));
+    answer_obj.set_sdp(&crate::sdp_answer::server_answer(
+        addr,
+        &server_fingerprint.algorithm(),
+        &server_fingerprint.to_sdp_format(),
+        client_ufrag,
+    ));
     answer_obj
 }
 
