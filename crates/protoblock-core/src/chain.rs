@@ -20,7 +20,7 @@ use crate::block::{BlockMeta, CheckedBlock, apply_block, check_block, check_deco
 use crate::crypto::KeyCache;
 use crate::error::BlockError;
 use crate::genesis::Genesis;
-use crate::hash::{Hash32, sha256};
+use crate::hash::{FastSet, Hash32, sha256};
 use crate::lthash::LtHash;
 use crate::params::ChainParams;
 use crate::replay::ReplayIndex;
@@ -65,10 +65,15 @@ impl WriteBatch {
     /// block or undo record that a later batch puts back is taken off the
     /// delete lists; later state writes win by order.
     pub fn merge(&mut self, other: WriteBatch) {
+        if self.is_empty() {
+            // The first batch of a run (sync merges one per block).
+            *self = other;
+            return;
+        }
         self.delete_blocks.retain(|d| !other.put_blocks.iter().any(|(_, id, _)| id == d));
         // Replay puts and deletes stay disjoint, so their order never matters.
-        let deleted: HashSet<Hash32> = other.replay_delete.iter().copied().collect();
-        let put: HashSet<Hash32> = other.replay_put.iter().map(|(id, _)| *id).collect();
+        let deleted: FastSet<Hash32> = other.replay_delete.iter().copied().collect();
+        let put: FastSet<Hash32> = other.replay_put.iter().map(|(id, _)| *id).collect();
         self.replay_put.retain(|(id, _)| !deleted.contains(id));
         self.replay_delete.retain(|id| !put.contains(id));
         self.replay_put.extend(other.replay_put);
@@ -82,6 +87,20 @@ impl WriteBatch {
         if other.head.is_some() {
             self.head = other.head;
         }
+    }
+}
+
+impl WriteBatch {
+    /// Writes nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.put_blocks.is_empty()
+            && self.delete_blocks.is_empty()
+            && self.state.is_empty()
+            && self.put_undo.is_empty()
+            && self.delete_undo.is_empty()
+            && self.replay_put.is_empty()
+            && self.replay_delete.is_empty()
+            && self.head.is_none()
     }
 }
 
@@ -607,9 +626,26 @@ fn is_better(a: &BlockMeta, b: &BlockMeta) -> bool {
     a.height > b.height || (a.height == b.height && a.id < b.id)
 }
 
+/// Encodes a `pb::BlockUndo` straight from the undo record: the same bytes
+/// as building the message, without first cloning every key and value into it.
 fn encode_undo(undo: &Undo) -> Vec<u8> {
-    pb::BlockUndo { entries: undo.iter().map(|(k, v)| pb::UndoEntry { key: k.clone(), previous: v.clone() }).collect() }
-        .encode_to_vec()
+    use prost::encoding::{WireType, bytes, encode_key, encode_varint, encoded_len_varint};
+    let entry_len = |k: &Vec<u8>, v: &Option<Vec<u8>>| {
+        (if k.is_empty() { 0 } else { bytes::encoded_len(1, k) }) + v.as_ref().map_or(0, |v| bytes::encoded_len(2, v))
+    };
+    let total: usize = undo.iter().map(|(k, v)| 1 + encoded_len_varint(entry_len(k, v) as u64) + entry_len(k, v)).sum();
+    let mut out = Vec::with_capacity(total);
+    for (k, v) in undo {
+        encode_key(1, WireType::LengthDelimited, &mut out);
+        encode_varint(entry_len(k, v) as u64, &mut out);
+        if !k.is_empty() {
+            bytes::encode(1, k, &mut out);
+        }
+        if let Some(v) = v {
+            bytes::encode(2, v, &mut out);
+        }
+    }
+    out
 }
 
 fn tx_ids_and_nonces(block: &pb::Block) -> Vec<(Hash32, u64)> {
@@ -621,4 +657,28 @@ fn tx_ids_and_nonces(block: &pb::Block) -> Vec<(Hash32, u64)> {
             (crate::hash::sha256(&st.tx), nonce)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    #[test]
+    fn undo_records_encode_as_the_message_would() {
+        let undo: Undo = vec![
+            (vec![1, 2, 3], Some(vec![9; 200])),
+            (vec![4], None),
+            (vec![5; 40], Some(Vec::new())),
+            (Vec::new(), Some(vec![7])),
+        ];
+        for n in 0..=undo.len() {
+            let part = undo[..n].to_vec();
+            let built = pb::BlockUndo {
+                entries: part.iter().map(|(k, v)| pb::UndoEntry { key: k.clone(), previous: v.clone() }).collect(),
+            };
+            assert_eq!(encode_undo(&part), built.encode_to_vec(), "{n} entries");
+        }
+    }
 }
