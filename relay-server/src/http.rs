@@ -66,6 +66,7 @@ pub fn router(state: HttpState, www: std::path::PathBuf) -> Router {
         .route("/api/status", get(status))
         .route("/api/bootstrap", get(bootstrap))
         .route("/api/blocks/{id}", get(block))
+        .route("/api/blocks/{id}/raw", get(block_raw))
         .route("/api/tx", post(submit_tx))
         .route("/api/dev/serve-sync", post(dev_serve_sync))
         .route("/api/dev/oracle-key", get(dev_oracle_key))
@@ -150,21 +151,38 @@ async fn metrics(State(s): State<HttpState>) -> Response {
 
 /// A block by height (decimal) or id (64 hex digits), decoded for reading.
 async fn block(State(s): State<HttpState>, Path(id): Path<String>) -> Response {
-    let bytes = if let Ok(h) = id.parse::<u64>() {
-        s.store.blocks_range(h, 1, usize::MAX).await.map(|mut v| v.pop())
-    } else if let Some(hash) = Hash32::from_hex(&id) {
-        s.store.block_by_id(hash).await
-    } else {
-        return err(StatusCode::BAD_REQUEST, "give a height or a 64-hex-digit block id");
-    };
-    let bytes = match bytes {
-        Ok(Some(b)) => b,
-        Ok(None) => return err(StatusCode::NOT_FOUND, "no such block"),
-        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let bytes = match stored_block(&s, &id).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     match describe_block(&bytes) {
         Some(v) => Json(v).into_response(),
         None => err(StatusCode::INTERNAL_SERVER_ERROR, "stored block does not decode"),
+    }
+}
+
+/// The block's exact encoding (what its id and signatures cover), for tools
+/// that check it themselves; the browser benchmark feeds these to a page.
+async fn block_raw(State(s): State<HttpState>, Path(id): Path<String>) -> Response {
+    match stored_block(&s, &id).await {
+        Ok(b) => ([(header::CONTENT_TYPE, "application/octet-stream")], b).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// A main-chain block by height, or any stored block by id.
+async fn stored_block(s: &HttpState, id: &str) -> Result<Vec<u8>, Response> {
+    let bytes = if let Ok(h) = id.parse::<u64>() {
+        s.store.blocks_range(h, 1, usize::MAX).await.map(|mut v| v.pop())
+    } else if let Some(hash) = Hash32::from_hex(id) {
+        s.store.block_by_id(hash).await
+    } else {
+        return Err(err(StatusCode::BAD_REQUEST, "give a height or a 64-hex-digit block id"));
+    };
+    match bytes {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => Err(err(StatusCode::NOT_FOUND, "no such block")),
+        Err(e) => Err(err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
 }
 

@@ -206,6 +206,13 @@ fn http_api_health_metrics_blocks_and_tx_submission() {
     let (code, by_id) = get_json(&format!("{base}/api/blocks/{id}"));
     assert_eq!((code, by_id["height"].as_u64()), (200, Some(1)));
     assert_eq!(get_json(&format!("{base}/api/blocks/999999")).0, 404);
+    // The raw encoding: what the id is computed over (sha256 of its header bytes).
+    let raw = reqwest::blocking::get(format!("{base}/api/blocks/{id}/raw")).unwrap();
+    assert_eq!(raw.headers()["content-type"], "application/octet-stream");
+    let raw = raw.bytes().unwrap();
+    let decoded = protoblock_core::proto::v1::Block::decode(raw.as_ref()).expect("raw block decodes");
+    assert_eq!(protoblock_core::hash::sha256(&decoded.header).to_hex(), id);
+    assert_eq!(reqwest::blocking::get(format!("{base}/api/blocks/999999/raw")).unwrap().status(), 404);
     assert_eq!(get_json(&format!("{base}/api/blocks/nonsense")).0, 400);
 
     let metrics = reqwest::blocking::get(format!("{base}/metrics")).unwrap().text().unwrap();

@@ -416,6 +416,8 @@ fn bench_mesh() -> Result<()> {
 fn bench_web() -> Result<()> {
     ensure_wasm_target()?;
     ensure_chromium()?;
+    // The signature-bound hook is in its own build (www/pkg-bench); the sync runs the product package.
+    web_with(&["bench"])?;
     web()?;
     let root = workspace_root();
     sh(cargo().current_dir(&root).args(["build", "--release", "-p", "protoblock-relay"]))?;

@@ -10,6 +10,8 @@
 //! - `swarm`: browser transports (WebSocket, WebRTC-direct, relay client).
 //! - `api`: the wasm-bindgen class `ProtoblockNode` (promises and events; no
 //!   global state, so a page can run several nodes).
+//! - `bench` (feature `bench`): the browser's signature bound (`_benchSignatureBound`), for
+//!   `cargo xtask bench-web`.
 //! - [`view`], [`wallet`]: pure parts (what pages are shown, how the wallet
 //!   signs), compiled and tested natively too.
 
@@ -21,6 +23,8 @@ pub mod wallet;
 
 #[cfg(target_arch = "wasm32")]
 mod api;
+#[cfg(all(target_arch = "wasm32", feature = "bench"))]
+mod bench;
 #[cfg(target_arch = "wasm32")]
 pub mod store;
 #[cfg(target_arch = "wasm32")]

@@ -1,0 +1,59 @@
+//! The browser's own signature bound, for `cargo xtask bench-web`.
+//!
+//! The same work as the native chain benchmark's bound: per block,
+//! `verify_strict` on the header and one `verify_batch` over its txs, on
+//! inputs decoded beforehand (untimed). Beside the browser's sync time it
+//! shows how much of that sync is signature checking that no other change
+//! can remove, and beside the native sync time the ceiling single-threaded
+//! wasm has against native code.
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use prost::Message;
+use protoblock_core::Genesis;
+use protoblock_core::crypto::{PublicKey, block_message, parse_signature, tx_message};
+use protoblock_proto::v1 as pb;
+use wasm_bindgen::prelude::*;
+
+struct SigWork {
+    header: (Vec<u8>, Signature, VerifyingKey),
+    msgs: Vec<Vec<u8>>,
+    sigs: Vec<Signature>,
+    keys: Vec<VerifyingKey>,
+}
+
+fn extract(genesis: &Genesis, bytes: &[u8]) -> Result<SigWork, String> {
+    let block = pb::Block::decode(bytes).map_err(|e| e.to_string())?;
+    let header = pb::BlockHeader::decode(block.header.as_slice()).map_err(|e| e.to_string())?;
+    let (_, hvk) = PublicKey::parse(&header.producer).map_err(|e| e.to_string())?;
+    let hsig = parse_signature(&block.signature).ok_or("bad header signature")?;
+    let mut w = SigWork { header: (block_message(&block.header), hsig, hvk), msgs: vec![], sigs: vec![], keys: vec![] };
+    for st in &block.txs {
+        w.msgs.push(tx_message(&genesis.hash, &st.tx));
+        w.sigs.push(parse_signature(&st.signature).ok_or("bad tx signature")?);
+        w.keys.push(PublicKey::parse(&st.signer).map_err(|e| e.to_string())?.1);
+    }
+    Ok(w)
+}
+
+fn now_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or_else(js_sys::Date::now)
+}
+
+/// Milliseconds to verify every signature of `blocks` (encoded blocks, in
+/// any order) of the chain with genesis `genesis`; an error if one fails.
+#[wasm_bindgen(js_name = _benchSignatureBound)]
+pub fn bench_signature_bound(genesis: &[u8], blocks: js_sys::Array) -> Result<f64, JsError> {
+    let genesis = Genesis::from_bytes(genesis).map_err(|e| JsError::new(&e.to_string()))?;
+    let work = blocks
+        .iter()
+        .map(|b| extract(&genesis, &js_sys::Uint8Array::new(&b).to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| JsError::new(&e))?;
+    let t = now_ms();
+    for w in &work {
+        w.header.2.verify_strict(&w.header.0, &w.header.1).map_err(|e| JsError::new(&e.to_string()))?;
+        let refs: Vec<&[u8]> = w.msgs.iter().map(|m| m.as_slice()).collect();
+        ed25519_dalek::verify_batch(&refs, &w.sigs, &w.keys).map_err(|e| JsError::new(&e.to_string()))?;
+    }
+    Ok(now_ms() - t)
+}
