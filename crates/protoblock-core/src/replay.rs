@@ -10,17 +10,33 @@
 //! removes its own tx ids. Pruning later than strictly possible changes no
 //! verdict: a tx whose nonce is that old fails the nonce window anyway.
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
 
 use crate::hash::FastMap;
 
 use crate::hash::Hash32;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `seen` is the index; `order` only drives pruning. It lists ids as they
+/// were inserted, which is block order: nonces there are only roughly
+/// ascending (a tx may be up to the whole window older than its block), so
+/// pruning pops from the front while the front is below the cutoff and
+/// leaves the rest for later, which is allowed (see above). Reverting a
+/// block removes its ids from `seen` only; their stale `order` entries are
+/// skipped when they reach the front. An ordered set gave exact pruning but
+/// cost a B-tree insert per tx, a visible share of validation.
+#[derive(Debug, Clone, Default)]
 pub struct ReplayIndex {
     seen: FastMap<Hash32, u64>,
-    by_nonce: BTreeSet<(u64, Hash32)>,
+    order: VecDeque<(u64, Hash32)>,
 }
+
+impl PartialEq for ReplayIndex {
+    fn eq(&self, other: &Self) -> bool {
+        // `order` is bookkeeping for pruning, not content.
+        self.seen == other.seen
+    }
+}
+impl Eq for ReplayIndex {}
 
 impl ReplayIndex {
     pub fn contains(&self, id: &Hash32) -> bool {
@@ -36,28 +52,30 @@ impl ReplayIndex {
     }
 
     pub fn insert(&mut self, id: Hash32, nonce: u64) {
-        if let Some(old) = self.seen.insert(id, nonce) {
-            self.by_nonce.remove(&(old, id));
-        }
-        self.by_nonce.insert((nonce, id));
+        self.seen.insert(id, nonce);
+        self.order.push_back((nonce, id));
     }
 
     pub fn remove(&mut self, id: &Hash32) {
-        if let Some(n) = self.seen.remove(id) {
-            self.by_nonce.remove(&(n, *id));
-        }
+        self.seen.remove(id);
     }
 
-    /// Drops entries whose nonce (ns) is below `cutoff_ns`; returns their ids.
+    /// Drops entries whose nonce (ns) is below `cutoff_ns`, from the oldest
+    /// inserted on, stopping at the first that is not; returns their ids.
     pub fn prune_below(&mut self, cutoff_ns: u64) -> Vec<Hash32> {
-        let keep = self.by_nonce.split_off(&(cutoff_ns, Hash32::ZERO));
-        let gone = std::mem::replace(&mut self.by_nonce, keep);
-        gone.into_iter()
-            .map(|(_, id)| {
+        let mut gone = Vec::new();
+        while let Some(&(nonce, id)) = self.order.front() {
+            let live = self.seen.get(&id) == Some(&nonce);
+            if live && nonce >= cutoff_ns {
+                break;
+            }
+            self.order.pop_front();
+            if live {
                 self.seen.remove(&id);
-                id
-            })
-            .collect()
+                gone.push(id);
+            }
+        }
+        gone
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Hash32, &u64)> {
@@ -66,9 +84,13 @@ impl ReplayIndex {
 }
 
 impl FromIterator<(Hash32, u64)> for ReplayIndex {
+    /// Entries from a store come in no particular order: sorted by nonce
+    /// here, so pruning from the front stays close to exact.
     fn from_iter<I: IntoIterator<Item = (Hash32, u64)>>(iter: I) -> Self {
+        let mut entries: Vec<(u64, Hash32)> = iter.into_iter().map(|(id, n)| (n, id)).collect();
+        entries.sort_unstable();
         let mut r = Self::default();
-        for (id, n) in iter {
+        for (n, id) in entries {
             r.insert(id, n);
         }
         r
@@ -92,5 +114,29 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r.prune_below(u64::MAX), vec![id(3)]);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn out_of_order_nonces_are_pruned_late_never_early_and_reverts_are_skipped() {
+        let id = |b: u8| Hash32([b; 32]);
+        let mut r = ReplayIndex::default();
+        // Block order: a later block may carry an older nonce.
+        r.insert(id(1), 10);
+        r.insert(id(2), 50);
+        r.insert(id(3), 20);
+        r.insert(id(4), 60);
+        // Reverted, then included again by another branch with the same nonce.
+        r.remove(&id(4));
+        r.insert(id(5), 70);
+        r.insert(id(4), 60);
+        assert_eq!(r.prune_below(30), vec![id(1)], "stops at 50; 20 waits its turn");
+        assert!(r.contains(&id(3)));
+        let mut gone = r.prune_below(65);
+        gone.sort();
+        assert_eq!(gone, vec![id(2), id(3), id(4)], "each id once, the stale entry skipped");
+        assert_eq!(r.len(), 1);
+        assert!(r.contains(&id(5)));
+        // Nothing at or above the cutoff ever goes.
+        assert!(r.prune_below(70).is_empty());
     }
 }
