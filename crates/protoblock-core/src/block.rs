@@ -249,7 +249,9 @@ pub fn apply_block(
     genesis: &Genesis,
     params: &ChainParams,
 ) -> Result<AppliedBlock, BlockError> {
-    let mut ov = Overlay::new(state);
+    // A tx writes one to three keys (a transfer two balances; the oracle's
+    // results more, and the map grows for those).
+    let mut ov = Overlay::with_capacity(state, 2 * block.txs.len() + 8);
     let ts = block.header.timestamp_ms;
     let mut taken = FastSet::with_capacity_and_hasher(block.txs.len(), Default::default());
     for (index, tx) in block.txs.iter().enumerate() {

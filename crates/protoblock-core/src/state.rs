@@ -222,6 +222,12 @@ impl<'a> Overlay<'a> {
         Self { base, writes: Writes::default() }
     }
 
+    /// An overlay expecting about `writes` distinct keys, so a block's
+    /// overlay does not rehash its way up from empty.
+    pub fn with_capacity(base: &'a StateMap, writes: usize) -> Self {
+        Self { base, writes: Writes::with_capacity_and_hasher(writes, Default::default()) }
+    }
+
     /// Resumes pending writes kept from an earlier overlay (the mempool's).
     pub fn with_writes(base: &'a StateMap, writes: Writes) -> Self {
         Self { base, writes }
