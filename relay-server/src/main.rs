@@ -258,20 +258,21 @@ async fn main() -> Result<()> {
 
     let store = Arc::new(RedbStore::open(args.data_dir.join("chain.redb")).context("opening chain database")?);
     let mut chain = open_chain(&store, genesis.clone(), params.clone()).await.context("resuming the chain")?;
-    if let Some((net, _)) = &dev {
-        if chain.head().height == 0 && args.dev_history > 0 {
-            let t = std::time::Instant::now();
-            let blocks = generate_chain(net, &params, args.dev_history, args.dev_txs_per_block);
-            for run in blocks.chunks(256) {
-                let mut batch = protoblock_core::WriteBatch::default();
-                for b in run {
-                    let update = chain.insert_block(b, protoblock_net::node::now_ms()).context("dev history block")?;
-                    batch.merge(update.batch.context("dev history block not placed")?);
-                }
-                store.commit(batch).await.context("committing dev history")?;
+    if let Some((net, _)) = &dev
+        && chain.head().height == 0
+        && args.dev_history > 0
+    {
+        let t = std::time::Instant::now();
+        let blocks = generate_chain(net, &params, args.dev_history, args.dev_txs_per_block);
+        for run in blocks.chunks(256) {
+            let mut batch = protoblock_core::WriteBatch::default();
+            for b in run {
+                let update = chain.insert_block(b, protoblock_net::node::now_ms()).context("dev history block")?;
+                batch.merge(update.batch.context("dev history block not placed")?);
             }
-            println!("dev history {} blocks in {} ms", args.dev_history, t.elapsed().as_millis());
+            store.commit(batch).await.context("committing dev history")?;
         }
+        println!("dev history {} blocks in {} ms", args.dev_history, t.elapsed().as_millis());
     }
     let start_height = chain.head().height;
     let key = node_key(&args.data_dir)?;

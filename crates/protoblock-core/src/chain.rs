@@ -264,10 +264,10 @@ impl Chain {
                     return Err(RestoreError::BadBlock(h));
                 }
                 let prev = Hash32::from_slice(&header.prev_hash).ok_or(RestoreError::BadBlock(h))?;
-                if let Some(last) = chain.main.back() {
-                    if last.meta.id != prev {
-                        return Err(RestoreError::BrokenLink(h));
-                    }
+                if let Some(last) = chain.main.back()
+                    && last.meta.id != prev
+                {
+                    return Err(RestoreError::BrokenLink(h));
                 }
                 let undo = if h > head.final_height {
                     let raw = sb.undo.as_ref().ok_or(RestoreError::MissingUndo(h))?;
@@ -354,10 +354,10 @@ impl Chain {
     fn mark_invalid(&mut self, content: Hash32) {
         if self.invalid.insert(content) {
             self.invalid_order.push_back(content);
-            if self.invalid_order.len() > MAX_INVALID_REMEMBERED {
-                if let Some(old) = self.invalid_order.pop_front() {
-                    self.invalid.remove(&old);
-                }
+            if self.invalid_order.len() > MAX_INVALID_REMEMBERED
+                && let Some(old) = self.invalid_order.pop_front()
+            {
+                self.invalid.remove(&old);
             }
         }
     }
@@ -555,10 +555,10 @@ impl Chain {
                 i += 1;
             }
             for d in doomed {
-                if let Some(s) = self.side.remove(&d) {
-                    if d == bad {
-                        self.mark_invalid(sha256(&s.bytes));
-                    }
+                if let Some(s) = self.side.remove(&d)
+                    && d == bad
+                {
+                    self.mark_invalid(sha256(&s.bytes));
                 }
             }
         }

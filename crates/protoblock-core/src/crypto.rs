@@ -123,10 +123,10 @@ impl KeyCache {
     pub const CAPACITY: usize = 1 << 15;
 
     pub fn parse(&mut self, bytes: &[u8]) -> Result<(PublicKey, VerifyingKey), KeyError> {
-        if let Ok(arr) = <[u8; 32]>::try_from(bytes) {
-            if let Some(vk) = self.map.get(&arr) {
-                return Ok((PublicKey(arr), *vk));
-            }
+        if let Ok(arr) = <[u8; 32]>::try_from(bytes)
+            && let Some(vk) = self.map.get(&arr)
+        {
+            return Ok((PublicKey(arr), *vk));
         }
         let (pk, vk) = PublicKey::parse(bytes)?;
         if self.map.len() >= Self::CAPACITY {

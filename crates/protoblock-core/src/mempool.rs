@@ -100,10 +100,10 @@ impl Mempool {
     /// the txs already pending. `now_ms` stands in for the next block's time.
     pub fn insert(&mut self, bytes: &[u8], chain: &Chain, now_ms: u64) -> Result<Hash32, MempoolError> {
         // Dedupe before the signature check: a flood of copies costs a hash each.
-        if let Ok(st) = pb::SignedTransaction::decode(bytes) {
-            if self.entries.contains_key(&sha256(&st.tx)) {
-                return Err(MempoolError::Duplicate);
-            }
+        if let Ok(st) = pb::SignedTransaction::decode(bytes)
+            && self.entries.contains_key(&sha256(&st.tx))
+        {
+            return Err(MempoolError::Duplicate);
         }
         let tx = check_tx_bytes(bytes, chain.genesis(), chain.params())?;
         if self.per_signer.get(&tx.signer).copied().unwrap_or(0) >= self.cfg.max_per_signer {

@@ -620,10 +620,10 @@ impl<S: Store> Node<S> {
         tracing::warn!(%peer, %reason, "banning peer");
         // Bounded: peer ids are free to make, so when full the ban closest
         // to expiry goes first.
-        if self.bans.len() >= MAX_BANS {
-            if let Some(first) = self.bans.iter().min_by_key(|(_, until)| **until).map(|(p, _)| *p) {
-                self.bans.remove(&first);
-            }
+        if self.bans.len() >= MAX_BANS
+            && let Some(first) = self.bans.iter().min_by_key(|(_, until)| **until).map(|(p, _)| *p)
+        {
+            self.bans.remove(&first);
         }
         self.bans.insert(peer, now_ms() + self.cfg.ban_ms);
         self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
@@ -711,12 +711,11 @@ impl<S: Store> Node<S> {
             }
             None => return,
         };
-        if self.swarm.external_addresses().next().is_some() {
-            if let Err(e) =
+        if self.swarm.external_addresses().next().is_some()
+            && let Err(e) =
                 self.swarm.behaviour_mut().rendezvous.register(self.namespace.clone(), point, Some(RENDEZVOUS_TTL_SECS))
-            {
-                tracing::debug!(%point, error = %e, "rendezvous register");
-            }
+        {
+            tracing::debug!(%point, error = %e, "rendezvous register");
         }
         self.swarm.behaviour_mut().rendezvous.discover(Some(self.namespace.clone()), cookie, Some(64), point);
     }
@@ -1000,11 +999,11 @@ impl<S: Store> Node<S> {
             SwarmEvent::ConnectionClosed { connection_id, num_established, .. } if num_established > 0 => {
                 self.conns.remove(&connection_id);
             }
-            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
-                if self.upgrading.remove(&peer).is_some() {
-                    tracing::info!(%peer, ?error, "no direct /webrtc path; staying relayed");
-                    self.upgrade_failed.insert(peer, now_ms());
-                }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. }
+                if self.upgrading.remove(&peer).is_some() =>
+            {
+                tracing::info!(%peer, ?error, "no direct /webrtc path; staying relayed");
+                self.upgrade_failed.insert(peer, now_ms());
             }
             SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established: 0, .. } => {
                 self.conns.remove(&connection_id);
