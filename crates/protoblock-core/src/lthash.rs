@@ -31,7 +31,6 @@ impl core::fmt::Debug for LtHash {
     }
 }
 
-/// The entry's 2 KiB of XOF output: lane `i` is bytes `2i..2i+2`, little-endian.
 /// BLAKE3 `derive_key` with this context, its context key hashed once
 /// (`new_derive_key` rehashes the context string on every entry, one extra
 /// compression each; the output is the same, tested below).
@@ -39,6 +38,7 @@ const ENTRY_CONTEXT: &str = "protoblock state entry v1";
 static ENTRY_CONTEXT_KEY: std::sync::LazyLock<blake3::hazmat::ContextKey> =
     std::sync::LazyLock::new(|| blake3::hazmat::hash_derive_key_context(ENTRY_CONTEXT));
 
+/// The entry's 2 KiB of XOF output: lane `i` is bytes `2i..2i+2`, little-endian.
 fn entry_bytes(key: &[u8], value: &[u8]) -> [u8; LANES * 2] {
     use blake3::hazmat::HasherExt;
     let mut h = blake3::Hasher::new_from_context_key(&ENTRY_CONTEXT_KEY);

@@ -14,6 +14,8 @@ use protoblock_core::crypto::{PublicKey, block_message, parse_signature, tx_mess
 use protoblock_proto::v1 as pb;
 use wasm_bindgen::prelude::*;
 
+use crate::store::now_ms;
+
 struct SigWork {
     header: (Vec<u8>, Signature, VerifyingKey),
     msgs: Vec<Vec<u8>>,
@@ -33,10 +35,6 @@ fn extract(genesis: &Genesis, bytes: &[u8]) -> Result<SigWork, String> {
         w.keys.push(PublicKey::parse(&st.signer).map_err(|e| e.to_string())?.1);
     }
     Ok(w)
-}
-
-fn now_ms() -> f64 {
-    web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or_else(js_sys::Date::now)
 }
 
 /// Milliseconds to verify every signature of `blocks` (encoded blocks, in

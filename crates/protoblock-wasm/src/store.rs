@@ -144,7 +144,8 @@ fn to_hash(v: &JsValue) -> Result<Hash32, StoreError> {
 
 use wasm_bindgen::JsCast;
 
-fn now_ms() -> f64 {
+/// Milliseconds from the page's monotonic clock (`Date.now()` where there is none).
+pub(crate) fn now_ms() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or_else(js_sys::Date::now)
 }
 
