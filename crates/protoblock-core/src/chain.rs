@@ -16,7 +16,7 @@ use std::sync::Arc;
 use prost::Message;
 use protoblock_proto::v1 as pb;
 
-use crate::block::{BlockMeta, CheckedBlock, apply_block, check_block, check_decoded_block, peek_block};
+use crate::block::{BlockMeta, CheckedBlock, Signatures, apply_block, check_block, check_decoded_block, peek_block};
 use crate::crypto::KeyCache;
 use crate::error::BlockError;
 use crate::genesis::Genesis;
@@ -372,6 +372,18 @@ impl Chain {
     /// Validates a block received from anywhere (gossip, sync, our producer)
     /// and places it. `now_ms` bounds how far ahead its timestamp may be.
     pub fn insert_block(&mut self, bytes: &[u8], now_ms: u64) -> Result<ChainUpdate, BlockError> {
+        self.insert_block_with(bytes, now_ms, Signatures::Check)
+    }
+
+    /// [`Chain::insert_block`] for a block whose signatures were verified
+    /// already, over these exact bytes, by [`crate::block::verify_signatures`]
+    /// (with [`Signatures::AlreadyChecked`]); every other rule is still checked.
+    pub fn insert_block_with(
+        &mut self,
+        bytes: &[u8],
+        now_ms: u64,
+        signatures: Signatures,
+    ) -> Result<ChainUpdate, BlockError> {
         let (id, header, block) = peek_block(bytes, &self.params)?;
         // The hash of the whole encoding only matters to look up or remember
         // an invalid block, so the common path (none remembered) skips it.
@@ -401,6 +413,7 @@ impl Chain {
             &self.params,
             now_ms,
             &mut self.keys,
+            signatures,
         ) {
             Ok(c) => c,
             Err(e) => {

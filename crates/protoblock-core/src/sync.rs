@@ -74,21 +74,24 @@ struct Pending<P> {
     deadline: u64,
 }
 
+/// `B` is a received block: its bytes, and whatever the node carries with
+/// them to the chain (the browser node: whether a worker verified their
+/// signatures already).
 #[derive(Debug)]
-pub struct SyncPlanner<P> {
+pub struct SyncPlanner<P, B = Vec<u8>> {
     cfg: SyncConfig,
     params: ChainParams,
     peers: BTreeMap<P, PeerSync>,
     /// Outstanding requests by id.
     pending: BTreeMap<u64, Pending<P>>,
     /// Blocks received ahead of the head, by height.
-    buffered: BTreeMap<u64, (P, Vec<u8>)>,
+    buffered: BTreeMap<u64, (P, B)>,
     /// Peer that last timed out on a range start, to try someone else first.
     avoid: BTreeMap<u64, P>,
     next_id: u64,
 }
 
-impl<P: Clone + Ord> SyncPlanner<P> {
+impl<P: Clone + Ord, B: AsRef<[u8]>> SyncPlanner<P, B> {
     pub fn new(cfg: SyncConfig, params: ChainParams) -> Self {
         Self {
             cfg,
@@ -195,7 +198,7 @@ impl<P: Clone + Ord> SyncPlanner<P> {
     /// Takes a response. Blocks are checked only for shape here (decodable,
     /// consecutive heights from the requested start); the chain validates
     /// them when they come out of [`SyncPlanner::take_ready`].
-    pub fn on_response(&mut self, id: u64, from: &P, blocks: Vec<Vec<u8>>) -> Result<usize, SyncFault> {
+    pub fn on_response(&mut self, id: u64, from: &P, blocks: Vec<B>) -> Result<usize, SyncFault> {
         let p = self.pending.get(&id).ok_or(SyncFault::UnknownRequest)?;
         if &p.peer != from {
             return Err(SyncFault::WrongPeer);
@@ -216,7 +219,7 @@ impl<P: Clone + Ord> SyncPlanner<P> {
         let mut checked = Vec::with_capacity(blocks.len());
         for (index, b) in blocks.into_iter().enumerate() {
             let expected = p.start + index as u64;
-            match peek_block(&b, &self.params) {
+            match peek_block(b.as_ref(), &self.params) {
                 Ok((_, header, _)) if header.height == expected => checked.push((expected, b)),
                 Ok((_, header, _)) => {
                     return fault(self, SyncFault::WrongHeight { index, expected, got: header.height });
@@ -246,7 +249,7 @@ impl<P: Clone + Ord> SyncPlanner<P> {
     }
 
     /// A block that arrived by gossip ahead of the head; kept if there is room.
-    pub fn buffer_gossip(&mut self, from: P, height: u64, bytes: Vec<u8>, local_head: u64) -> bool {
+    pub fn buffer_gossip(&mut self, from: P, height: u64, bytes: B, local_head: u64) -> bool {
         if height <= local_head + 1
             || self.buffered.len() >= self.cfg.max_buffered
             || self.buffered.contains_key(&height)
@@ -259,7 +262,7 @@ impl<P: Clone + Ord> SyncPlanner<P> {
 
     /// Buffered blocks that now extend the head, in height order, with the
     /// peer each came from (to blame if the chain refuses it).
-    pub fn take_ready(&mut self, local_head: u64) -> Vec<(P, Vec<u8>)> {
+    pub fn take_ready(&mut self, local_head: u64) -> Vec<(P, B)> {
         let mut out = Vec::new();
         let mut next = local_head + 1;
         while let Some(entry) = self.buffered.remove(&next) {

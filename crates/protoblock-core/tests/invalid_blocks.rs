@@ -6,7 +6,8 @@ mod common;
 use common::*;
 use ed25519_dalek::SigningKey;
 use prost::Message;
-use protoblock_core::crypto::{KeyError, sign_block};
+use protoblock_core::block::{Signatures, verify_signatures};
+use protoblock_core::crypto::{KeyCache, KeyError, sign_block};
 use protoblock_core::devnet::DevNet;
 use protoblock_core::hash::{Hash32, sha256};
 use protoblock_core::proto::v1 as pb;
@@ -516,6 +517,49 @@ fn every_invalid_class_is_refused_with_its_own_error_and_changes_nothing() {
     }
     // At least the 17 required classes map to distinct variants.
     assert!(variants.len() >= 17, "only {} distinct variants: {variants:?}", variants.len());
+}
+
+/// The browser checks signatures in a Web Worker (`verify_signatures`) and
+/// inserts what passed as `AlreadyChecked`. Between them the two halves must
+/// enforce every rule: the worker refuses every case whose error is about a
+/// signature, producer or key; every case it passes still gets its own error
+/// from the chain and changes nothing; the honest block passes both halves.
+#[test]
+fn the_signature_worker_and_the_chain_split_the_rules_without_a_gap() {
+    let b = base();
+    let template = b.chain();
+    let mut keys = KeyCache::default();
+    let honest = b.honest(&template);
+    assert_eq!(verify_signatures(&honest, b.g(), &b.params, &mut keys), Ok(()));
+    let mut chain = b.chain();
+    let placed = chain.insert_block_with(&honest, b.ts, Signatures::AlreadyChecked).unwrap();
+    assert_eq!(placed.placement, Placement::Extended);
+    let (mut refused_by_worker, mut left_to_chain) = (0, 0);
+    for case in cases(&b, &template) {
+        let signature_rule = matches!(
+            case.expected,
+            BlockError::BadSignature
+                | BlockError::UnauthorizedProducer { .. }
+                | BlockError::Tx { error: TxError::BadSignature | TxError::BadSignerKey(_), .. }
+        );
+        let worker = verify_signatures(&case.block, b.g(), &b.params, &mut keys);
+        if signature_rule {
+            assert!(worker.is_err(), "case {:?}: the worker passed a signature fault", case.name);
+            refused_by_worker += 1;
+            continue;
+        }
+        if worker.is_err() {
+            // Refused for its encoding or size, which the chain refuses too.
+            continue;
+        }
+        let mut chain = b.chain();
+        let before = snapshot(&chain);
+        let got = chain.insert_block_with(&case.block, case.now, Signatures::AlreadyChecked);
+        assert_eq!(got.err(), Some(case.expected.clone()), "case {:?}", case.name);
+        assert_untouched(&chain, &before, case.name);
+        left_to_chain += 1;
+    }
+    assert!(refused_by_worker >= 5 && left_to_chain >= 20, "{refused_by_worker} / {left_to_chain}");
 }
 
 fn tx_variant(e: &BlockError) -> String {
