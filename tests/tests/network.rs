@@ -13,7 +13,7 @@ use protoblock_core::proto::v1 as pb;
 use protoblock_core::{ChainParams, Genesis, Hash32};
 use protoblock_net::behaviour::Role;
 use protoblock_net::native::build_swarm;
-use protoblock_net::node::{Node, NodeConfig, NodeEvent, NodeHandle};
+use protoblock_net::node::{Node, NodeConfig, NodeEvent, NodeHandle, SignatureVerifier, VerifyDone, VerifyJob};
 use protoblock_store::{MemoryStore, RedbStore, Store, open_chain};
 use protoblock_tests::import;
 
@@ -34,12 +34,25 @@ async fn spawn<S: Store + 'static>(genesis: &Genesis, store: S, cfg: NodeConfig)
 }
 
 async fn spawn_role<S: Store + 'static>(genesis: &Genesis, store: S, cfg: NodeConfig, role: &Role) -> TestNode {
+    spawn_full(genesis, store, cfg, role, None).await
+}
+
+async fn spawn_full<S: Store + 'static>(
+    genesis: &Genesis,
+    store: S,
+    cfg: NodeConfig,
+    role: &Role,
+    verifier: Option<SignatureVerifier>,
+) -> TestNode {
     let chain = open_chain(&store, genesis.clone(), params()).await.unwrap();
     let key = identity::Keypair::generate_ed25519();
     let peer = key.public().to_peer_id();
     let mut swarm = build_swarm(key, params().max_block_bytes, role).unwrap();
     swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
-    let (node, handle, mut events) = Node::new(swarm, chain, store, cfg).unwrap();
+    let (mut node, handle, mut events) = Node::new(swarm, chain, store, cfg).unwrap();
+    if let Some(v) = verifier {
+        node = node.with_signature_verifier(v);
+    }
     let task = tokio::spawn(node.run());
     let addr = loop {
         match tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("listening").unwrap() {
@@ -195,6 +208,84 @@ async fn a_lying_peer_is_banned_and_sync_completes_from_honest_peers() {
     assert!(!banned.contains(&&honest.peer), "honest peer kept");
     let s = fresh.handle.status().await.unwrap();
     assert!(s.peers.iter().all(|p| p.peer != liar.peer), "liar disconnected");
+    let _ = fresh.task;
+}
+
+/// What the thread verifier below saw: ranges, blocks that passed, blocks that failed.
+#[derive(Default)]
+struct VerifierCounts {
+    jobs: std::sync::atomic::AtomicUsize,
+    passed: std::sync::atomic::AtomicUsize,
+    failed: std::sync::atomic::AtomicUsize,
+}
+
+/// The browser's Web Worker verifier, on a thread: the same
+/// `verify_signatures` over the same channels.
+fn thread_verifier(genesis: Genesis) -> (SignatureVerifier, Arc<VerifierCounts>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (jobs_tx, mut jobs_rx) = mpsc::channel::<VerifyJob>(16);
+    let (mut done_tx, done_rx) = mpsc::channel::<VerifyDone>(4);
+    let counts = Arc::new(VerifierCounts::default());
+    let c = counts.clone();
+    std::thread::spawn(move || {
+        futures::executor::block_on(async move {
+            use futures::SinkExt;
+            let mut keys = protoblock_core::crypto::KeyCache::default();
+            while let Some(job) = jobs_rx.next().await {
+                c.jobs.fetch_add(1, Relaxed);
+                let ok: Vec<bool> = job
+                    .blocks
+                    .iter()
+                    .map(|b| protoblock_core::block::verify_signatures(b, &genesis, &params(), &mut keys).is_ok())
+                    .collect();
+                c.passed.fetch_add(ok.iter().filter(|o| **o).count(), Relaxed);
+                c.failed.fetch_add(ok.iter().filter(|o| !**o).count(), Relaxed);
+                if done_tx.send(VerifyDone { token: job.token, blocks: job.blocks, ok }).await.is_err() {
+                    return;
+                }
+            }
+        })
+    });
+    (SignatureVerifier { jobs: jobs_tx, done: done_rx }, counts)
+}
+
+/// Sync with signatures checked off the node loop, as the browser does: the
+/// ranges go through the verifier, a liar's tampered blocks fail there, go to
+/// the chain unchecked, and the liar is banned exactly as without a verifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_with_an_off_loop_signature_verifier_still_bans_a_liar() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let net = DevNet::new(23, 20);
+    let blocks = generate_chain(&net, &params(), 200, 3);
+    let mut liar_cfg = cfg(&[]);
+    liar_cfg.serve_tampered_blocks = true;
+    let liar = spawn(&net.genesis, seeded_store(&net, &blocks).await, liar_cfg).await;
+    let honest = spawn(&net.genesis, seeded_store(&net, &blocks).await, cfg(&[])).await;
+    let (verifier, counts) = thread_verifier(net.genesis.clone());
+    let mut fresh = spawn_full(
+        &net.genesis,
+        Arc::new(MemoryStore::new()),
+        cfg(&[&liar, &honest]),
+        &Role::default(),
+        Some(verifier),
+    )
+    .await;
+    wait_for("fresh node to sync", 60, || async { head(&fresh).await >= 200 }).await;
+    let status = fresh.handle.status().await.unwrap();
+    assert_eq!(status.head_id, honest.handle.status().await.unwrap().head_id);
+    let banned: Vec<PeerId> = drain(&mut fresh.events)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::PeerBanned { peer, .. } => Some(peer),
+            _ => None,
+        })
+        .collect();
+    assert!(banned.contains(&liar.peer) && !banned.contains(&honest.peer), "banned: {banned:?}");
+    assert!(counts.jobs.load(Relaxed) >= 200 / 32, "ranges verified: {}", counts.jobs.load(Relaxed));
+    // Every block placed went through the verifier (none was checked on the loop instead, as
+    // the jobs channel never filled), and the liar's ranges failed there.
+    assert!(counts.passed.load(Relaxed) >= 200, "passed: {}", counts.passed.load(Relaxed));
+    assert!(counts.failed.load(Relaxed) >= 1, "the liar's tampered blocks were not caught by the verifier");
     let _ = fresh.task;
 }
 

@@ -182,7 +182,8 @@ fn verify_tx_signatures(
         ends.push(buf.len());
     }
     let refs: Vec<&[u8]> = ends.iter().scan(0, |start, &end| Some(&buf[std::mem::replace(start, end)..end])).collect();
-    crypto::verify_batch_or_find(&refs, sigs, vks).map_err(|index| BlockError::Tx { index, error: TxError::BadSignature })
+    crypto::verify_batch_or_find(&refs, sigs, vks)
+        .map_err(|index| BlockError::Tx { index, error: TxError::BadSignature })
 }
 
 /// Every check that needs only the parent's header.

@@ -13,4 +13,4 @@ pub mod codec;
 pub mod native;
 pub mod node;
 
-pub use node::{Node, NodeConfig, NodeEvent, NodeHandle, NodeStatus};
+pub use node::{Node, NodeConfig, NodeEvent, NodeHandle, NodeStatus, SignatureVerifier, VerifyDone, VerifyJob};

@@ -20,11 +20,11 @@ use libp2p::swarm::dial_opts::PeerCondition;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, ping, rendezvous};
 use prost::Message;
-use protoblock_core::block::peek_block;
+use protoblock_core::block::{Signatures, peek_block};
 use protoblock_core::chain::ChainUpdate;
 use protoblock_core::mempool::{Mempool, MempoolConfig, MempoolError};
 use protoblock_core::producer::produce_block;
-use protoblock_core::sync::{SyncConfig, SyncPlanner};
+use protoblock_core::sync::{SyncConfig, SyncFault, SyncPlanner};
 use protoblock_core::{BlockError, Chain, Hash32, TxError};
 use protoblock_proto::v1 as pb;
 use protoblock_store::Store;
@@ -364,13 +364,65 @@ pub fn dialable(addr: Multiaddr) -> Multiaddr {
 /// any other. The dev relay's season feed and simulated users plug in here.
 pub type TxSource = Box<dyn FnMut(&Chain, u64, u64) -> Vec<Vec<u8>> + Send>;
 
+/// Block signatures checked off the node's loop, so they overlap the chain's
+/// state work instead of adding to it. The browser node runs them in Web
+/// Workers: they are half of a browser's sync time. A synced range goes out as
+/// one job; its verdicts come back under the same token, in any order across
+/// jobs. Both channels are bounded; when `jobs` is full the node checks the
+/// range itself.
+/// Ranges out with the verifier at once, at most (a verifier that stops
+/// answering cannot grow the node's bookkeeping).
+const MAX_VERIFYING: usize = 64;
+
+pub struct SignatureVerifier {
+    pub jobs: mpsc::Sender<VerifyJob>,
+    pub done: mpsc::Receiver<VerifyDone>,
+}
+
+pub struct VerifyJob {
+    pub token: u64,
+    pub blocks: Vec<Vec<u8>>,
+}
+
+/// `ok[i]`: every signature in `blocks[i]` verified
+/// ([`protoblock_core::block::verify_signatures`]). The blocks come back so
+/// the chain gets exactly the bytes that were checked.
+pub struct VerifyDone {
+    pub token: u64,
+    pub blocks: Vec<Vec<u8>>,
+    pub ok: Vec<bool>,
+}
+
+/// A block waiting in the sync buffer, and whether its signatures were
+/// verified already (over these bytes) by the [`SignatureVerifier`].
+struct SyncedBlock {
+    bytes: Vec<u8>,
+    signatures: Signatures,
+}
+
+impl SyncedBlock {
+    fn unchecked(bytes: Vec<u8>) -> Self {
+        Self { bytes, signatures: Signatures::Check }
+    }
+}
+
+impl AsRef<[u8]> for SyncedBlock {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 pub struct Node<S: Store> {
     swarm: Swarm<Behaviour>,
     tx_source: Option<TxSource>,
     chain: Chain,
     store: S,
     mempool: Mempool,
-    planner: SyncPlanner<PeerId>,
+    planner: SyncPlanner<PeerId, SyncedBlock>,
+    verifier: Option<SignatureVerifier>,
+    /// Ranges out with the verifier: token → (sync request id, peer).
+    verifying: HashMap<u64, (u64, PeerId)>,
+    next_verify_token: u64,
     cfg: NodeConfig,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NodeEvent>,
@@ -442,6 +494,9 @@ impl<S: Store> Node<S> {
             store,
             mempool,
             planner,
+            verifier: None,
+            verifying: HashMap::new(),
+            next_verify_token: 0,
             cfg,
             commands: cmd_rx,
             events: ev_tx,
@@ -470,6 +525,11 @@ impl<S: Store> Node<S> {
             gossip_rejected: 0,
         };
         Ok((node, NodeHandle { commands: cmd_tx }, ev_rx))
+    }
+
+    pub fn with_signature_verifier(mut self, verifier: SignatureVerifier) -> Self {
+        self.verifier = Some(verifier);
+        self
     }
 
     pub fn with_tx_source(mut self, source: TxSource) -> Self {
@@ -511,6 +571,16 @@ impl<S: Store> Node<S> {
                     None => return,
                 },
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev).await,
+                done = next_verdict(&mut self.verifier).fuse() => match done {
+                    Some(done) => self.on_verified(done).await,
+                    None => {
+                        // The verifier is gone (a worker crashed): check here from now on;
+                        // the ranges it held time out and are asked again.
+                        tracing::warn!("signature verifier stopped; verifying on the node loop");
+                        self.verifier = None;
+                        self.verifying.clear();
+                    }
+                },
                 _ = tick => {
                     self.on_tick().await;
                     tick = futures_timer::Delay::new(TICK).fuse();
@@ -896,8 +966,8 @@ impl<S: Store> Node<S> {
                 return;
             }
             let mut updates = Vec::new();
-            for (peer, bytes) in ready {
-                match self.chain.insert_block(&bytes, now_ms()) {
+            for (peer, block) in ready {
+                match self.chain.insert_block_with(&block.bytes, now_ms(), block.signatures) {
                     Ok(update) => {
                         updates.push(update);
                         if updates.len() >= MAX_BLOCKS_PER_COMMIT {
@@ -906,7 +976,7 @@ impl<S: Store> Node<S> {
                     }
                     Err(BlockError::UnknownParent(_)) => {
                         // The peer's chain forked from ours below our head.
-                        self.backfill(peer, &bytes);
+                        self.backfill(peer, &block.bytes);
                         break;
                     }
                     Err(e) if e.is_peer_fault() => {
@@ -1319,12 +1389,23 @@ impl<S: Store> Node<S> {
         match (purpose, resp.kind) {
             (Some(SyncPurpose::Blocks(id)), Some(R::Blocks(b))) => {
                 self.blocks_downloaded += b.blocks.len() as u64;
-                if let Err(fault) = self.planner.on_response(id, &peer, b.blocks) {
-                    self.ban(peer, format!("bad sync response: {fault}"));
-                    return;
+                let mut blocks = b.blocks;
+                if let Some(v) = self.verifier.as_mut()
+                    && !blocks.is_empty()
+                    && self.verifying.len() < MAX_VERIFYING
+                {
+                    let token = self.next_verify_token;
+                    self.next_verify_token += 1;
+                    match v.jobs.try_send(VerifyJob { token, blocks }) {
+                        Ok(()) => {
+                            self.verifying.insert(token, (id, peer));
+                            return;
+                        }
+                        // Verifier busy: this range is checked here.
+                        Err(e) => blocks = e.into_inner().blocks,
+                    }
                 }
-                self.drain_ready().await;
-                self.plan_sync(now_ms());
+                self.on_range(id, peer, blocks.into_iter().map(SyncedBlock::unchecked).collect()).await;
             }
             (Some(SyncPurpose::Blocks(id)), _) => self.planner.on_failure(id),
             (Some(SyncPurpose::Backfill), Some(R::Blocks(b))) => {
@@ -1381,6 +1462,38 @@ impl<S: Store> Node<S> {
         }
     }
 
+    /// A synced range, its signatures checked or not, goes to the planner.
+    async fn on_range(&mut self, id: u64, peer: PeerId, blocks: Vec<SyncedBlock>) {
+        match self.planner.on_response(id, &peer, blocks) {
+            Ok(_) => {}
+            // Timed out (or the peer left) while the range was out for
+            // verification: asked again elsewhere already, and no fault of the peer.
+            Err(SyncFault::UnknownRequest) => return,
+            Err(fault) => {
+                self.ban(peer, format!("bad sync response: {fault}"));
+                return;
+            }
+        }
+        self.drain_ready().await;
+        self.plan_sync(now_ms());
+    }
+
+    async fn on_verified(&mut self, done: VerifyDone) {
+        let Some((id, peer)) = self.verifying.remove(&done.token) else { return };
+        // A block that failed goes to the chain unchecked, which finds the
+        // culprit and names the rule, and the peer is banned as usual.
+        let blocks = done
+            .blocks
+            .into_iter()
+            .zip(done.ok.into_iter().chain(std::iter::repeat(false)))
+            .map(|(bytes, ok)| SyncedBlock {
+                bytes,
+                signatures: if ok { Signatures::AlreadyChecked } else { Signatures::Check },
+            })
+            .collect();
+        self.on_range(id, peer, blocks).await;
+    }
+
     async fn on_gossip_event(&mut self, e: gossipsub::Event) {
         let gossipsub::Event::Message { propagation_source, message_id, message } = e else { return };
         let verdict = if message.topic == self.blocks_topic.hash() {
@@ -1418,7 +1531,7 @@ impl<S: Store> Node<S> {
         if header.height > head + 1 {
             // Ahead of us: hold it (bounded) until sync fills the gap. It is
             // not forwarded, since we cannot validate it yet.
-            self.planner.buffer_gossip(from, header.height, data, head);
+            self.planner.buffer_gossip(from, header.height, SyncedBlock::unchecked(data), head);
             return MessageAcceptance::Ignore;
         }
         let verdict = match self.chain.insert_block(&data, now_ms()) {
@@ -1458,6 +1571,13 @@ impl<S: Store> Node<S> {
 }
 
 /// Flips one bit of a block's header signature (the lying-peer test hook).
+async fn next_verdict(verifier: &mut Option<SignatureVerifier>) -> Option<VerifyDone> {
+    match verifier {
+        Some(v) => v.done.next().await,
+        None => futures::future::pending().await,
+    }
+}
+
 fn tamper(block: &mut Vec<u8>) {
     if let Ok(mut b) = pb::Block::decode(block.as_slice()) {
         if let Some(x) = b.signature.first_mut() {
