@@ -12,7 +12,7 @@ if (params.get('genesis')) opts.genesis = params.get('genesis');
 // ?oracleKey=<hex seed>&blockIntervalMs=N: this tab also produces blocks (the dev relay hands out its
 // dev oracle seed at /api/dev/oracle-key). ?targetDirectPeers=N: direct WebRTC peers to keep.
 if (params.get('oracleKey')) opts.oracleKey = params.get('oracleKey');
-for (const k of ['blockIntervalMs', 'targetPeers', 'targetDirectPeers']) if (params.get(k)) opts[k] = Number(params.get(k));
+for (const k of ['blockIntervalMs', 'targetPeers', 'targetDirectPeers', 'signatureWorkers']) if (params.get(k)) opts[k] = Number(params.get(k));
 if (params.get('logLevel')) opts.logLevel = params.get('logLevel');
 // ?pkg=pkg-metrics: load another build of the package from www/ (the mesh benchmark's build with gossip counters).
 const PKG = /^pkg(-[a-z0-9]+)?$/.test(params.get('pkg') || '') ? params.get('pkg') : 'pkg';

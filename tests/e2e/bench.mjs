@@ -6,10 +6,12 @@
 // Prints a table; timing is a measurement here, never an assertion.
 
 import { gzipSync } from 'node:zlib';
+import { availableParallelism } from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, launchBrowser, openNodePage, startRelay, status, waitFor, cleanup } from './lib.mjs';
 
+const OS_CORES = availableParallelism();
 const BLOCKS = Number(process.env.PB_BENCH_BLOCKS || 5000);
 const TXS = Number(process.env.PB_BENCH_TXS || 20);
 const ROUNDS = Number(process.env.PB_BENCH_ROUNDS || 2);
@@ -32,13 +34,13 @@ async function nativeRound() {
   return { ms: t1 - t0, syncMs: t1 - tUp };
 }
 
-async function browserRound(i) {
+async function browserRound(i, query = '') {
   const context = await launchBrowser();
   const t0 = performance.now();
   // PB_BENCH_PKG=pkg-prof: another build of the package in www/ (e.g. one that
   // keeps wasm function names, for PB_BENCH_CPUPROFILE).
   const pkg = process.env.PB_BENCH_PKG ? `&pkg=${process.env.PB_BENCH_PKG}` : '';
-  const page = await openNodePage(context, source, `bench-${i}`, `&bootstrap=${encodeURIComponent(ws)}${pkg}`);
+  const page = await openNodePage(context, source, `bench-${i}`, `&bootstrap=${encodeURIComponent(ws)}${pkg}${query}`);
   await waitFor('first peer', async () => (await status(page)).peers.length > 0, 60_000, 5);
   const firstPeerMs = performance.now() - t0;
   // Main-thread time of the page (script = JS and wasm) during the sync, from
@@ -79,9 +81,13 @@ async function browserRound(i) {
 
 const native = [];
 const browser = [];
+// The same page with its signature workers switched off: every signature on
+// the page's thread, as before they existed (the gain, side by side).
+const browserOneThread = [];
 for (let i = 0; i < ROUNDS; i++) {
   native.push(await nativeRound());
   browser.push(await browserRound(i));
+  browserOneThread.push(await browserRound(i + ROUNDS, '&signatureWorkers=0'));
 }
 // The browser's signature bound: the same chain's signatures alone, verified
 // in a page by the package (per block: verify_strict on the header, one
@@ -115,6 +121,7 @@ const sigBoundMs = await browserSignatureBound();
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const nativeMs = median(native.map((r) => r.ms));
 const browserMs = median(browser.map((r) => r.ms));
+const oneThreadMs = median(browserOneThread.map((r) => r.ms));
 const wasm = readFileSync(join(ROOT, 'www/pkg/protoblock_wasm_bg.wasm'));
 const f = (n) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
 
@@ -122,9 +129,12 @@ console.log('\n| node (fresh, syncing over WebSocket from the same relay) | roun
 console.log('|---|---|---|---|---|');
 console.log(`| native (protoblock-relay as a full node, redb, release) | ${native.map((r) => (r.ms / 1000).toFixed(1)).join(', ')} | ${(nativeMs / 1000).toFixed(1)} | ${f(target / nativeMs * 1000)} | 1.00 |`);
 console.log(`| browser (wasm in headless Chromium, IndexedDB) | ${browser.map((r) => (r.ms / 1000).toFixed(1)).join(', ')} | ${(browserMs / 1000).toFixed(1)} | ${f(target / browserMs * 1000)} | **${(nativeMs / browserMs).toFixed(2)}** |`);
+console.log(`| browser, signature workers off (signatures on the page's thread) | ${browserOneThread.map((r) => (r.ms / 1000).toFixed(1)).join(', ')} | ${(oneThreadMs / 1000).toFixed(1)} | ${f(target / oneThreadMs * 1000)} | ${(nativeMs / oneThreadMs).toFixed(2)} |`);
 console.log(`| browser, signatures alone (no sync: verify only, inputs decoded beforehand) | 1 | ${(sigBoundMs / 1000).toFixed(1)} | ${f(target / sigBoundMs * 1000)} | ceiling ${(nativeMs / sigBoundMs).toFixed(2)} |`);
 console.log('\nBoth sync times run from process start or page open to the head (startup included).');
-console.log('The last row is the floor of any single-threaded browser sync of this chain; its ratio (native sync time / it) is the ceiling of the ratio above.');
+console.log('The last row is the floor of any browser sync of this chain that checks signatures on one thread (it is the');
+console.log('ceiling of the workers-off ratio); with signature workers, signatures overlap the page thread\'s own work.');
+console.log(`Signature workers: ${OS_CORES} cores here, so ${Math.min(4, Math.max(1, OS_CORES - 1))} worker(s) by default.`);
 console.log(`\n| figure | value |\n|---|---|`);
 console.log(`| page open to first peer connected (median of ${ROUNDS}) | ${f(median(browser.map((r) => r.firstPeerMs)))} ms (${browser.map((r) => f(r.firstPeerMs)).join(', ')}) |`);
 console.log(`| wasm size raw | ${f(wasm.length)} bytes |`);

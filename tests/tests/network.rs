@@ -273,6 +273,7 @@ async fn sync_with_an_off_loop_signature_verifier_still_bans_a_liar() {
     wait_for("fresh node to sync", 60, || async { head(&fresh).await >= 200 }).await;
     let status = fresh.handle.status().await.unwrap();
     assert_eq!(status.head_id, honest.handle.status().await.unwrap().head_id);
+    assert!(status.blocks_verified_off_loop >= 200, "{} blocks verified off the loop", status.blocks_verified_off_loop);
     let banned: Vec<PeerId> = drain(&mut fresh.events)
         .into_iter()
         .filter_map(|e| match e {

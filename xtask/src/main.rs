@@ -202,7 +202,7 @@ fn web_with(features: &[&str]) -> Result<std::path::PathBuf> {
   "main": "protoblock_wasm.js",
   "module": "protoblock_wasm.js",
   "types": "protoblock_wasm.d.ts",
-  "files": ["protoblock_wasm.js", "protoblock_wasm.d.ts", "protoblock_wasm_bg.wasm", "protoblock_wasm_bg.wasm.d.ts"],
+  "files": ["protoblock_wasm.js", "protoblock_wasm.d.ts", "protoblock_wasm_bg.wasm", "protoblock_wasm_bg.wasm.d.ts", "snippets/"],
   "sideEffects": ["./snippets/*"]
 }}
 "#

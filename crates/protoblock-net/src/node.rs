@@ -196,6 +196,8 @@ pub struct NodeStatus {
     pub blocks_downloaded: u64,
     /// Blocks this node sent to others in sync responses.
     pub blocks_served: u64,
+    /// Synced blocks whose signatures the [`SignatureVerifier`] checked.
+    pub blocks_verified_off_loop: u64,
     pub serve_sync: bool,
     pub gossip_accepted: u64,
     pub gossip_rejected: u64,
@@ -454,6 +456,7 @@ pub struct Node<S: Store> {
     blocks_validated: u64,
     blocks_downloaded: u64,
     blocks_served: u64,
+    blocks_verified_off_loop: u64,
     gossip_accepted: u64,
     gossip_rejected: u64,
 }
@@ -521,6 +524,7 @@ impl<S: Store> Node<S> {
             blocks_validated: 0,
             blocks_downloaded: 0,
             blocks_served: 0,
+            blocks_verified_off_loop: 0,
             gossip_accepted: 0,
             gossip_rejected: 0,
         };
@@ -656,6 +660,7 @@ impl<S: Store> Node<S> {
             blocks_validated: self.blocks_validated,
             blocks_downloaded: self.blocks_downloaded,
             blocks_served: self.blocks_served,
+            blocks_verified_off_loop: self.blocks_verified_off_loop,
             serve_sync: self.cfg.serve_sync,
             gossip_accepted: self.gossip_accepted,
             gossip_rejected: self.gossip_rejected,
@@ -1480,6 +1485,7 @@ impl<S: Store> Node<S> {
 
     async fn on_verified(&mut self, done: VerifyDone) {
         let Some((id, peer)) = self.verifying.remove(&done.token) else { return };
+        self.blocks_verified_off_loop += done.ok.iter().filter(|ok| **ok).count() as u64;
         // A block that failed goes to the chain unchecked, which finds the
         // culprit and names the rule, and the peer is banned as usual.
         let blocks = done

@@ -50,12 +50,17 @@ export interface StartOptions {
   iceServers?: string[];
   /** "error" | "warn" | "info" | "debug" (console), default "warn". Applies to the first node of a page. */
   logLevel?: string;
+  /** Web Workers that check block signatures beside the page's thread (default: one fewer than the
+   *  machine's cores, 1 to 4). 0 checks them on the page's thread. */
+  signatureWorkers?: number;
 }
 export interface PeerView { peerId: string; head: number; latencyMs: number | null; addr: string | null;
   transport: "websocket" | "webrtc-direct" | "webrtc" | "relayed" | "tcp" | "quic" | "other"; }
 export interface NodeStatus { peerId: string; genesis: string; headHeight: number; headId: string; finalHeight: number;
   syncing: boolean; targetHeight: number; mempool: number; blocksValidated: number; blocksDownloaded: number;
-  blocksServed: number; gossipAccepted: number; gossipRejected: number;
+  blocksServed: number;
+  /** Synced blocks whose signatures a Web Worker checked (see `signatureWorkers`). */
+  blocksVerifiedByWorkers: number; gossipAccepted: number; gossipRejected: number;
   /** Gossip messages received with duplicates, and the distinct ones (their difference: duplicates). */
   gossipReceived: number | null; gossipUnique: number | null;
   /** Connected peers not past our status handshake (in flight, or libp2p peers that do not speak our protocols). */
@@ -97,6 +102,7 @@ struct StartOptions {
     #[serde(default)]
     ice_servers: Vec<String>,
     log_level: Option<String>,
+    signature_workers: Option<u32>,
     /// Test hook: accept `/webrtc` signalling and never answer.
     #[serde(default, rename = "_testBlackHole")]
     test_black_hole: bool,
@@ -284,7 +290,13 @@ impl ProtoblockNode {
             gossip_metrics: Some(metrics),
             ..defaults
         };
-        let (node, handle, mut events) = Node::new(swarm, chain, store.clone(), cfg).map_err(js_err)?;
+        let (mut node, handle, mut events) = Node::new(swarm, chain, store.clone(), cfg).map_err(js_err)?;
+        let workers = opts.signature_workers.unwrap_or_else(default_signature_workers);
+        if workers > 0 {
+            if let Some(v) = crate::verifier::start(&genesis_bytes, workers) {
+                node = node.with_signature_verifier(v);
+            }
+        }
         let peer_id = key.public().to_peer_id().to_string();
         tracing::info!(%peer_id, db = %db_name, "browser node starting");
         spawn_local(node.run());
@@ -459,6 +471,14 @@ impl ProtoblockNode {
     }
 }
 
+/// One worker per core beside the page's own thread, at least one (a
+/// two-core machine still overlaps signatures with state and IndexedDB
+/// work), at most four (past that the page's thread is the bottleneck).
+fn default_signature_workers() -> u32 {
+    let cores = web_sys::window().map(|w| w.navigator().hardware_concurrency()).unwrap_or(2.0) as u32;
+    cores.saturating_sub(1).clamp(1, 4)
+}
+
 fn stopped() -> JsError {
     js_err("node stopped")
 }
@@ -581,9 +601,10 @@ fn init_logging(level: Option<&str>) {
         "trace" => tracing::Level::TRACE,
         _ => tracing::Level::WARN,
     };
-    let cfg = tracing_wasm::WASMLayerConfigBuilder::new().set_max_level(level).build();
     // Logging is the page's, not a node's: the first node installs the
     // console subscriber and later ones share it.
     static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| tracing_wasm::set_as_global_default_with_config(cfg));
+    INIT.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(crate::console_log::ConsoleLog::new(level));
+    });
 }

@@ -7,6 +7,8 @@
 //!
 //! - [`store::IndexedDbStore`]: the `Store` on IndexedDB (one transaction
 //!   per committed batch).
+//! - [`verifier`]: block signatures checked in Web Workers beside the page's
+//!   thread (`js/verifier.js` starts them; each runs this package).
 //! - `swarm`: browser transports (WebSocket, WebRTC-direct, relay client).
 //! - `api`: the wasm-bindgen class `ProtoblockNode` (promises and events; no
 //!   global state, so a page can run several nodes).
@@ -26,9 +28,13 @@ mod api;
 #[cfg(all(target_arch = "wasm32", feature = "bench"))]
 mod bench;
 #[cfg(target_arch = "wasm32")]
+mod console_log;
+#[cfg(target_arch = "wasm32")]
 pub mod store;
 #[cfg(target_arch = "wasm32")]
 mod swarm;
+#[cfg(target_arch = "wasm32")]
+pub mod verifier;
 
 #[cfg(target_arch = "wasm32")]
 pub use api::ProtoblockNode;

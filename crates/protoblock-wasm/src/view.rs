@@ -306,6 +306,8 @@ pub struct StatusView {
     pub blocks_validated: u64,
     pub blocks_downloaded: u64,
     pub blocks_served: u64,
+    /// Synced blocks whose signatures a Web Worker checked.
+    pub blocks_verified_by_workers: u64,
     pub gossip_accepted: u64,
     pub gossip_rejected: u64,
     /// Gossip messages received, duplicates included, and the distinct ones.
@@ -353,6 +355,7 @@ pub fn status(s: &protoblock_net::NodeStatus) -> StatusView {
         blocks_validated: s.blocks_validated,
         blocks_downloaded: s.blocks_downloaded,
         blocks_served: s.blocks_served,
+        blocks_verified_by_workers: s.blocks_verified_off_loop,
         gossip_accepted: s.gossip_accepted,
         gossip_rejected: s.gossip_rejected,
         gossip_received: s.gossip_received.map(|r| r.0),

@@ -213,3 +213,47 @@ async fn a_state_delete_is_issued_only_for_a_stored_key() {
     store.close();
     IndexedDbStore::delete(&name).await.unwrap();
 }
+
+/// The signature workers' half gives the native verdicts: every generated block
+/// passes, and a block with one flipped tx-signature bit, or garbage, fails.
+#[wasm_bindgen_test]
+fn the_signature_checker_passes_good_blocks_and_fails_tampered_ones() {
+    use prost::Message;
+    let net = DevNet::new(6, 10);
+    let params = ChainParams::default();
+    let blocks = generate_chain(&net, &params, 12, 8);
+    let mut checker = protoblock_wasm::verifier::SignatureChecker::new(&net.genesis.bytes).unwrap();
+    assert!(blocks.iter().all(|b| checker.check(b)));
+    let mut tampered = protoblock_core::proto::v1::Block::decode(blocks[5].as_slice()).unwrap();
+    assert!(!tampered.txs.is_empty());
+    tampered.txs[0].signature[7] ^= 0x10;
+    assert!(!checker.check(&tampered.encode_to_vec()));
+    assert!(!checker.check(b"not a block"));
+}
+
+/// The worker pool answers every job it takes and never passes a tampered
+/// block. (Whether the workers load here depends on how the test runner lays
+/// out the package; when they do not, the pool must answer "unchecked" for the
+/// range and then close, so the node checks on its own thread.)
+#[wasm_bindgen_test]
+async fn the_worker_pool_answers_and_never_passes_a_tampered_block() {
+    use futures::{SinkExt, StreamExt};
+    use prost::Message;
+    let net = DevNet::new(8, 10);
+    let params = ChainParams::default();
+    let blocks = generate_chain(&net, &params, 4, 8);
+    let mut tampered = protoblock_core::proto::v1::Block::decode(blocks[2].as_slice()).unwrap();
+    tampered.signature[0] ^= 1;
+    let job = vec![blocks[1].clone(), tampered.encode_to_vec(), b"garbage".to_vec()];
+    let mut v = protoblock_wasm::verifier::start(&net.genesis.bytes, 1).expect("module workers in Chromium");
+    v.jobs.send(protoblock_net::VerifyJob { token: 7, blocks: job.clone() }).await.unwrap();
+    let done = v.done.next().await.expect("an answer, not a closed pool");
+    assert_eq!(done.token, 7);
+    assert_eq!(done.blocks, job, "the very bytes come back");
+    assert_eq!(done.ok.len(), 3);
+    assert!(!done.ok[1] && !done.ok[2], "tampered or garbage passed: {:?}", done.ok);
+    if !done.ok[0] {
+        // The workers did not load here: the pool must say so by closing.
+        assert!(v.done.next().await.is_none());
+    }
+}

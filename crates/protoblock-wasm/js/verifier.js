@@ -1,0 +1,80 @@
+// Web Workers that check block signatures for the node (see src/verifier.rs).
+// Each worker loads this same package and runs `SignatureChecker`, so the main
+// thread keeps applying blocks and drawing the page while signatures, half
+// of a sync's work, are checked beside it.
+//
+// wasm-bindgen copies this file to <pkg>/snippets/<crate-hash>/js/verifier.js;
+// the package's entry module is three folders up.
+const ENTRY = new URL('../../../protoblock_wasm.js', import.meta.url).href;
+
+const WORKER_SOURCE = `
+import init, { SignatureChecker } from ${JSON.stringify(ENTRY)};
+let checker = null;
+const ready = init();
+onmessage = async (e) => {
+  const m = e.data;
+  try {
+    await ready;
+    if (m.genesis) { checker = new SignatureChecker(m.genesis); return; }
+    const ok = new Uint8Array(m.blocks.length);
+    for (let i = 0; i < m.blocks.length; i++) ok[i] = checker.check(m.blocks[i]) ? 1 : 0;
+    postMessage({ id: m.id, ok });
+  } catch (err) {
+    postMessage({ id: m.id, error: String(err && err.message || err) });
+  }
+};
+`;
+
+export class WorkerPool {
+  constructor(genesis, count) {
+    if (typeof Worker === 'undefined' || typeof Blob === 'undefined') throw new Error('no Web Workers here');
+    this.url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+    this.waiting = new Map();
+    this.nextId = 0;
+    this.workers = [];
+    for (let i = 0; i < count; i++) {
+      const w = new Worker(this.url, { type: 'module', name: `protoblock-signatures-${i}` });
+      const slot = { w, load: 0 };
+      w.onmessage = (e) => this.settle(e.data.id, e.data.error ? new Error(e.data.error) : null, e.data.ok);
+      // A worker that fails to load or crashes fails what it holds; the node then checks
+      // those blocks itself and stops using the pool.
+      w.onerror = (e) => {
+        e.preventDefault();
+        this.fail(new Error(`signature worker failed: ${e.message || 'could not load'}`));
+      };
+      w.postMessage({ genesis });
+      this.workers.push(slot);
+    }
+  }
+
+  settle(id, err, ok) {
+    const job = this.waiting.get(id);
+    if (!job) return;
+    this.waiting.delete(id);
+    job.slot.load -= 1;
+    if (err) job.reject(err); else job.resolve(ok);
+  }
+
+  fail(err) {
+    this.broken = err;
+    for (const id of [...this.waiting.keys()]) this.settle(id, err);
+  }
+
+  // blocks: Uint8Array[] (their buffers are handed over to the worker).
+  verify(blocks) {
+    if (this.broken) return Promise.reject(this.broken);
+    const slot = this.workers.reduce((a, b) => (b.load < a.load ? b : a));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject, slot });
+      slot.load += 1;
+      slot.w.postMessage({ id, blocks }, blocks.map((b) => b.buffer));
+    });
+  }
+
+  close() {
+    for (const { w } of this.workers) w.terminate();
+    this.fail(new Error('closed'));
+    URL.revokeObjectURL(this.url);
+  }
+}
