@@ -179,3 +179,40 @@ fn redb_survives_sigkill_mid_import() {
     block_on(import(&store, &mut chain, &blocks, 1)).unwrap();
     assert_same(&chain, &reference(&net, &blocks));
 }
+
+/// Sync commits a run of blocks as one merged, compacted batch. The store must
+/// end up exactly as with one commit per block, and compaction must actually
+/// drop writes (state keys rewritten within the run, undo records of blocks
+/// that turned final within it).
+#[test]
+fn a_compacted_run_stores_exactly_what_block_by_block_commits_store() {
+    let (net, blocks) = dev_chain(2, 40, 130, 6, &params());
+    let load = |per_commit: usize| {
+        let store = MemoryStore::new();
+        let mut chain = block_on(open_chain(&store, net.genesis.clone(), params())).unwrap();
+        block_on(import(&store, &mut chain, &blocks, per_commit)).unwrap();
+        let mut stored = block_on(store.load()).unwrap().unwrap();
+        stored.state.sort();
+        stored.replay.sort();
+        stored
+    };
+    let (one, run) = (load(1), load(64));
+    assert_eq!(one.head, run.head);
+    assert_eq!(one.state, run.state);
+    assert_eq!(one.replay, run.replay);
+    let undo = |s: &protoblock_core::StoredChain| s.recent.iter().map(|b| (b.id, b.undo.clone())).collect::<Vec<_>>();
+    assert_eq!(undo(&one), undo(&run));
+    // `recent` runs from the final block (no undo record) to the head.
+    assert_eq!(run.recent.len(), 9);
+    assert!(run.recent[1..].iter().all(|b| b.undo.is_some()), "non-final blocks keep their undo records");
+
+    let mut chain = block_on(open_chain(&MemoryStore::new(), net.genesis.clone(), params())).unwrap();
+    let mut merged = protoblock_core::WriteBatch::default();
+    for b in &blocks[..64] {
+        merged.merge(chain.insert_block(b, u64::MAX / 2).unwrap().batch.unwrap());
+    }
+    let (state, undo_puts) = (merged.state.len(), merged.put_undo.len());
+    merged.compact();
+    assert!(merged.state.len() < state, "state writes {state} -> {}", merged.state.len());
+    assert_eq!(merged.put_undo.len(), 8, "undo puts {undo_puts} -> {}: only the 8 non-final blocks", merged.put_undo.len());
+}

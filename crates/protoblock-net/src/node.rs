@@ -942,7 +942,8 @@ impl<S: Store> Node<S> {
                 None => merged = Some(batch),
             }
         }
-        let Some(batch) = merged else { return };
+        let Some(mut batch) = merged else { return };
+        batch.compact();
         if let Err(e) = self.store.commit(batch).await {
             // The in-memory chain is ahead of the store now; a restart
             // resumes from the last committed head and syncs again.
