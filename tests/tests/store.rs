@@ -214,5 +214,10 @@ fn a_compacted_run_stores_exactly_what_block_by_block_commits_store() {
     let (state, undo_puts) = (merged.state.len(), merged.put_undo.len());
     merged.compact();
     assert!(merged.state.len() < state, "state writes {state} -> {}", merged.state.len());
-    assert_eq!(merged.put_undo.len(), 8, "undo puts {undo_puts} -> {}: only the 8 non-final blocks", merged.put_undo.len());
+    assert_eq!(
+        merged.put_undo.len(),
+        8,
+        "undo puts {undo_puts} -> {}: only the 8 non-final blocks",
+        merged.put_undo.len()
+    );
 }

@@ -32,7 +32,7 @@ use protoblock_core::hash::Hash32;
 use protoblock_store::{Store, StoreError, decode_head, encode_head};
 use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use web_sys::{IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore, IdbTransaction, IdbTransactionMode};
@@ -310,19 +310,12 @@ impl IndexedDbStore {
             for id in &batch.delete_blocks {
                 op(&blocks, &bytes(&id.0), None)?;
             }
-            // Net effects only: each IndexedDB request costs, and a sync batch
-            // of 128 blocks writes the same keys (accounts, season) many times
-            // and puts undo records for blocks that turn final within the batch.
-            let mut last: HashMap<&[u8], usize> = HashMap::new();
-            for (i, (k, _)) in batch.state.iter().enumerate() {
-                last.insert(k.as_slice(), i);
-            }
+            // Each IndexedDB request costs the page's thread: the node hands
+            // over compacted batches (`WriteBatch::compact`: each state key
+            // once), and a delete of a key never stored is not issued.
             let mut keys = self.state_keys.borrow_mut();
             let mut changed: Vec<(&[u8], bool)> = Vec::new();
-            for (i, (k, v)) in batch.state.iter().enumerate() {
-                if last.get(k.as_slice()) != Some(&i) {
-                    continue;
-                }
+            for (k, v) in batch.state.iter() {
                 match v {
                     Some(v) => op(&state, &bytes(k), Some(&bytes(v)))?,
                     None if keys.as_ref().is_some_and(|s| !s.contains(k.as_slice())) => continue,
@@ -434,7 +427,8 @@ impl IndexedDbStore {
     /// Test hook: a commit interrupted after `ops` requests; returns how
     /// many it issued (all of them when `ops` is larger).
     #[doc(hidden)]
-    pub async fn commit_torn(&self, batch: WriteBatch, ops: usize) -> Result<usize, StoreError> {
+    pub async fn commit_torn(&self, mut batch: WriteBatch, ops: usize) -> Result<usize, StoreError> {
+        batch.compact();
         self.flush().await?;
         let (done, issued) = self.write(&batch, Some(ops))?;
         done.await?;
@@ -506,7 +500,10 @@ impl Store for IndexedDbStore {
         Ok(Some(StoredChain { head, state, recent, replay }))
     }
 
-    async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
+    async fn commit(&self, mut batch: WriteBatch) -> Result<(), StoreError> {
+        // `write` relies on each state key appearing once (a no-op for the
+        // node's batches, compacted already).
+        batch.compact();
         let t0 = now_ms();
         let blocks = batch.put_blocks.len();
         // Pipelined: a commit waits for the previous batch's transaction,
