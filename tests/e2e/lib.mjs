@@ -177,7 +177,7 @@ export async function trackPeerConnections(context) {
   await context.addInitScript(() => {
     const Orig = window.RTCPeerConnection;
     window.__pcs = [];
-    if (Orig) window.RTCPeerConnection = class extends Orig { constructor(...a) { super(...a); window.__pcs.push(this); } };
+    if (Orig) window.RTCPeerConnection = class extends Orig { constructor(...a) { super(...a); this.__created = performance.now(); window.__pcs.push(this); } };
   });
 }
 

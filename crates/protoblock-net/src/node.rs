@@ -51,9 +51,16 @@ const RELAY_HOP_PROTOCOL: &str = "/libp2p/circuit/relay/0.2.0/hop";
 /// A peer that speaks this can be upgraded from a relayed connection to a
 /// direct `/webrtc` one (the transport lives in protoblock-webrtc).
 pub const WEBRTC_SIGNALING_PROTOCOL: &str = "/webrtc-signaling/0.0.1";
-/// After a failed `/webrtc` upgrade, keep the relayed path this long before
-/// trying again (symmetric NAT will fail every time).
+/// After failed `/webrtc` upgrades, keep the relayed path for 5 s, then 10,
+/// 20, 40 and at most 60 s before trying again: a transient failure (a lost
+/// signalling message, a busy page) costs seconds, and a path that never
+/// works (symmetric NAT) one handshake a minute.
+const WEBRTC_RETRY_FIRST_MS: u64 = 5_000;
 const WEBRTC_RETRY_MS: u64 = 60_000;
+
+fn webrtc_retry_after(failures: u32) -> u64 {
+    (WEBRTC_RETRY_FIRST_MS << failures.saturating_sub(1).min(8)).min(WEBRTC_RETRY_MS)
+}
 
 pub fn now_ms() -> u64 {
     web_time::SystemTime::now().duration_since(web_time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -444,7 +451,7 @@ pub struct Node<S: Store> {
     conns: HashMap<ConnectionId, ConnInfo>,
     /// `/webrtc` upgrades in flight (peer → started), and failed ones (peer → when).
     upgrading: HashMap<PeerId, u64>,
-    upgrade_failed: HashMap<PeerId, u64>,
+    upgrade_failed: HashMap<PeerId, (u64, u32)>,
     /// Some peer completed the status handshake (so its head is known).
     met_a_peer: bool,
     /// Last time a slow direct peer was considered for replacement.
@@ -756,7 +763,8 @@ impl<S: Store> Node<S> {
             // Handshakes are bounded by the transport; this only forgets
             // ones whose outcome never reached us.
             self.upgrading.retain(|_, t| now.saturating_sub(*t) < 60_000);
-            self.upgrade_failed.retain(|_, t| now.saturating_sub(*t) < WEBRTC_RETRY_MS);
+            // Kept past the longest delay, so the count (and with it the delay) holds.
+            self.upgrade_failed.retain(|_, (t, _)| now.saturating_sub(*t) < 2 * WEBRTC_RETRY_MS);
             // Not only handshaken peers: a plain libp2p peer (js-libp2p) never
             // passes our status handshake yet may well take a direct connection.
             let candidates: Vec<PeerId> =
@@ -1079,7 +1087,7 @@ impl<S: Store> Node<S> {
                 if self.upgrading.remove(&peer).is_some() =>
             {
                 tracing::info!(%peer, ?error, "no direct /webrtc path; staying relayed");
-                self.upgrade_failed.insert(peer, now_ms());
+                self.upgrade_failed_now(peer, now_ms());
             }
             SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established: 0, .. } => {
                 self.conns.remove(&connection_id);
@@ -1137,7 +1145,7 @@ impl<S: Store> Node<S> {
         if !self.webrtc_enabled() || self.upgrading.contains_key(&peer) {
             return;
         }
-        if self.upgrade_failed.get(&peer).is_some_and(|t| now.saturating_sub(*t) < WEBRTC_RETRY_MS) {
+        if self.upgrade_recently_failed(&peer, now) {
             return;
         }
         let (mut relayed_out, mut relayed_in, mut other) = (false, false, false);
@@ -1167,9 +1175,18 @@ impl<S: Store> Node<S> {
             }
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "/webrtc upgrade not started");
-                self.upgrade_failed.insert(peer, now);
+                self.upgrade_failed_now(peer, now);
             }
         }
+    }
+
+    fn upgrade_failed_now(&mut self, peer: PeerId, now: u64) {
+        let failures = self.upgrade_failed.get(&peer).map_or(0, |(_, f)| *f).saturating_add(1);
+        self.upgrade_failed.insert(peer, (now, failures));
+    }
+
+    fn upgrade_recently_failed(&self, peer: &PeerId, now: u64) -> bool {
+        self.upgrade_failed.get(peer).is_some_and(|(t, f)| now.saturating_sub(*t) < webrtc_retry_after(*f))
     }
 
     /// With the direct set full and a relayed peer waiting for a direct
@@ -1185,7 +1202,7 @@ impl<S: Store> Node<S> {
         let direct = self.direct_webrtc_peers();
         let waiting = capable.iter().any(|p| {
             !direct.contains(p)
-                && !self.upgrade_failed.contains_key(p)
+                && !self.upgrade_recently_failed(p, now)
                 && self.conns.values().any(|c| c.peer == *p && c.relayed)
         });
         if !waiting {
@@ -1200,8 +1217,8 @@ impl<S: Store> Node<S> {
         for id in ids {
             self.swarm.close_connection(id);
         }
-        // Not straight back into the direct set.
-        self.upgrade_failed.insert(slow, now);
+        // Not straight back into the direct set: the longest delay.
+        self.upgrade_failed.insert(slow, (now, u32::MAX));
     }
 
     /// A direct path to `peer` is up: its relayed connections only cost the
@@ -1636,6 +1653,13 @@ fn dial_bootstrap(swarm: &mut Swarm<Behaviour>, addrs: &[Multiaddr], first: bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_webrtc_upgrades_back_off_from_5_s_to_a_minute() {
+        let delays: Vec<u64> = (1..=7).map(super::webrtc_retry_after).collect();
+        assert_eq!(delays, [5_000, 10_000, 20_000, 40_000, 60_000, 60_000, 60_000]);
+        assert_eq!(super::webrtc_retry_after(u32::MAX), 60_000);
+    }
 
     #[test]
     fn a_slow_direct_peer_is_picked_only_when_the_set_is_full_and_it_stands_out() {
