@@ -145,17 +145,28 @@ pub fn verify_signatures(
 ) -> Result<(), BlockError> {
     let (_, header, block) = peek_block(bytes, params)?;
     verify_header_signature(&header, &block, genesis)?;
+    let (_, vks, sigs) = decode_txs(&block, params, keys)?;
+    verify_tx_signatures(&block, genesis, &sigs, &vks)
+}
+
+/// The block's txs decoded and their keys parsed, in block order, with their
+/// signatures (not yet verified).
+type DecodedTxs = (Vec<CheckedTx>, Vec<VerifyingKey>, Vec<Signature>);
+
+fn decode_txs(block: &pb::Block, params: &ChainParams, keys: &mut KeyCache) -> Result<DecodedTxs, BlockError> {
     if block.txs.len() > params.max_txs_per_block {
         return Err(BlockError::TooManyTxs { count: block.txs.len(), max: params.max_txs_per_block });
     }
+    let mut txs = Vec::with_capacity(block.txs.len());
     let mut vks = Vec::with_capacity(block.txs.len());
     let mut sigs = Vec::with_capacity(block.txs.len());
     for (index, st) in block.txs.iter().enumerate() {
-        let (_, vk, sig) = decode_tx_cached(st, params, keys).map_err(|error| BlockError::Tx { index, error })?;
+        let (tx, vk, sig) = decode_tx_cached(st, params, keys).map_err(|error| BlockError::Tx { index, error })?;
+        txs.push(tx);
         vks.push(vk);
         sigs.push(sig);
     }
-    verify_tx_signatures(&block, genesis, &sigs, &vks)
+    Ok((txs, vks, sigs))
 }
 
 fn verify_header_signature(header: &pb::BlockHeader, block: &pb::Block, genesis: &Genesis) -> Result<(), BlockError> {
@@ -236,18 +247,7 @@ pub fn check_decoded_block(
     if signatures == Signatures::Check {
         verify_header_signature(&header, &block, genesis)?;
     }
-    if block.txs.len() > params.max_txs_per_block {
-        return Err(BlockError::TooManyTxs { count: block.txs.len(), max: params.max_txs_per_block });
-    }
-    let mut txs = Vec::with_capacity(block.txs.len());
-    let mut vks = Vec::with_capacity(block.txs.len());
-    let mut sigs = Vec::with_capacity(block.txs.len());
-    for (index, st) in block.txs.iter().enumerate() {
-        let (tx, vk, sig) = decode_tx_cached(st, params, keys).map_err(|error| BlockError::Tx { index, error })?;
-        txs.push(tx);
-        vks.push(vk);
-        sigs.push(sig);
-    }
+    let (txs, vks, sigs) = decode_txs(&block, params, keys)?;
     if Hash32::from_slice(&header.tx_root) != Some(tx_root(txs.iter().map(|t| (&t.id, &t.signer)))) {
         return Err(BlockError::TxRootMismatch);
     }
