@@ -428,6 +428,10 @@ pub struct Node<S: Store> {
     store: S,
     mempool: Mempool,
     planner: SyncPlanner<PeerId, SyncedBlock>,
+    /// Blocks taken from the planner that extend the head, placed a commit
+    /// at a time by `drain_ready`; `more_ready`: call it again.
+    ready_backlog: std::collections::VecDeque<(PeerId, SyncedBlock)>,
+    more_ready: bool,
     verifier: Option<SignatureVerifier>,
     /// Ranges out with the verifier: token → (sync request id, peer).
     verifying: HashMap<u64, (u64, PeerId)>,
@@ -504,6 +508,8 @@ impl<S: Store> Node<S> {
             store,
             mempool,
             planner,
+            ready_backlog: Default::default(),
+            more_ready: false,
             verifier: None,
             verifying: HashMap::new(),
             next_verify_token: 0,
@@ -582,6 +588,7 @@ impl<S: Store> Node<S> {
                     None => return,
                 },
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev).await,
+                _ = when(self.more_ready).fuse() => self.drain_ready().await,
                 done = next_verdict(&mut self.verifier).fuse() => match done {
                     Some(done) => self.on_verified(done).await,
                     None => {
@@ -971,44 +978,47 @@ impl<S: Store> Node<S> {
         }
     }
 
-    /// Hands buffered blocks that now extend the head to the chain,
-    /// committing each run of up to `MAX_BLOCKS_PER_COMMIT` blocks at once.
+    /// Hands buffered blocks that now extend the head to the chain, one
+    /// commit (up to `MAX_BLOCKS_PER_COMMIT` blocks) per call. When more are
+    /// ready it sets `more_ready`, and the run loop calls again after giving
+    /// commands (a page's `status()`) and swarm events their turn: a long
+    /// catch-up shows its progress commit by commit instead of holding the
+    /// node's API until the last block.
     async fn drain_ready(&mut self) {
-        loop {
-            let ready = self.planner.take_ready(self.chain.head().height);
-            if ready.is_empty() {
-                return;
-            }
-            let mut updates = Vec::new();
-            for (peer, block) in ready {
-                match self.chain.insert_block_with(&block.bytes, now_ms(), block.signatures) {
-                    Ok(update) => {
-                        updates.push(update);
-                        if updates.len() >= MAX_BLOCKS_PER_COMMIT {
-                            self.commit_updates(std::mem::take(&mut updates)).await;
-                        }
-                    }
-                    Err(BlockError::UnknownParent(_)) => {
+        self.more_ready = false;
+        if self.ready_backlog.is_empty() {
+            self.ready_backlog.extend(self.planner.take_ready(self.chain.head().height));
+        }
+        if self.ready_backlog.is_empty() {
+            return;
+        }
+        let mut updates = Vec::new();
+        while updates.len() < MAX_BLOCKS_PER_COMMIT {
+            let Some((peer, block)) = self.ready_backlog.pop_front() else { break };
+            match self.chain.insert_block_with(&block.bytes, now_ms(), block.signatures) {
+                Ok(update) => updates.push(update),
+                Err(e) => {
+                    match e {
                         // The peer's chain forked from ours below our head.
-                        self.backfill(peer, &block.bytes);
-                        break;
+                        BlockError::UnknownParent(_) => self.backfill(peer, &block.bytes),
+                        e if e.is_peer_fault() => {
+                            self.planner.on_invalid(&peer);
+                            self.ban(peer, format!("sent an invalid block: {e}"));
+                        }
+                        e => tracing::debug!(error = %e, "synced block not placed"),
                     }
-                    Err(e) if e.is_peer_fault() => {
-                        self.planner.on_invalid(&peer);
-                        self.ban(peer, format!("sent an invalid block: {e}"));
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "synced block not placed");
-                        break;
-                    }
+                    // What was queued behind it cannot attach now; the planner asks again.
+                    self.ready_backlog.clear();
+                    break;
                 }
             }
-            self.commit_updates(updates).await;
-            let head = self.chain.head().height;
-            let target = self.planner.best_peer_head().max(head);
-            self.emit(NodeEvent::SyncProgress { head, target, syncing: self.planner.is_syncing(head) });
         }
+        let placed = !updates.is_empty();
+        self.commit_updates(updates).await;
+        let head = self.chain.head().height;
+        let target = self.planner.best_peer_head().max(head);
+        self.emit(NodeEvent::SyncProgress { head, target, syncing: self.planner.is_syncing(head) });
+        self.more_ready = placed;
     }
 
     async fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
@@ -1595,6 +1605,13 @@ impl<S: Store> Node<S> {
 }
 
 /// Flips one bit of a block's header signature (the lying-peer test hook).
+/// Ready at once when `go`, else never.
+async fn when(go: bool) {
+    if !go {
+        futures::future::pending::<()>().await;
+    }
+}
+
 async fn next_verdict(verifier: &mut Option<SignatureVerifier>) -> Option<VerifyDone> {
     match verifier {
         Some(v) => v.done.next().await,
