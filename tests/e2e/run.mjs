@@ -13,6 +13,9 @@ const HISTORY = 600; // blocks of dev history before the pages open
 
 const relay = await startRelay({ args: ['--block-interval-ms', '700', '--dev-history', String(HISTORY), '--dev-txs-per-block', '20'] });
 const context = await launchBrowser();
+// Every download of the wasm, the pages' and their workers' (Playwright reports both on the context).
+let wasmDownloads = 0;
+context.on('request', (req) => { if (req.url().endsWith('/protoblock_wasm_bg.wasm')) wasmDownloads += 1; });
 const pages = [];
 const open = async (store, q = '', rel = relay) => { const p = await openNodePage(context, rel, store, q); pages.push(p); return p; };
 
@@ -31,6 +34,11 @@ await r.test('three_pages_sync_to_the_relay_head_and_validate', async () => {
     // Signatures were checked in the page's Web Worker, not skipped: the chain
     // inserts a block unchecked only after the worker passed those bytes.
     assert(s.blocksVerifiedByWorkers > 0, `signature worker used (${s.blocksVerifiedByWorkers} blocks)`);
+  }
+  // The workers run the page's compiled module: the wasm is downloaded once per page, not again per worker.
+  assert(wasmDownloads === 3, `the wasm was requested ${wasmDownloads} times for 3 pages and their workers`);
+  for (const p of [p1, p2, p3]) {
+    const s = await status(p);
     const mine = await p.evaluate((h) => window.pbNode.block(h), target);
     const theirs = await relay.block(target);
     assert(mine && mine.id === theirs.id, `same block at ${target}: ${mine && mine.id} vs ${theirs.id}`);

@@ -1,7 +1,8 @@
 // Web Workers that check block signatures for the node (see src/verifier.rs).
-// Each worker loads this same package and runs `SignatureChecker`, so the main
-// thread keeps applying blocks and drawing the page while signatures, half
-// of a sync's work, are checked beside it.
+// Each worker runs this same package (the page's compiled module, handed over,
+// so the wasm is neither downloaded nor compiled again) and its
+// `SignatureChecker`, so the main thread keeps applying blocks and drawing the
+// page while signatures, half of a sync's work, are checked beside it.
 //
 // wasm-bindgen copies this file to <pkg>/snippets/<crate-hash>/js/verifier.js;
 // the package's entry module is three folders up.
@@ -10,12 +11,18 @@ const ENTRY = new URL('../../../protoblock_wasm.js', import.meta.url).href;
 const WORKER_SOURCE = `
 import init, { SignatureChecker } from ${JSON.stringify(ENTRY)};
 let checker = null;
-const ready = init();
+let ready = null;
 onmessage = async (e) => {
   const m = e.data;
   try {
+    if (m.genesis) {
+      // The first message: the page's compiled module (or none: then the worker fetches it).
+      ready = init(m.module ? { module_or_path: m.module } : undefined)
+        .then(() => { checker = new SignatureChecker(m.genesis); });
+      await ready;
+      return;
+    }
     await ready;
-    if (m.genesis) { checker = new SignatureChecker(m.genesis); return; }
     const ok = new Uint8Array(m.blocks.length);
     for (let i = 0; i < m.blocks.length; i++) ok[i] = checker.check(m.blocks[i]) ? 1 : 0;
     postMessage({ id: m.id, ok });
@@ -26,7 +33,7 @@ onmessage = async (e) => {
 `;
 
 export class WorkerPool {
-  constructor(genesis, count) {
+  constructor(module, genesis, count) {
     if (typeof Worker === 'undefined' || typeof Blob === 'undefined') throw new Error('no Web Workers here');
     this.url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
     this.waiting = new Map();
@@ -42,7 +49,7 @@ export class WorkerPool {
         e.preventDefault();
         this.fail(new Error(`signature worker failed: ${e.message || 'could not load'}`));
       };
-      w.postMessage({ genesis });
+      w.postMessage({ module: module instanceof WebAssembly.Module ? module : null, genesis });
       this.workers.push(slot);
     }
   }

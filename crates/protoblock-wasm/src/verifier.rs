@@ -20,7 +20,7 @@ use wasm_bindgen_futures::{JsFuture, spawn_local};
 extern "C" {
     type WorkerPool;
     #[wasm_bindgen(constructor, catch)]
-    fn new(genesis: &[u8], count: u32) -> Result<WorkerPool, JsValue>;
+    fn new(module: &JsValue, genesis: &[u8], count: u32) -> Result<WorkerPool, JsValue>;
     #[wasm_bindgen(method)]
     fn verify(this: &WorkerPool, blocks: js_sys::Array) -> js_sys::Promise;
     #[wasm_bindgen(method)]
@@ -60,7 +60,8 @@ const QUEUE: usize = 16;
 /// `None` when the page cannot run module workers (the node then checks
 /// signatures on its own loop, as before).
 pub fn start(genesis: &[u8], count: u32) -> Option<SignatureVerifier> {
-    let pool = match WorkerPool::new(genesis, count) {
+    // The page's compiled module goes to the workers: no second download or compile.
+    let pool = match WorkerPool::new(&wasm_bindgen::module(), genesis, count) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = ?e, "no signature workers; checking signatures on the page's thread");
