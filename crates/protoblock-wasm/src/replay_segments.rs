@@ -93,7 +93,7 @@ impl ReplaySegments {
     }
 
     pub(crate) fn load(&mut self, seg: u64, v: &[u8]) -> Result<(), StoreError> {
-        if v.len() % 40 != 0 {
+        if !v.len().is_multiple_of(40) {
             return Err(StoreError::Corrupt("replay segment length"));
         }
         for e in v.chunks_exact(40) {

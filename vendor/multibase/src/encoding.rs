@@ -54,7 +54,7 @@ impl Encoding {
             out.push(char::from(self.symbols[((acc << (self.bits - n)) & mask) as usize]));
         }
         if self.padding {
-            while out.len() % self.block() != 0 {
+            while !out.len().is_multiple_of(self.block()) {
                 out.push('=');
             }
         }
@@ -80,7 +80,7 @@ impl Encoding {
             self.decode_unpadded(input, &mut out)?;
             return Ok(out);
         }
-        if input.len() % self.block() != 0 {
+        if !input.len().is_multiple_of(self.block()) {
             return Err(DecodeError);
         }
         for block in input.chunks(self.block()) {
