@@ -373,16 +373,16 @@ pub fn dialable(addr: Multiaddr) -> Multiaddr {
 /// any other. The dev relay's season feed and simulated users plug in here.
 pub type TxSource = Box<dyn FnMut(&Chain, u64, u64) -> Vec<Vec<u8>> + Send>;
 
+/// Ranges out with the verifier at once, at most (a verifier that stops
+/// answering cannot grow the node's bookkeeping).
+const MAX_VERIFYING: usize = 64;
+
 /// Block signatures checked off the node's loop, so they overlap the chain's
 /// state work instead of adding to it. The browser node runs them in Web
 /// Workers: they are half of a browser's sync time. A synced range goes out as
 /// one job; its verdicts come back under the same token, in any order across
 /// jobs. Both channels are bounded; when `jobs` is full the node checks the
 /// range itself.
-/// Ranges out with the verifier at once, at most (a verifier that stops
-/// answering cannot grow the node's bookkeeping).
-const MAX_VERIFYING: usize = 64;
-
 pub struct SignatureVerifier {
     pub jobs: mpsc::Sender<VerifyJob>,
     pub done: mpsc::Receiver<VerifyDone>,
@@ -957,8 +957,7 @@ impl<S: Store> Node<S> {
                 None => merged = Some(batch),
             }
         }
-        let Some(mut batch) = merged else { return };
-        batch.compact();
+        let Some(batch) = merged else { return };
         if let Err(e) = self.store.commit(batch).await {
             // The in-memory chain is ahead of the store now; a restart
             // resumes from the last committed head and syncs again.
