@@ -270,7 +270,6 @@ async fn main() -> Result<()> {
                 let update = chain.insert_block(b, protoblock_net::node::now_ms()).context("dev history block")?;
                 batch.merge(update.batch.context("dev history block not placed")?);
             }
-            batch.compact();
             store.commit(batch).await.context("committing dev history")?;
         }
         println!("dev history {} blocks in {} ms", args.dev_history, t.elapsed().as_millis());

@@ -39,13 +39,11 @@ pub async fn import<S: Store>(
             n += 1;
         }
         if n >= per_commit.max(1) {
-            pending.compact();
             store.commit(std::mem::take(&mut pending)).await.map_err(|e: StoreError| e.to_string())?;
             n = 0;
         }
     }
     if n > 0 {
-        pending.compact();
         store.commit(pending).await.map_err(|e| e.to_string())?;
     }
     Ok(())

@@ -97,7 +97,8 @@ impl WriteBatch {
     /// be in the store from before). A sync run of 64 blocks rewrites the
     /// oracle's and busy accounts' keys in most blocks, and its early blocks
     /// turn final within the run; each dropped write is one store request
-    /// fewer, which in IndexedDB is the page thread's time.
+    /// fewer, which in IndexedDB is the page thread's time. Every store calls
+    /// it in `commit`, so callers that merge need not.
     pub fn compact(&mut self) {
         if self.state.len() > 1 {
             let n = self.state.len();

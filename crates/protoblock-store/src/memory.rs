@@ -53,7 +53,8 @@ impl Store for MemoryStore {
         Ok(Some(StoredChain { head, state, recent, replay }))
     }
 
-    async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
+    async fn commit(&self, mut batch: WriteBatch) -> Result<(), StoreError> {
+        batch.compact();
         let mut g = self.lock();
         for (h, id, bytes) in batch.put_blocks {
             g.blocks.insert(id, bytes);

@@ -177,7 +177,8 @@ impl Store for RedbStore {
         Ok(Some(StoredChain { head, state, recent, replay }))
     }
 
-    async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
+    async fn commit(&self, mut batch: WriteBatch) -> Result<(), StoreError> {
+        batch.compact();
         let txn = self.db.begin_write().map_err(be)?;
         Self::write_ops(&txn, &ops(&batch))?;
         txn.commit().map_err(be)

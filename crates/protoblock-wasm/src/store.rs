@@ -501,8 +501,7 @@ impl Store for IndexedDbStore {
     }
 
     async fn commit(&self, mut batch: WriteBatch) -> Result<(), StoreError> {
-        // `write` relies on each state key appearing once (a no-op for the
-        // node's batches, compacted already).
+        // `write` relies on each state key appearing once.
         batch.compact();
         let t0 = now_ms();
         let blocks = batch.put_blocks.len();
