@@ -51,7 +51,7 @@ export interface StartOptions {
   /** "error" | "warn" | "info" | "debug" (console), default "warn". Applies to the first node of a page. */
   logLevel?: string;
   /** Web Workers that check block signatures beside the page's thread (default: one fewer than the
-   *  machine's cores, 1 to 4). 0 checks them on the page's thread. */
+   *  machine's cores, 1 to 4; at most 8). 0 checks them on the page's thread. */
   signatureWorkers?: number;
 }
 export interface PeerView { peerId: string; head: number; latencyMs: number | null; addr: string | null;
@@ -291,7 +291,8 @@ impl ProtoblockNode {
             ..defaults
         };
         let (mut node, handle, mut events) = Node::new(swarm, chain, store.clone(), cfg).map_err(js_err)?;
-        let workers = opts.signature_workers.unwrap_or_else(default_signature_workers);
+        // Bounded: each worker is a thread with its own copy of the wasm instance.
+        let workers = opts.signature_workers.unwrap_or_else(default_signature_workers).min(MAX_SIGNATURE_WORKERS);
         if workers > 0 {
             if let Some(v) = crate::verifier::start(&genesis_bytes, workers) {
                 node = node.with_signature_verifier(v);
@@ -470,6 +471,9 @@ impl ProtoblockNode {
         self.inner.listeners.borrow_mut().clear();
     }
 }
+
+/// Signature workers a page may ask for, at most.
+const MAX_SIGNATURE_WORKERS: u32 = 8;
 
 /// One worker per core beside the page's own thread, at least one (a
 /// two-core machine still overlaps signatures with state and IndexedDB
