@@ -220,7 +220,7 @@ struct VerifierCounts {
 }
 
 /// The browser's Web Worker verifier, on a thread: the same
-/// `verify_signatures` over the same channels.
+/// `verify_signatures_run` over the same channels.
 fn thread_verifier(genesis: Genesis) -> (SignatureVerifier, Arc<VerifierCounts>) {
     use std::sync::atomic::Ordering::Relaxed;
     let (jobs_tx, mut jobs_rx) = mpsc::channel::<VerifyJob>(16);
@@ -233,11 +233,8 @@ fn thread_verifier(genesis: Genesis) -> (SignatureVerifier, Arc<VerifierCounts>)
             let mut keys = protoblock_core::crypto::KeyCache::default();
             while let Some(job) = jobs_rx.next().await {
                 c.jobs.fetch_add(1, Relaxed);
-                let ok: Vec<bool> = job
-                    .blocks
-                    .iter()
-                    .map(|b| protoblock_core::block::verify_signatures(b, &genesis, &params(), &mut keys).is_ok())
-                    .collect();
+                let run: Vec<&[u8]> = job.blocks.iter().map(Vec::as_slice).collect();
+                let ok = protoblock_core::block::verify_signatures_run(&run, &genesis, &params(), &mut keys);
                 c.passed.fetch_add(ok.iter().filter(|o| **o).count(), Relaxed);
                 c.failed.fetch_add(ok.iter().filter(|o| !**o).count(), Relaxed);
                 if done_tx.send(VerifyDone { token: job.token, blocks: job.blocks, ok }).await.is_err() {

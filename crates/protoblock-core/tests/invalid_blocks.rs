@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use ed25519_dalek::SigningKey;
 use prost::Message;
-use protoblock_core::block::{Signatures, verify_signatures};
+use protoblock_core::block::{MAX_RUN_SIGNATURES, Signatures, verify_signatures, verify_signatures_run};
 use protoblock_core::crypto::{KeyCache, KeyError, sign_block};
 use protoblock_core::devnet::DevNet;
 use protoblock_core::hash::{Hash32, sha256};
@@ -699,4 +699,39 @@ fn a_swapped_tx_signer_breaks_the_tx_root() {
     assert_eq!(chain.insert_block(&swapped, b.ts).unwrap_err(), BlockError::TxRootMismatch);
     assert_untouched(&chain, &before, "signer swapped");
     assert_eq!(chain.insert_block(&honest, b.ts).unwrap().placement, Placement::Extended);
+}
+
+/// The worker checks a synced range with `verify_signatures_run` (many
+/// blocks' txs in one batch). Its answer for every block must be exactly what
+/// `verify_signatures` says of that block alone: runs of honest blocks only
+/// (the one-batch path, and batches split at `MAX_RUN_SIGNATURES`), and runs
+/// where every invalid case sits between honest blocks (the fallback path).
+#[test]
+fn a_run_checked_in_one_batch_answers_as_each_block_alone() {
+    let b = base();
+    let template = b.chain();
+    let honest = b.honest(&template);
+    let mut keys = KeyCache::default();
+    let alone = |block: &[u8], keys: &mut KeyCache| verify_signatures(block, b.g(), &b.params, keys).is_ok();
+
+    let many = MAX_RUN_SIGNATURES / 2 + 3; // two txs each: more than one batch
+    let run: Vec<&[u8]> = vec![honest.as_slice(); many];
+    assert_eq!(verify_signatures_run(&run, b.g(), &b.params, &mut keys), vec![true; many]);
+    assert!(verify_signatures_run(&[], b.g(), &b.params, &mut keys).is_empty());
+
+    let cases = cases(&b, &template);
+    let mut run: Vec<&[u8]> = vec![&honest];
+    for case in &cases {
+        run.push(&case.block);
+        run.push(&honest);
+    }
+    let want: Vec<bool> = run.iter().map(|block| alone(block, &mut keys)).collect();
+    assert!(want.iter().filter(|ok| !**ok).count() >= 5, "the cases include signature faults");
+    assert_eq!(verify_signatures_run(&run, b.g(), &b.params, &mut keys), want);
+    // Each fault alone in a run of honest blocks.
+    for case in &cases {
+        let run: Vec<&[u8]> = vec![&honest, &case.block, &honest];
+        let want = vec![true, alone(&case.block, &mut keys), true];
+        assert_eq!(verify_signatures_run(&run, b.g(), &b.params, &mut keys), want, "case {:?}", case.name);
+    }
 }

@@ -23,9 +23,9 @@ onmessage = async (e) => {
       return;
     }
     await ready;
-    const ok = new Uint8Array(m.blocks.length);
-    for (let i = 0; i < m.blocks.length; i++) ok[i] = checker.check(m.blocks[i]) ? 1 : 0;
-    postMessage({ id: m.id, ok });
+    // The range's txs in one batch (half the cost per signature of block by block).
+    const ok = checker.checkRun(m.blocks);
+    postMessage({ id: m.id, ok }, [ok.buffer]);
   } catch (err) {
     postMessage({ id: m.id, error: String(err && err.message || err) });
   }

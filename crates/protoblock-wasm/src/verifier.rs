@@ -50,6 +50,23 @@ impl SignatureChecker {
     pub fn check(&mut self, block: &[u8]) -> bool {
         protoblock_core::block::verify_signatures(block, &self.genesis, &self.params, &mut self.keys).is_ok()
     }
+
+    /// [`SignatureChecker::check`] for each block of a range (an array of
+    /// `Uint8Array`s), 1 or 0 per block, with the range's txs batched together
+    /// (`protoblock_core::block::verify_signatures_run`). Anything in the array
+    /// that is not a byte array is a block that fails.
+    #[wasm_bindgen(js_name = checkRun)]
+    pub fn check_run(&mut self, blocks: js_sys::Array) -> Vec<u8> {
+        let owned: Vec<Option<Vec<u8>>> = blocks
+            .iter()
+            .map(|b| b.dyn_into::<js_sys::Uint8Array>().ok().map(|b| b.to_vec()))
+            .collect();
+        let present: Vec<&[u8]> = owned.iter().flatten().map(Vec::as_slice).collect();
+        let mut verdicts =
+            protoblock_core::block::verify_signatures_run(&present, &self.genesis, &self.params, &mut self.keys)
+                .into_iter();
+        owned.iter().map(|b| u8::from(b.is_some() && verdicts.next().unwrap_or(false))).collect()
+    }
 }
 
 /// Ranges waiting for the pool, at most. The node checks a range itself when

@@ -227,8 +227,17 @@ fn the_signature_checker_passes_good_blocks_and_fails_tampered_ones() {
     let mut tampered = protoblock_core::proto::v1::Block::decode(blocks[5].as_slice()).unwrap();
     assert!(!tampered.txs.is_empty());
     tampered.txs[0].signature[7] ^= 0x10;
-    assert!(!checker.check(&tampered.encode_to_vec()));
+    let tampered = tampered.encode_to_vec();
+    assert!(!checker.check(&tampered));
     assert!(!checker.check(b"not a block"));
+    // A range checked in one batch (what the workers run) answers per block
+    // as `check` does, for a clean range and for one with bad entries.
+    let arr = |bs: &[&[u8]]| bs.iter().map(|b| js_sys::Uint8Array::from(*b)).collect::<js_sys::Array>();
+    let all: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+    assert_eq!(checker.check_run(arr(&all)), vec![1; blocks.len()]);
+    let mixed = arr(&[&blocks[1], &tampered, &blocks[2], b"not a block", &blocks[3]]);
+    mixed.push(&wasm_bindgen::JsValue::from_str("not bytes"));
+    assert_eq!(checker.check_run(mixed), vec![1, 0, 1, 0, 1, 0]);
 }
 
 /// The worker pool answers every job it takes and never passes a tampered
