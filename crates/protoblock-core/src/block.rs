@@ -211,7 +211,8 @@ impl RunBatch {
             }
         } else {
             for (i, r) in &self.members {
-                ok[*i] = crypto::verify_batch_or_find(&refs[r.clone()], &self.sigs[r.clone()], &self.vks[r.clone()]).is_ok();
+                ok[*i] =
+                    crypto::verify_batch_or_find(&refs[r.clone()], &self.sigs[r.clone()], &self.vks[r.clone()]).is_ok();
             }
         }
         self.buf.clear();

@@ -57,10 +57,8 @@ impl SignatureChecker {
     /// that is not a byte array is a block that fails.
     #[wasm_bindgen(js_name = checkRun)]
     pub fn check_run(&mut self, blocks: js_sys::Array) -> Vec<u8> {
-        let owned: Vec<Option<Vec<u8>>> = blocks
-            .iter()
-            .map(|b| b.dyn_into::<js_sys::Uint8Array>().ok().map(|b| b.to_vec()))
-            .collect();
+        let owned: Vec<Option<Vec<u8>>> =
+            blocks.iter().map(|b| b.dyn_into::<js_sys::Uint8Array>().ok().map(|b| b.to_vec())).collect();
         let present: Vec<&[u8]> = owned.iter().flatten().map(Vec::as_slice).collect();
         let mut verdicts =
             protoblock_core::block::verify_signatures_run(&present, &self.genesis, &self.params, &mut self.keys)
