@@ -191,6 +191,9 @@ pub struct ChainUpdate {
     /// A block on the winning branch that turned out invalid during a reorg;
     /// the valid prefix before it was still adopted.
     pub rejected: Option<(Hash32, BlockError)>,
+    /// Txs in the head block after this update (for "new head" events,
+    /// which would otherwise decode the block once more).
+    pub head_txs: usize,
 }
 
 struct MainEntry {
@@ -412,6 +415,12 @@ impl Chain {
         now_ms: u64,
         signatures: Signatures,
     ) -> Result<ChainUpdate, BlockError> {
+        let mut update = self.place(bytes, now_ms, signatures)?;
+        update.head_txs = self.main.back().map_or(0, |e| e.txs.len());
+        Ok(update)
+    }
+
+    fn place(&mut self, bytes: &[u8], now_ms: u64, signatures: Signatures) -> Result<ChainUpdate, BlockError> {
         let (id, header, block) = peek_block(bytes, &self.params)?;
         // The hash of the whole encoding only matters to look up or remember
         // an invalid block, so the common path (none remembered) skips it.
@@ -424,6 +433,7 @@ impl Chain {
                 batch: None,
                 reverted: Vec::new(),
                 rejected: None,
+                head_txs: 0,
             });
         }
         let final_height = self.final_height();
@@ -461,7 +471,13 @@ impl Chain {
         let better = is_better(&checked.meta(), &self.head());
         self.side.insert(id, SideEntry { bytes, block: checked });
         if !better {
-            return Ok(ChainUpdate { placement: Placement::Side, batch: None, reverted: Vec::new(), rejected: None });
+            return Ok(ChainUpdate {
+                placement: Placement::Side,
+                batch: None,
+                reverted: Vec::new(),
+                rejected: None,
+                head_txs: 0,
+            });
         }
         self.reorg_to(id)
     }
@@ -489,7 +505,13 @@ impl Chain {
         self.main.push_back(MainEntry { meta: checked.meta(), prev: checked.prev, bytes: Some(bytes), undo, txs });
         self.advance_finality(&mut batch);
         batch.head = Some(self.head_record());
-        Ok(ChainUpdate { placement: Placement::Extended, batch: Some(batch), reverted: Vec::new(), rejected: None })
+        Ok(ChainUpdate {
+            placement: Placement::Extended,
+            batch: Some(batch),
+            reverted: Vec::new(),
+            rejected: None,
+            head_txs: 0,
+        })
     }
 
     fn advance_finality(&mut self, batch: &mut WriteBatch) {
@@ -659,6 +681,7 @@ impl Chain {
             batch: Some(batch),
             reverted: reverted.into_iter().filter_map(|(e, _)| e.bytes).collect(),
             rejected,
+            head_txs: 0,
         })
     }
 }

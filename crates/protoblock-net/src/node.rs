@@ -942,14 +942,8 @@ impl<S: Store> Node<S> {
         let mut reverted = Vec::new();
         for mut update in updates {
             let Some(batch) = update.batch.take() else { continue };
-            let txs = batch
-                .put_blocks
-                .last()
-                .and_then(|(_, _, bytes)| pb::Block::decode(&bytes[..]).ok())
-                .map(|b| b.txs.len())
-                .unwrap_or(0);
             if let Some(h) = batch.head {
-                heads.push((h.height, h.id, txs));
+                heads.push((h.height, h.id, update.head_txs));
             }
             reverted.extend(update.reverted);
             match merged.as_mut() {
