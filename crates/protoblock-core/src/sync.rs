@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::block::peek_block;
+use crate::block::peek_header;
 use crate::params::ChainParams;
 
 #[derive(Debug, Clone)]
@@ -219,9 +219,9 @@ impl<P: Clone + Ord, B: AsRef<[u8]>> SyncPlanner<P, B> {
         let mut checked = Vec::with_capacity(blocks.len());
         for (index, b) in blocks.into_iter().enumerate() {
             let expected = p.start + index as u64;
-            match peek_block(b.as_ref(), &self.params) {
-                Ok((_, header, _)) if header.height == expected => checked.push((expected, b)),
-                Ok((_, header, _)) => {
+            match peek_header(b.as_ref(), &self.params) {
+                Ok(header) if header.height == expected => checked.push((expected, b)),
+                Ok(header) => {
                     return fault(self, SyncFault::WrongHeight { index, expected, got: header.height });
                 }
                 Err(_) => return fault(self, SyncFault::Undecodable { index }),

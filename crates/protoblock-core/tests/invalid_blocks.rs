@@ -736,3 +736,44 @@ fn a_run_checked_in_one_batch_answers_as_each_block_alone() {
         assert_eq!(verify_signatures_run(&run, b.g(), &b.params, &mut keys), want, "case {:?}", case.name);
     }
 }
+
+/// The sync planner reads only headers (`peek_header`). On any bytes,
+/// honest, from the invalid cases, or damaged at random, it must never panic,
+/// and whenever a full decode (`peek_block`) succeeds it must give the same
+/// header; it may accept more (undecodable txs), which the chain refuses.
+#[test]
+fn a_header_peek_agrees_with_a_full_decode() {
+    use proptest::prelude::*;
+    use protoblock_core::block::{peek_block, peek_header};
+    let b = base();
+    let template = b.chain();
+    let honest = b.honest(&template);
+    let agree = |bytes: &[u8]| {
+        let header = peek_header(bytes, &b.params);
+        if let Ok((_, full, _)) = peek_block(bytes, &b.params) {
+            assert_eq!(header.as_ref().ok(), Some(&full), "the peek disagrees with the full decode");
+        }
+        header.is_ok()
+    };
+    assert!(agree(&honest));
+    for case in cases(&b, &template) {
+        agree(&case.block);
+    }
+    assert!(!agree(b"\x0a\xff\xff\xff\xff\x0f"), "a header longer than the block");
+    assert!(!agree(b"\x0b"), "a group tag");
+    let mut runner = proptest::test_runner::TestRunner::default();
+    let damage =
+        (proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6), any::<prop::sample::Index>());
+    runner
+        .run(&damage, |(flips, cut)| {
+            let mut bytes = honest.clone();
+            for (i, v) in flips {
+                let i = i.index(bytes.len());
+                bytes[i] = v;
+            }
+            let cut = cut.index(bytes.len() + 1);
+            agree(&bytes[..cut]);
+            Ok(())
+        })
+        .unwrap();
+}
