@@ -1,16 +1,19 @@
 //! The libp2p behaviour of a Protoblock node: identify, ping (latency),
 //! gossipsub for blocks and txs, two request-response protocols (status
-//! handshake, sync), connection limits, and rendezvous discovery. A relay
+//! handshake, sync), connection limits, and rendezvous discovery (native
+//! nodes; browsers use peer exchange, see `RendezvousClient`). A relay
 //! server additionally switches on the circuit relay v2 server and the
 //! rendezvous point; one behaviour type keeps one node driver for all roles.
 
 use std::time::Duration;
 
 use libp2p::connection_limits::{self, ConnectionLimits};
+#[cfg(not(target_arch = "wasm32"))]
+use libp2p::rendezvous;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{gossipsub, identify, identity, ping, relay, rendezvous};
+use libp2p::{gossipsub, identify, identity, ping, relay};
 use protoblock_core::hash::sha256;
 use protoblock_proto::v1 as pb;
 
@@ -97,6 +100,91 @@ type RendezvousPoint = rendezvous::server::Behaviour;
 #[cfg(target_arch = "wasm32")]
 type RendezvousPoint = libp2p::swarm::dummy::Behaviour;
 
+// Browsers find each other by peer exchange with their relay (which shares
+// the identify addresses of its peers, circuit and `/webrtc` ones included),
+// so the browser build also leaves out the rendezvous client: 9 KB of the
+// package's gzip. Native nodes keep it (`Node` registers and discovers the
+// same way on both; in a browser the calls do nothing).
+#[cfg(not(target_arch = "wasm32"))]
+pub type RendezvousClient = rendezvous::client::Behaviour;
+#[cfg(target_arch = "wasm32")]
+pub use no_rendezvous::RendezvousClient;
+
+#[cfg(target_arch = "wasm32")]
+mod no_rendezvous {
+    use std::task::{Context, Poll};
+
+    use libp2p::core::{Endpoint, transport::PortUse};
+    use libp2p::swarm::{
+        ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent,
+        ToSwarm, dummy,
+    };
+    use libp2p::{Multiaddr, PeerId, identity, rendezvous};
+
+    /// `rendezvous::client::Behaviour`'s calls, doing nothing.
+    pub struct RendezvousClient;
+
+    impl RendezvousClient {
+        pub fn new(_: identity::Keypair) -> Self {
+            Self
+        }
+
+        pub fn register(
+            &mut self,
+            _: rendezvous::Namespace,
+            _: PeerId,
+            _: Option<rendezvous::Ttl>,
+        ) -> Result<(), rendezvous::client::RegisterError> {
+            Ok(())
+        }
+
+        pub fn discover(
+            &mut self,
+            _: Option<rendezvous::Namespace>,
+            _: Option<rendezvous::Cookie>,
+            _: Option<u64>,
+            _: PeerId,
+        ) {
+        }
+    }
+
+    impl NetworkBehaviour for RendezvousClient {
+        type ConnectionHandler = dummy::ConnectionHandler;
+        type ToSwarm = rendezvous::client::Event;
+
+        fn handle_established_inbound_connection(
+            &mut self,
+            _: ConnectionId,
+            _: PeerId,
+            _: &Multiaddr,
+            _: &Multiaddr,
+        ) -> Result<THandler<Self>, ConnectionDenied> {
+            Ok(dummy::ConnectionHandler)
+        }
+
+        fn handle_established_outbound_connection(
+            &mut self,
+            _: ConnectionId,
+            _: PeerId,
+            _: &Multiaddr,
+            _: Endpoint,
+            _: PortUse,
+        ) -> Result<THandler<Self>, ConnectionDenied> {
+            Ok(dummy::ConnectionHandler)
+        }
+
+        fn on_connection_handler_event(&mut self, _: PeerId, _: ConnectionId, event: THandlerOutEvent<Self>) {
+            match event {}
+        }
+
+        fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+            Poll::Pending
+        }
+
+        fn on_swarm_event(&mut self, _: FromSwarm) {}
+    }
+}
+
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
@@ -105,7 +193,7 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub status: request_response::Behaviour<ProtoCodec<pb::Status, pb::Status>>,
     pub sync: request_response::Behaviour<ProtoCodec<pb::SyncRequest, pb::SyncResponse>>,
-    pub rendezvous: rendezvous::client::Behaviour,
+    pub rendezvous: RendezvousClient,
     pub rendezvous_point: Toggle<RendezvousPoint>,
     pub relay: Toggle<RelayServer>,
     /// Browser nodes: reserve a slot on relays so other peers can reach us at
@@ -207,7 +295,7 @@ impl Behaviour {
                 [(SYNC_PROTOCOL, ProtocolSupport::Full)],
                 rr(15),
             ),
-            rendezvous: rendezvous::client::Behaviour::new(key.clone()),
+            rendezvous: RendezvousClient::new(key.clone()),
             #[cfg(not(target_arch = "wasm32"))]
             rendezvous_point: role
                 .rendezvous_point
