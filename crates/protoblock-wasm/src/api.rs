@@ -48,8 +48,8 @@ export interface StartOptions {
   /** Extra ICE servers for direct WebRTC: "stun:host:port", or TURN with credentials "turn:user:pass@host:port";
    *  the relay's own come from `relay`. */
   iceServers?: string[];
-  /** Console log level, "error" | "warn" (default). Applies to the first node of a page. The release package
-   *  compiles out "info" and below (package size); a debug build of the package also honours "info" | "debug". */
+  /** Console log level, "error" | "warn" (default) | "info". Applies to the first node of a page. The release
+   *  package compiles out "debug" and "trace" (package size); a debug build of the package honours them. */
   logLevel?: string;
   /** Web Workers that check block signatures beside the page's thread (default: one fewer than the
    *  machine's cores, 1 to 4; at most 8). 0 checks them on the page's thread. */
