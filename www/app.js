@@ -109,6 +109,31 @@ function renderPill(st) {
   setText('conn-text', text);
 }
 
+// A catch-up sends a sync event per commit and a block event per block (tens
+// a second): the page draws them at most 5 times a second, since every frame
+// drawn is CPU taken from the node validating those blocks.
+let lastSync = null;
+function showSync() {
+  const s = lastSync;
+  if (!s) return;
+  renderSync(s.headHeight, s.targetHeight, s.syncing);
+  setText('height', s.headHeight);
+  if (status) renderPill(status);
+  setState(s.syncing || s.headHeight < s.targetHeight ? 'syncing' : 'live');
+}
+function showHeight() { if (status) setText('height', status.headHeight); }
+
+// One beat of the live dot per new block (none while a beat is running, so a
+// burst of blocks is one beat, and none while syncing: the dot only beats live).
+function beat() {
+  const dot = document.querySelector('#conn-pill.live .dot');
+  if (!dot || dot.classList.contains('beat')) return;
+  dot.classList.add('beat');
+  const done = () => dot.classList.remove('beat');
+  dot.addEventListener('animationend', done, { once: true });
+  dot.addEventListener('animationcancel', done, { once: true });
+}
+
 function renderStatus(st) {
   status = st;
   sampleRate(st.headHeight);
@@ -408,7 +433,8 @@ async function main() {
   $('node-id').title = `This browser's peer id: ${node.peerId}`;
 
   node.on('block', (b) => {
-    if (status && b.height > status.headHeight) { status.headHeight = b.height; status.headId = b.id; setText('height', b.height); }
+    if (status && b.height > status.headHeight) { status.headHeight = b.height; status.headId = b.id; schedule(showHeight, 200); }
+    beat();
     schedule(refreshBlocks, 250);
     schedule(pollStatus, 250);
     schedule(pollAccount, 800);
@@ -418,10 +444,9 @@ async function main() {
   node.on('tx', (t) => { markTx(t.id, 'in mempool'); schedule(pollStatus, 200); });
   node.on('sync', (s) => {
     sampleRate(s.headHeight);
-    renderSync(s.headHeight, s.targetHeight, s.syncing);
-    setText('height', s.headHeight);
-    if (status) { status.headHeight = s.headHeight; status.targetHeight = s.targetHeight; status.syncing = s.syncing; renderPill(status); }
-    setState(s.syncing || s.headHeight < s.targetHeight ? 'syncing' : 'live');
+    lastSync = s;
+    if (status) { status.headHeight = s.headHeight; status.targetHeight = s.targetHeight; status.syncing = s.syncing; }
+    schedule(showSync, 200);
   });
   node.on('error', (e) => showError(errMsg(e)));
   addEventListener('pagehide', (e) => { if (!e.persisted) node.stop().catch(() => {}); });
