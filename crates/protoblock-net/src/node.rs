@@ -38,6 +38,10 @@ const MAX_MEMPOOL_SYNC: usize = 1000;
 const MAX_PEERS_SHARED: usize = 32;
 const STATUS_REFRESH_MS: u64 = 5_000;
 const MAX_BLOCKS_PER_COMMIT: usize = 128;
+/// Blocks validated but not yet handed to the store, at most: while the
+/// store is still writing (IndexedDB), runs are merged into the next commit
+/// instead of waiting for it (see `Node::stage`).
+const MAX_UNFLUSHED_BLOCKS: usize = 512;
 const MAX_BANS: usize = 4096;
 const RENDEZVOUS_REFRESH_MS: u64 = 30_000;
 const RENDEZVOUS_TTL_SECS: u64 = 2 * 60 * 60;
@@ -428,6 +432,9 @@ pub struct Node<S: Store> {
     store: S,
     mempool: Mempool,
     planner: SyncPlanner<PeerId, SyncedBlock>,
+    /// Chain changes not yet committed (see `stage`): the in-memory chain is
+    /// ahead of the store by at most these, as a crash loses nothing else.
+    unflushed: Option<protoblock_core::WriteBatch>,
     /// Blocks taken from the planner that extend the head, placed a commit
     /// at a time by `drain_ready`; `more_ready`: call it again.
     ready_backlog: std::collections::VecDeque<(PeerId, SyncedBlock)>,
@@ -508,6 +515,7 @@ impl<S: Store> Node<S> {
             store,
             mempool,
             planner,
+            unflushed: None,
             ready_backlog: Default::default(),
             more_ready: false,
             verifier: None,
@@ -581,11 +589,15 @@ impl<S: Store> Node<S> {
                 cmd = self.commands.next() => match cmd {
                     Some(Command::Shutdown(done)) => {
                         tracing::info!(height = self.chain.head().height, "node stopping");
+                        self.flush_unflushed().await;
                         let _ = done.send(());
                         return;
                     }
                     Some(c) => self.on_command(c).await,
-                    None => return,
+                    None => {
+                        self.flush_unflushed().await;
+                        return;
+                    }
                 },
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev).await,
                 _ = when(self.more_ready).fuse() => self.drain_ready().await,
@@ -724,6 +736,9 @@ impl<S: Store> Node<S> {
 
     async fn on_tick(&mut self) {
         let now = now_ms();
+        if self.unflushed.is_some() && self.store.is_idle() {
+            self.flush_unflushed().await;
+        }
         self.bans.retain(|_, until| *until > now);
         if now.saturating_sub(self.last_bootstrap_dial_ms) >= BOOTSTRAP_REDIAL_MS {
             self.last_bootstrap_dial_ms = now;
@@ -930,13 +945,15 @@ impl<S: Store> Node<S> {
 
     /// Persists a chain change and brings the mempool up to date.
     async fn commit(&mut self, update: ChainUpdate) {
-        self.commit_updates(vec![update]).await;
+        self.commit_updates(vec![update], true).await;
     }
 
     /// Persists chain changes in ONE store transaction (sync hands over runs
     /// of blocks; one fsync per run instead of per block), then brings the
-    /// mempool up to date once and reports each new head.
-    async fn commit_updates(&mut self, updates: Vec<ChainUpdate>) {
+    /// mempool up to date once and reports each new head. With `flush` false
+    /// (more synced blocks are ready behind these) the changes may wait for
+    /// the next commit, see `stage`.
+    async fn commit_updates(&mut self, updates: Vec<ChainUpdate>, flush: bool) {
         let mut merged: Option<protoblock_core::WriteBatch> = None;
         let mut heads = Vec::new();
         let mut reverted = Vec::new();
@@ -951,11 +968,10 @@ impl<S: Store> Node<S> {
                 None => merged = Some(batch),
             }
         }
-        let Some(batch) = merged else { return };
-        if let Err(e) = self.store.commit(batch).await {
-            // The in-memory chain is ahead of the store now; a restart
-            // resumes from the last committed head and syncs again.
-            tracing::error!(error = %e, "store commit failed");
+        match merged {
+            Some(batch) => self.stage(batch, flush).await,
+            None if flush => self.flush_unflushed().await,
+            None => {}
         }
         for bytes in &reverted {
             if let Ok(b) = pb::Block::decode(&bytes[..]) {
@@ -968,6 +984,34 @@ impl<S: Store> Node<S> {
         self.mempool.rebuild(&self.chain, now_ms());
         for (height, id, txs) in heads {
             self.emit(NodeEvent::NewHead { height, id, txs });
+        }
+    }
+
+    /// Commits `batch`, merged with what is staged, when the store is idle,
+    /// when `flush` asks (nothing more is ready to validate, or a live block),
+    /// or when `MAX_UNFLUSHED_BLOCKS` are staged; otherwise stages it. So the
+    /// loop waits for the store only when it has nothing else to do, and a
+    /// run validated while the store was writing goes in one, larger commit
+    /// (more of its writes overwrite each other and are compacted away).
+    async fn stage(&mut self, batch: protoblock_core::WriteBatch, flush: bool) {
+        let staged = match self.unflushed.as_mut() {
+            Some(u) => {
+                u.merge(batch);
+                u
+            }
+            None => self.unflushed.insert(batch),
+        };
+        if flush || staged.put_blocks.len() >= MAX_UNFLUSHED_BLOCKS || self.store.is_idle() {
+            self.flush_unflushed().await;
+        }
+    }
+
+    async fn flush_unflushed(&mut self) {
+        let Some(batch) = self.unflushed.take() else { return };
+        if let Err(e) = self.store.commit(batch).await {
+            // The in-memory chain is ahead of the store now; a restart
+            // resumes from the last committed head and syncs again.
+            tracing::error!(error = %e, "store commit failed");
         }
     }
 
@@ -1007,7 +1051,12 @@ impl<S: Store> Node<S> {
             }
         }
         let placed = !updates.is_empty();
-        self.commit_updates(updates).await;
+        if self.ready_backlog.is_empty() {
+            self.ready_backlog.extend(self.planner.take_ready(self.chain.head().height));
+        }
+        // Staged commits are flushed once nothing more is ready to validate.
+        let flush = self.ready_backlog.is_empty();
+        self.commit_updates(updates, flush).await;
         let head = self.chain.head().height;
         let target = self.planner.best_peer_head().max(head);
         self.emit(NodeEvent::SyncProgress { head, target, syncing: self.planner.is_syncing(head) });
@@ -1453,7 +1502,7 @@ impl<S: Store> Node<S> {
                         }
                     }
                 }
-                self.commit_updates(updates).await;
+                self.commit_updates(updates, true).await;
                 self.drain_ready().await;
                 self.plan_sync(now_ms());
             }

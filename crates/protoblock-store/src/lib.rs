@@ -63,6 +63,15 @@ pub trait Store: MaybeSend + MaybeSync {
     /// Applies a batch atomically: all of it or none of it.
     fn commit(&self, batch: WriteBatch) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
 
+    /// Whether a `commit` now would start at once rather than first wait for
+    /// an earlier one still being written. A store whose commits return only
+    /// once written (redb, memory) is always idle; IndexedDB writes one
+    /// transaction behind the caller, and while it runs the node keeps
+    /// validating and merges what it would commit into the next batch.
+    fn is_idle(&self) -> bool {
+        true
+    }
+
     fn head(&self) -> impl Future<Output = Result<Option<HeadRecord>, StoreError>> + MaybeSend;
 
     /// Main-chain blocks from `start`, at most `count` and about `max_bytes`

@@ -519,6 +519,25 @@ impl Store for IndexedDbStore {
         r
     }
 
+    fn is_idle(&self) -> bool {
+        let mut pending = self.pending.borrow_mut();
+        let Some(p) = pending.as_mut() else { return true };
+        // The transaction's promise settles on its own; this only looks.
+        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        match p.as_mut().poll(&mut cx) {
+            std::task::Poll::Pending => false,
+            std::task::Poll::Ready(r) => {
+                *pending = None;
+                if let Err(e) = r {
+                    // Reported by the next commit, as `flush` would.
+                    self.poisoned.set(true);
+                    tracing::error!(error = %e, "store commit failed");
+                }
+                true
+            }
+        }
+    }
+
     async fn head(&self) -> Result<Option<HeadRecord>, StoreError> {
         match self.get_meta(HEAD_KEY).await? {
             Some(v) => Ok(Some(decode_head(&v)?)),
