@@ -546,3 +546,77 @@ async fn a_node_on_a_short_fork_switches_to_the_longer_chain() {
     assert_eq!(sb.head_id, sa.head_id, "b follows a's chain");
     assert_ne!(sb.head_id, fork_tip.id);
 }
+
+/// A memory store that says it is still writing for a second after each
+/// commit (as IndexedDB is while a transaction runs), and records each
+/// commit's size.
+struct BusyStore {
+    inner: Arc<MemoryStore>,
+    busy_until: std::sync::Mutex<Option<std::time::Instant>>,
+    commits: std::sync::Mutex<Vec<usize>>,
+}
+
+impl Store for BusyStore {
+    async fn load(&self) -> Result<Option<protoblock_core::chain::StoredChain>, protoblock_store::StoreError> {
+        self.inner.load().await
+    }
+    async fn commit(&self, batch: protoblock_core::WriteBatch) -> Result<(), protoblock_store::StoreError> {
+        self.commits.lock().unwrap().push(batch.put_blocks.len());
+        *self.busy_until.lock().unwrap() = Some(std::time::Instant::now() + Duration::from_secs(1));
+        self.inner.commit(batch).await
+    }
+    fn is_idle(&self) -> bool {
+        self.busy_until.lock().unwrap().is_none_or(|t| std::time::Instant::now() >= t)
+    }
+    async fn head(&self) -> Result<Option<protoblock_core::chain::HeadRecord>, protoblock_store::StoreError> {
+        self.inner.head().await
+    }
+    async fn blocks_range(
+        &self,
+        start: u64,
+        count: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, protoblock_store::StoreError> {
+        self.inner.blocks_range(start, count, max_bytes).await
+    }
+    async fn block_by_id(&self, id: Hash32) -> Result<Option<Vec<u8>>, protoblock_store::StoreError> {
+        self.inner.block_by_id(id).await
+    }
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, protoblock_store::StoreError> {
+        self.inner.get_meta(key).await
+    }
+    async fn put_meta(&self, key: &str, value: Vec<u8>) -> Result<(), protoblock_store::StoreError> {
+        self.inner.put_meta(key, value).await
+    }
+}
+
+/// While its store is still writing, a syncing node merges the next runs
+/// into one commit instead of waiting (group commit), bounded, and still
+/// stores every block exactly once: once nothing more is ready to validate it
+/// flushes, so the store's head reaches the node's and a reopen resumes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_store_gets_merged_commits_and_every_block() {
+    let net = DevNet::new(31, 20);
+    let blocks = generate_chain(&net, &params(), 600, 2);
+    let server = spawn(&net.genesis, seeded_store(&net, &blocks).await, cfg(&[])).await;
+    let inner = Arc::new(MemoryStore::new());
+    let store =
+        Arc::new(BusyStore { inner: inner.clone(), busy_until: Default::default(), commits: Default::default() });
+    let fresh = spawn(&net.genesis, store.clone(), cfg(&[&server])).await;
+    wait_for("fresh node to sync", 60, || async { head(&fresh).await >= 600 }).await;
+    wait_for("the store to reach the node's head", 10, || async {
+        inner.head().await.unwrap().is_some_and(|h| h.height >= 600)
+    })
+    .await;
+    let commits = store.commits.lock().unwrap().clone();
+    let stored: usize = commits.iter().sum();
+    assert_eq!(stored, 600, "every block committed once: {commits:?}");
+    let largest = commits.iter().copied().max().unwrap_or(0);
+    // One drain places at most 128 blocks; a larger commit merged several.
+    assert!(largest > 128 && largest <= 512, "no merged commit, or an unbounded one: {commits:?}");
+    fresh.handle.shutdown().await;
+    let stored_head = inner.head().await.unwrap().unwrap();
+    assert_eq!(stored_head.height, 600);
+    assert_eq!(open_chain(&*inner, net.genesis.clone(), params()).await.unwrap().head().height, 600);
+    let _ = fresh.task;
+}

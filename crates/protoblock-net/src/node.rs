@@ -988,11 +988,14 @@ impl<S: Store> Node<S> {
     }
 
     /// Commits `batch`, merged with what is staged, when the store is idle,
-    /// when `flush` asks (nothing more is ready to validate, or a live block),
-    /// or when `MAX_UNFLUSHED_BLOCKS` are staged; otherwise stages it. So the
-    /// loop waits for the store only when it has nothing else to do, and a
-    /// run validated while the store was writing goes in one, larger commit
-    /// (more of its writes overwrite each other and are compacted away).
+    /// when `flush` asks (a live block: gossip, our own, a reorg), or when
+    /// `MAX_UNFLUSHED_BLOCKS` are staged; otherwise stages it, and the tick
+    /// (100 ms) commits it once the store is idle. So during a sync the loop
+    /// does not wait for the store's last transaction but validates the next
+    /// run, and runs validated meanwhile go in one, larger commit (more of
+    /// their writes overwrite each other and are compacted away). Staged
+    /// blocks are in the chain, not yet in the store: a crash loses them (at
+    /// most 512, synced again), a stop commits them.
     async fn stage(&mut self, batch: protoblock_core::WriteBatch, flush: bool) {
         let staged = match self.unflushed.as_mut() {
             Some(u) => {
@@ -1051,12 +1054,9 @@ impl<S: Store> Node<S> {
             }
         }
         let placed = !updates.is_empty();
-        if self.ready_backlog.is_empty() {
-            self.ready_backlog.extend(self.planner.take_ready(self.chain.head().height));
-        }
-        // Staged commits are flushed once nothing more is ready to validate.
-        let flush = self.ready_backlog.is_empty();
-        self.commit_updates(updates, flush).await;
+        // Synced runs may be staged while the store writes (see `stage`); the
+        // tick flushes what is left once it is idle.
+        self.commit_updates(updates, false).await;
         let head = self.chain.head().height;
         let target = self.planner.best_peer_head().max(head);
         self.emit(NodeEvent::SyncProgress { head, target, syncing: self.planner.is_syncing(head) });

@@ -143,6 +143,9 @@ impl<S: Store + Send + Sync> Store for std::sync::Arc<S> {
     fn commit(&self, batch: WriteBatch) -> impl Future<Output = Result<(), StoreError>> + MaybeSend {
         (**self).commit(batch)
     }
+    fn is_idle(&self) -> bool {
+        (**self).is_idle()
+    }
     fn head(&self) -> impl Future<Output = Result<Option<HeadRecord>, StoreError>> + MaybeSend {
         (**self).head()
     }
