@@ -41,7 +41,7 @@ const MAX_BLOCKS_PER_COMMIT: usize = 128;
 /// Blocks validated but not yet handed to the store, at most: while the
 /// store is still writing (IndexedDB), runs are merged into the next commit
 /// instead of waiting for it (see `Node::stage`).
-const MAX_UNFLUSHED_BLOCKS: usize = 512;
+const MAX_UNFLUSHED_BLOCKS: usize = 256;
 const MAX_BANS: usize = 4096;
 const RENDEZVOUS_REFRESH_MS: u64 = 30_000;
 const RENDEZVOUS_TTL_SECS: u64 = 2 * 60 * 60;
@@ -988,14 +988,15 @@ impl<S: Store> Node<S> {
     }
 
     /// Commits `batch`, merged with what is staged, when the store is idle,
-    /// when `flush` asks (a live block: gossip, our own, a reorg), or when
-    /// `MAX_UNFLUSHED_BLOCKS` are staged; otherwise stages it, and the tick
-    /// (100 ms) commits it once the store is idle. So during a sync the loop
+    /// when `flush` asks (a live block: gossip, our own, a reorg; the run
+    /// that completes a catch-up), or when `MAX_UNFLUSHED_BLOCKS` are staged;
+    /// otherwise stages it, and the tick (100 ms) commits it once the store
+    /// is idle. So during a sync the loop
     /// does not wait for the store's last transaction but validates the next
     /// run, and runs validated meanwhile go in one, larger commit (more of
     /// their writes overwrite each other and are compacted away). Staged
     /// blocks are in the chain, not yet in the store: a crash loses them (at
-    /// most 512, synced again), a stop commits them.
+    /// most 256, synced again), a stop commits them.
     async fn stage(&mut self, batch: protoblock_core::WriteBatch, flush: bool) {
         let staged = match self.unflushed.as_mut() {
             Some(u) => {
@@ -1054,9 +1055,12 @@ impl<S: Store> Node<S> {
             }
         }
         let placed = !updates.is_empty();
-        // Synced runs may be staged while the store writes (see `stage`); the
-        // tick flushes what is left once it is idle.
-        self.commit_updates(updates, false).await;
+        // Runs of a catch-up may be staged while the store writes (see
+        // `stage`); the run that reaches the best peer's head commits at once,
+        // so a synced node's store (which the page's block reads use) holds
+        // its whole chain.
+        let caught_up = !self.planner.is_syncing(self.chain.head().height);
+        self.commit_updates(updates, caught_up).await;
         let head = self.chain.head().height;
         let target = self.planner.best_peer_head().max(head);
         self.emit(NodeEvent::SyncProgress { head, target, syncing: self.planner.is_syncing(head) });
