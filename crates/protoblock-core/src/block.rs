@@ -218,6 +218,12 @@ pub fn verify_signatures_run(
     ok
 }
 
+/// Messages written back to back into `buf`, each ending at its offset in
+/// `ends` (ascending, as pushed after each message).
+fn split_at_ends<'a>(buf: &'a [u8], ends: &[usize]) -> Vec<&'a [u8]> {
+    ends.iter().scan(0, |start, &end| Some(&buf[std::mem::replace(start, end)..end])).collect()
+}
+
 /// The tx signatures of several blocks, back to back.
 #[derive(Default)]
 struct RunBatch {
@@ -231,8 +237,7 @@ struct RunBatch {
 
 impl RunBatch {
     fn settle(&mut self, ok: &mut [bool]) {
-        let refs: Vec<&[u8]> =
-            self.ends.iter().scan(0, |start, &end| Some(&self.buf[std::mem::replace(start, end)..end])).collect();
+        let refs = split_at_ends(&self.buf, &self.ends);
         if refs.is_empty() || ed25519_dalek::verify_batch(&refs, &self.sigs, &self.vks).is_ok() {
             for (i, _) in &self.members {
                 ok[*i] = true;
@@ -294,7 +299,7 @@ fn verify_tx_signatures(
         crypto::push_tx_message(&mut buf, &genesis.hash, &st.tx);
         ends.push(buf.len());
     }
-    let refs: Vec<&[u8]> = ends.iter().scan(0, |start, &end| Some(&buf[std::mem::replace(start, end)..end])).collect();
+    let refs = split_at_ends(&buf, &ends);
     crypto::verify_batch_or_find(&refs, sigs, vks)
         .map_err(|index| BlockError::Tx { index, error: TxError::BadSignature })
 }
