@@ -238,7 +238,7 @@ struct RunBatch {
 impl RunBatch {
     fn settle(&mut self, ok: &mut [bool]) {
         let refs = split_at_ends(&self.buf, &self.ends);
-        if refs.is_empty() || ed25519_dalek::verify_batch(&refs, &self.sigs, &self.vks).is_ok() {
+        if crypto::verify_batch(&refs, &self.sigs, &self.vks) {
             for (i, _) in &self.members {
                 ok[*i] = true;
             }

@@ -1,7 +1,7 @@
 //! The browser's own signature bound, for `cargo xtask bench-web`.
 //!
 //! The same work as the native chain benchmark's bound: per block,
-//! `verify_strict` on the header and one `verify_batch` over its txs, on
+//! `verify_strict` on the header and one batch verification over its txs, on
 //! inputs decoded beforehand (untimed). Beside the browser's sync time it
 //! shows how much of that sync is signature checking that no other change
 //! can remove, and beside the native sync time the ceiling single-threaded
@@ -41,9 +41,16 @@ fn extract(genesis: &Genesis, bytes: &[u8]) -> Result<SigWork, String> {
 /// any order) of the chain with genesis `genesis`; an error if one fails.
 /// The txs of `per_batch` consecutive blocks go in one `verify_batch`: 1 is
 /// the chain's own block-by-block check, a sync range's length (64) what the
-/// signature workers do (`verify_signatures_run`).
+/// signature workers do (`verify_signatures_run`). `dalek` picks
+/// `ed25519_dalek::verify_batch` (what the chain used before) instead of the
+/// chain's own `crypto::verify_batch`, to compare the two side by side.
 #[wasm_bindgen(js_name = _benchSignatureBound)]
-pub fn bench_signature_bound(genesis: &[u8], blocks: js_sys::Array, per_batch: u32) -> Result<f64, JsError> {
+pub fn bench_signature_bound(
+    genesis: &[u8],
+    blocks: js_sys::Array,
+    per_batch: u32,
+    dalek: bool,
+) -> Result<f64, JsError> {
     let genesis = Genesis::from_bytes(genesis).map_err(|e| JsError::new(&e.to_string()))?;
     let work = blocks
         .iter()
@@ -58,7 +65,14 @@ pub fn bench_signature_bound(genesis: &[u8], blocks: js_sys::Array, per_batch: u
         let refs: Vec<&[u8]> = run.iter().flat_map(|w| w.msgs.iter().map(|m| m.as_slice())).collect();
         let sigs: Vec<Signature> = run.iter().flat_map(|w| w.sigs.iter().copied()).collect();
         let keys: Vec<VerifyingKey> = run.iter().flat_map(|w| w.keys.iter().copied()).collect();
-        ed25519_dalek::verify_batch(&refs, &sigs, &keys).map_err(|e| JsError::new(&e.to_string()))?;
+        let ok = if dalek {
+            ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok()
+        } else {
+            protoblock_core::crypto::verify_batch(&refs, &sigs, &keys)
+        };
+        if !ok {
+            return Err(JsError::new("a signature batch failed"));
+        }
     }
     Ok(now_ms() - t)
 }
