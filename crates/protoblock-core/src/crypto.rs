@@ -3,10 +3,10 @@
 //! Signatures are domain-separated: a tx signature covers
 //! `TX_DOMAIN || genesis_hash || tx_bytes`, so a tx signed for one chain is
 //! worthless on another; a block signature covers `BLOCK_DOMAIN || header`.
-//! Weak (small-order) public keys are refused everywhere. Single signatures
-//! use `verify_strict`; a block's txs are batch-verified ([`verify_batch`],
-//! cofactored, one point per distinct key), and when the batch fails each is
-//! checked alone to name the culprit.
+//! Weak (small-order) public keys are refused everywhere. Every signature,
+//! alone or in a batch, is checked by one rule: [`verify_batch`] (cofactored,
+//! one point per distinct key); when a batch fails, each is checked alone to
+//! name the culprit.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
@@ -103,8 +103,14 @@ pub fn verify_batch_or_find(messages: &[&[u8]], signatures: &[Signature], keys: 
     Err((0..messages.len()).find(|&i| !alone(i)).unwrap_or(0))
 }
 
-/// Whether every signature in the batch is valid: the consensus rule for the
-/// signatures of a block's txs.
+/// [`verify_batch`] of one signature: the same rule, alone.
+pub fn verify_one(message: &[u8], signature: &Signature, key: &VerifyingKey) -> bool {
+    verify_batch(&[message], core::slice::from_ref(signature), core::slice::from_ref(key))
+}
+
+/// Whether every signature in the batch is valid: THE signature rule of the
+/// chain, for block headers, txs in blocks and txs offered to the mempool
+/// alike (alone: [`verify_one`]).
 ///
 /// The check is the cofactored batch equation
 /// `[8]([-sum z_i s_i] B + sum [z_i] R_i + sum_A [sum_(i signed by A) z_i k_i] A) = 0`
@@ -117,9 +123,12 @@ pub fn verify_batch_or_find(messages: &[&[u8]], signatures: &[Signature], keys: 
 ///   could then disagree on it. Multiplying by 8 removes the small-order
 ///   part: a signature passes exactly when its own cofactored equation holds,
 ///   whatever the batch (up to the batch's 2^-128 soundness). Honest
-///   signatures satisfy both equations; `verify_strict` (mempool admission,
-///   block headers) stays the stricter, cofactorless rule, so a tx the
-///   mempool relays is always valid in a block, not necessarily the reverse.
+///   signatures satisfy both equations. This is the rule ZIP 215 chose for
+///   Zcash for the same reason, minus its acceptance of non-canonical point
+///   encodings; `verify_strict` (cofactorless, and refusing small-order R)
+///   is not used: no batch can reproduce it exactly, and one rule for a
+///   signature alone, in a block and in any batch means no node can be split
+///   from another by how it happened to group signatures.
 /// - **One point per distinct key.** The same users sign tx after tx (a
 ///   season's projections, transfers), and every signature by key A adds
 ///   `z_i k_i` to A's one coefficient instead of adding A again. A's scalar

@@ -777,3 +777,48 @@ fn a_header_peek_agrees_with_a_full_decode() {
         })
         .unwrap();
 }
+
+/// A signature whose R carries a small-order point (valid by the cofactored
+/// equation, refused by `verify_strict`) is judged by one rule everywhere:
+/// the mempool's check, the block's own check, and a run in one batch at any
+/// position, so nodes that batch differently cannot disagree about it.
+#[test]
+fn a_signature_with_a_small_order_part_is_judged_alike_on_every_path() {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::{Scalar, edwards::CompressedEdwardsY};
+    use ed25519_dalek::Signature;
+    use sha2::Digest;
+
+    let b = base();
+    let mut chain = b.chain();
+    let honest = b.honest(&chain);
+    let user = b.user(2);
+    let plain = tx(user, b.g(), b.ts, 7, transfer("coach-1", 3));
+    // Re-sign it by hand with R = rB + T, T of order 8.
+    let torsioned = rebody_tx(&plain, |st| {
+        let r = Scalar::from(0x5eed_u64) * Scalar::from(u64::MAX);
+        let big_r: CompressedEdwardsY = (r * ED25519_BASEPOINT_POINT + EIGHT_TORSION[1]).compress();
+        let mut h = sha2::Sha512::new();
+        h.update(big_r.as_bytes());
+        h.update(user.verifying_key().as_bytes());
+        h.update(protoblock_core::crypto::tx_message(&b.g().hash, &st.tx));
+        let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+        let s = r + k * user.to_scalar();
+        st.signature = [big_r.as_bytes().as_slice(), s.as_bytes().as_slice()].concat();
+    });
+    let st = pb::SignedTransaction::decode(torsioned.as_slice()).unwrap();
+    let sig = Signature::from_slice(&st.signature).unwrap();
+    let msg = protoblock_core::crypto::tx_message(&b.g().hash, &st.tx);
+    assert!(user.verifying_key().verify_strict(&msg, &sig).is_err(), "the cofactorless rule refuses it");
+
+    assert!(protoblock_core::block::check_tx_bytes(&torsioned, b.g(), &b.params).is_ok());
+    let produced = produce(&chain, &b.net.oracle, &[torsioned.clone()], b.ts);
+    assert_eq!(produced.tx_ids.len(), 1, "the block carries it");
+    let block = produced.bytes;
+    let mut keys = KeyCache::default();
+    assert_eq!(verify_signatures(&block, b.g(), &b.params, &mut keys), Ok(()));
+    for run in [vec![&block[..]], vec![&honest[..], &block[..]], vec![&block[..], &honest[..], &honest[..]]] {
+        assert!(verify_signatures_run(&run, b.g(), &b.params, &mut keys).iter().all(|ok| *ok));
+    }
+    chain.insert_block(&block, b.ts).expect("the chain accepts it too");
+}
