@@ -139,6 +139,9 @@ fn optimize_wasm(wasm: &std::path::Path) -> Result<std::path::PathBuf> {
             "--enable-mutable-globals",
             "--enable-reference-types",
             "--enable-multivalue",
+            // BLAKE3's compression is written with simd128 intrinsics (its
+            // functions enable the feature themselves; see protoblock-core).
+            "--enable-simd",
             "-O1",
             "--duplicate-function-elimination",
             "-o",
