@@ -64,8 +64,7 @@ async fn spawn_full<S: Store + 'static>(
 }
 
 fn cfg(bootstrap: &[&TestNode]) -> NodeConfig {
-    let mut c = NodeConfig::default();
-    c.bootstrap = bootstrap.iter().map(|n| n.addr.clone()).collect();
+    let mut c = NodeConfig { bootstrap: bootstrap.iter().map(|n| n.addr.clone()).collect(), ..Default::default() };
     c.sync.range_len = 32;
     c.sync.timeout_ms = 3_000;
     c
@@ -208,7 +207,7 @@ async fn a_lying_peer_is_banned_and_sync_completes_from_honest_peers() {
     assert!(!banned.contains(&&honest.peer), "honest peer kept");
     let s = fresh.handle.status().await.unwrap();
     assert!(s.peers.iter().all(|p| p.peer != liar.peer), "liar disconnected");
-    let _ = fresh.task;
+    drop(fresh.task);
 }
 
 /// What the thread verifier below saw: ranges, blocks that passed, blocks that failed.
@@ -284,7 +283,7 @@ async fn sync_with_an_off_loop_signature_verifier_still_bans_a_liar() {
     // the jobs channel never filled), and the liar's ranges failed there.
     assert!(counts.passed.load(Relaxed) >= 200, "passed: {}", counts.passed.load(Relaxed));
     assert!(counts.failed.load(Relaxed) >= 1, "the liar's tampered blocks were not caught by the verifier");
-    let _ = fresh.task;
+    drop(fresh.task);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -495,10 +494,10 @@ async fn the_relay_serves_reservations_and_circuits() {
     let connected = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             let ev = b.select_next_some().await;
-            if let SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } = ev {
-                if peer_id == a_id {
-                    return endpoint.get_remote_address().to_string();
-                }
+            if let SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } = ev
+                && peer_id == a_id
+            {
+                return endpoint.get_remote_address().to_string();
             }
         }
     })
@@ -618,5 +617,5 @@ async fn a_busy_store_gets_merged_commits_and_every_block() {
     let stored_head = inner.head().await.unwrap().unwrap();
     assert_eq!(stored_head.height, 600);
     assert_eq!(open_chain(&*inner, net.genesis.clone(), params()).await.unwrap().head().height, 600);
-    let _ = fresh.task;
+    drop(fresh.task);
 }

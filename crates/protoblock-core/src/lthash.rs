@@ -86,8 +86,11 @@ fn words(bytes: &[u8; LANES * 2]) -> impl Iterator<Item = u64> + '_ {
 /// users do. A pure memo (the output depends only on key and value, compared
 /// in full), per thread, bounded: cleared when full, as `KeyCache` is.
 struct Latest {
-    map: crate::hash::FastMap<Vec<u8>, (Vec<u8>, Box<[u8; LANES * 2]>)>,
+    /// key -> (its latest value, that entry's XOF output)
+    map: crate::hash::FastMap<Vec<u8>, (Vec<u8>, EntryBytes)>,
 }
+
+type EntryBytes = Box<[u8; LANES * 2]>;
 
 impl Latest {
     /// About 4.3 MB when full (2 KiB of output per entry).

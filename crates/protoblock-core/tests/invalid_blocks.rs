@@ -310,7 +310,7 @@ fn cases(b: &Base, chain: &Chain) -> Vec<Case> {
     });
     cases.push(Case {
         name: "replayed tx (already in block 2)",
-        block: on_head(&[b.included_tx.clone()]),
+        block: on_head(std::slice::from_ref(&b.included_tx)),
         now: ts,
         expected: BlockError::Tx { index: 0, error: TxError::Replayed },
     });
@@ -812,7 +812,7 @@ fn a_signature_with_a_small_order_part_is_judged_alike_on_every_path() {
     assert!(user.verifying_key().verify_strict(&msg, &sig).is_err(), "the cofactorless rule refuses it");
 
     assert!(protoblock_core::block::check_tx_bytes(&torsioned, b.g(), &b.params).is_ok());
-    let produced = produce(&chain, &b.net.oracle, &[torsioned.clone()], b.ts);
+    let produced = produce(&chain, &b.net.oracle, std::slice::from_ref(&torsioned), b.ts);
     assert_eq!(produced.tx_ids.len(), 1, "the block carries it");
     let block = produced.bytes;
     let mut keys = KeyCache::default();

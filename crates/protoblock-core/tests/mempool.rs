@@ -112,7 +112,7 @@ fn invalid_txs_are_refused_with_their_error_and_leave_the_pool_as_it_was() {
     // A tx already in a block is a replay.
     let mut e = e;
     let included = e.tx(3, e.now, 10, name("coach-3"));
-    extend(&mut e.chain, &e.net.oracle, &[included.clone()], e.now);
+    extend(&mut e.chain, &e.net.oracle, std::slice::from_ref(&included), e.now);
     let mut fresh = pool(100, 1 << 20, 10);
     assert_eq!(fresh.insert(&included, &e.chain, e.now + 1000), Err(MempoolError::Invalid(TxError::Replayed)));
 }

@@ -191,7 +191,8 @@ fn nonsense_head_records_are_refused_not_panicked_on() {
     let net = DevNet::new(73, 3);
     let p = params(4);
     let (_, good) = stored_after(&net, &p, 7);
-    let variants: Vec<(&str, Box<dyn Fn(&mut StoredChain)>)> = vec![
+    type Damage = Box<dyn Fn(&mut StoredChain)>;
+    let variants: Vec<(&str, Damage)> = vec![
         ("final above head", Box::new(|s: &mut StoredChain| s.head.final_height = s.head.height + 3)),
         ("head height 0 with blocks", Box::new(|s: &mut StoredChain| s.head.height = 0)),
         ("head far above the blocks", Box::new(|s: &mut StoredChain| s.head.height = u64::MAX)),

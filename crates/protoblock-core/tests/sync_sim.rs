@@ -259,7 +259,7 @@ fn gossip_and_sync_converge_while_the_chain_grows() {
     let mut next_block = 100usize;
     while now < 200_000 {
         // Production: a block every 300 ms, flooded to the producer's peers.
-        if now % 300 == 0 && next_block < blocks.len() {
+        if now.is_multiple_of(300) && next_block < blocks.len() {
             let b = blocks[next_block].clone();
             nodes[0].chain.insert_block(&b, u64::MAX / 2).unwrap();
             nodes[0].served.push(b.clone());

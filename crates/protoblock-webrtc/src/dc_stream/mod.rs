@@ -289,12 +289,12 @@ where
     }
 }
 
+/// A frame's flag, if any, and its data, if any.
+type FlagAndData = (Option<Flag>, Option<Vec<u8>>);
+
 /// The next frame. A flag this code does not know is dropped (with its frame's data kept), not an
 /// error: upstream failed the stream on any unknown flag, which is how it broke on `FIN_ACK`.
-fn io_poll_next<T>(
-    io: &mut FramedDc<T>,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<Option<(Option<Flag>, Option<Vec<u8>>)>>>
+fn io_poll_next<T>(io: &mut FramedDc<T>, cx: &mut Context<'_>) -> Poll<io::Result<Option<FlagAndData>>>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {

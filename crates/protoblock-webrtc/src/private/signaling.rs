@@ -154,15 +154,11 @@ async fn trickle<W: AsyncWrite + Unpin>(
             if let Poll::Ready(r) = pc.poll_connected(cx) {
                 return Poll::Ready(Step::Connected(r));
             }
-            if !local_done {
-                if let Poll::Ready(c) = local.rx.poll_next_unpin(cx) {
-                    return Poll::Ready(Step::Local(c));
-                }
+            if !local_done && let Poll::Ready(c) = local.rx.poll_next_unpin(cx) {
+                return Poll::Ready(Step::Local(c));
             }
-            if !remote_done {
-                if let Poll::Ready(m) = messages.poll_next_unpin(cx) {
-                    return Poll::Ready(Step::Remote(m));
-                }
+            if !remote_done && let Poll::Ready(m) = messages.poll_next_unpin(cx) {
+                return Poll::Ready(Step::Remote(m));
             }
             Poll::Pending
         })
