@@ -179,10 +179,10 @@ fn browser_dialable(addr: &Multiaddr) -> bool {
 }
 
 async fn load_or_make_seed(store: &IndexedDbStore, key: &str) -> Result<[u8; 32], JsError> {
-    if let Some(v) = store.get_meta(key).await.map_err(js_err)? {
-        if let Ok(seed) = <[u8; 32]>::try_from(v.as_slice()) {
-            return Ok(seed);
-        }
+    if let Some(v) = store.get_meta(key).await.map_err(js_err)?
+        && let Ok(seed) = <[u8; 32]>::try_from(v.as_slice())
+    {
+        return Ok(seed);
     }
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| js_err(format!("no randomness: {e}")))?;
@@ -229,10 +229,10 @@ impl ProtoblockNode {
         };
         let genesis_bytes = hex::decode(genesis_hex.trim()).map_err(|e| js_err(format!("genesis hex: {e}")))?;
         let genesis = Genesis::from_bytes(&genesis_bytes).map_err(|e| js_err(format!("genesis: {e}")))?;
-        if let Some(want) = &opts.genesis_hash {
-            if !want.eq_ignore_ascii_case(&genesis.hash.to_hex()) {
-                return Err(js_err(format!("relay serves chain {}, expected {want}", genesis.hash)));
-            }
+        if let Some(want) = &opts.genesis_hash
+            && !want.eq_ignore_ascii_case(&genesis.hash.to_hex())
+        {
+            return Err(js_err(format!("relay serves chain {}, expected {want}", genesis.hash)));
         }
         let prefix = opts.store_name.as_deref().unwrap_or(DEFAULT_STORE);
         let db_name = format!("{prefix}-{}", &genesis.hash.to_hex()[..16]);
@@ -247,10 +247,11 @@ impl ProtoblockNode {
         }
         let mut addrs: Vec<Multiaddr> = Vec::new();
         for a in bootstrap {
-            if let Ok(m) = a.parse::<Multiaddr>() {
-                if browser_dialable(&m) && !addrs.contains(&m) {
-                    addrs.push(m);
-                }
+            if let Ok(m) = a.parse::<Multiaddr>()
+                && browser_dialable(&m)
+                && !addrs.contains(&m)
+            {
+                addrs.push(m);
             }
         }
         let params = ChainParams::default();
@@ -294,10 +295,10 @@ impl ProtoblockNode {
         let (mut node, handle, mut events) = Node::new(swarm, chain, store.clone(), cfg).map_err(js_err)?;
         // Bounded: each worker is a thread with its own copy of the wasm instance.
         let workers = opts.signature_workers.unwrap_or_else(default_signature_workers).min(MAX_SIGNATURE_WORKERS);
-        if workers > 0 {
-            if let Some(v) = crate::verifier::start(&genesis_bytes, workers) {
-                node = node.with_signature_verifier(v);
-            }
+        if workers > 0
+            && let Some(v) = crate::verifier::start(&genesis_bytes, workers)
+        {
+            node = node.with_signature_verifier(v);
         }
         let peer_id = key.public().to_peer_id().to_string();
         tracing::info!(%peer_id, db = %db_name, "browser node starting");
@@ -590,10 +591,10 @@ impl Inner {
             })
             .take(MAX_KNOWN_PEERS)
             .collect();
-        if !addrs.is_empty() {
-            if let Err(e) = self.store.put_meta(KNOWN_PEERS, addrs.join("\n").into_bytes()).await {
-                tracing::warn!(error = %e, "saving known peers");
-            }
+        if !addrs.is_empty()
+            && let Err(e) = self.store.put_meta(KNOWN_PEERS, addrs.join("\n").into_bytes()).await
+        {
+            tracing::warn!(error = %e, "saving known peers");
         }
     }
 }

@@ -75,11 +75,13 @@ pub struct IndexedDbStore {
     /// every delete is issued): a batch deletes many keys that it created
     /// itself (projections paid out within the same sync batch), and those
     /// deletes are skipped.
-    state_keys: Rc<RefCell<Option<HashSet<Box<[u8]>>>>>,
+    state_keys: Rc<RefCell<Option<KeySet>>>,
     /// Ids of the undo records stored (non-final blocks: a few dozen).
     undo_ids: Rc<RefCell<HashSet<Hash32>>>,
     name: String,
 }
+
+type KeySet = HashSet<Box<[u8]>>;
 
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>>>>;
 
