@@ -410,8 +410,11 @@ async function main() {
   setState('starting');
   let mod;
   try {
+    performance.mark('pb:import');
     mod = await import(`./${PKG}/protoblock_wasm.js`);
+    performance.mark('pb:instantiate');
     window.pbWasm = await mod.default(); // the wasm exports (tests read its memory size)
+    performance.mark('pb:start');
   } catch (e) {
     setState('error');
     $('conn-pill').className = 'pill error';
@@ -428,6 +431,7 @@ async function main() {
     showError(`The node could not start: ${errMsg(e)}`);
     return;
   }
+  performance.mark('pb:started');
   window.pbNode = node;
   setText('node-id', short(node.peerId, 6));
   $('node-id').title = `This browser's peer id: ${node.peerId}`;
