@@ -19,6 +19,8 @@
 
 // Used by the IndexedDB store; pure, so its tests run natively too.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod main_index;
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod replay_segments;
 pub mod view;
 pub mod wallet;

@@ -27,13 +27,14 @@
 //! segments are numbers (exact below 2^53); metadata keys are strings. The
 //! head lives in `meta` under [`HEAD_KEY`].
 
+use crate::main_index;
 use crate::replay_segments::ReplaySegments;
 use futures::future::try_join_all;
 use js_sys::Uint8Array;
 use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
 use protoblock_core::hash::Hash32;
 use protoblock_store::{Store, StoreError, decode_head, encode_head};
-use rexie::{KeyRange, ObjectStore, Rexie, TransactionMode};
+use rexie::{Direction, KeyRange, ObjectStore, Rexie, TransactionMode};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -41,6 +42,8 @@ use wasm_bindgen::JsValue;
 use web_sys::{IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore, IdbTransaction, IdbTransactionMode};
 
 const BLOCKS: &str = "blocks";
+/// The main-chain index, height -> block id, as segments: a record keyed by
+/// height `s` holds the ids of heights `s..` back to back (see [`main_index`]).
 const MAIN: &str = "main";
 const STATE: &str = "state";
 const UNDO: &str = "undo";
@@ -308,9 +311,19 @@ impl IndexedDbStore {
             .map_err(js)
         };
         let r = (|| {
-            for (h, id, b) in batch.put_blocks.iter() {
+            for (_, id, b) in batch.put_blocks.iter() {
                 op(&blocks, &bytes(&id.0), Some(&bytes(b)))?;
-                op(&main, &JsValue::from_f64(*h as f64), Some(&bytes(&id.0)))?;
+            }
+            // The index: the batch's main blocks as one record per run of
+            // heights (one per commit), after deleting the records keyed
+            // above its lowest height, which it overrides.
+            let segments = main_index::segments(batch.put_blocks.iter().map(|(h, id, _)| (*h, *id)));
+            if let Some((lo, _)) = segments.first() {
+                let above = IdbKeyRange::lower_bound_with_open(&JsValue::from_f64(*lo as f64), true).map_err(js)?;
+                op(&main, &above.into(), None)?;
+            }
+            for (start, ids) in &segments {
+                op(&main, &JsValue::from_f64(*start as f64), Some(&bytes(ids)))?;
             }
             for id in &batch.delete_blocks {
                 op(&blocks, &bytes(&id.0), None)?;
@@ -375,11 +388,8 @@ impl IndexedDbStore {
                 op(&replay, &JsValue::from_f64(*seg as f64), None)?;
             }
             if let Some(h) = &batch.head {
-                // Heights above the new head are stale (never happens with
-                // longest-chain fork choice, kept exact like the other stores).
-                let stale =
-                    IdbKeyRange::lower_bound_with_open(&JsValue::from_f64((h.height + 1) as f64), false).map_err(js)?;
-                op(&main, &stale.into(), None)?;
+                // Reads stop at the head, so an index record reaching above
+                // it (never with longest-chain fork choice) is never read.
                 op(&meta, &JsValue::from_str(HEAD_KEY), Some(&bytes(&encode_head(h))))?;
             }
             Ok(())
@@ -456,6 +466,35 @@ impl IndexedDbStore {
     }
 }
 
+/// The main-chain ids at heights `from ..= to` (see [`main_index`]): the
+/// index record at or below `from`, and those keyed above it up to `to`.
+async fn main_ids(main: &rexie::Store, from: u64, to: u64) -> Result<Vec<Hash32>, StoreError> {
+    if to < from {
+        return Ok(Vec::new());
+    }
+    let num = |k: &JsValue| k.as_f64().map(|f| f as u64).ok_or(StoreError::Corrupt("main index key"));
+    let at_or_below = KeyRange::upper_bound(&JsValue::from_f64(from as f64), Some(false)).map_err(backend)?;
+    let mut records = Vec::new();
+    for (k, v) in main.scan(Some(at_or_below), Some(1), None, Some(Direction::Prev)).await.map_err(backend)? {
+        records.push((num(&k)?, to_vec(&v)?));
+    }
+    if to > from {
+        let above = || {
+            KeyRange::bound(&JsValue::from_f64(from as f64), &JsValue::from_f64(to as f64), Some(true), Some(false))
+                .map_err(backend)
+        };
+        let keys = main.get_all_keys(Some(above()?), None).await.map_err(backend)?;
+        let values = main.get_all(Some(above()?), None).await.map_err(backend)?;
+        if keys.len() != values.len() {
+            return Err(StoreError::Corrupt("main index keys and values differ"));
+        }
+        for (k, v) in keys.iter().zip(values.iter()) {
+            records.push((num(k)?, to_vec(v)?));
+        }
+    }
+    main_index::resolve(from, to, &records)
+}
+
 impl Store for IndexedDbStore {
     async fn load(&self) -> Result<Option<StoredChain>, StoreError> {
         let tx = self.db.transaction(&ALL, TransactionMode::ReadOnly).map_err(backend)?;
@@ -469,25 +508,10 @@ impl Store for IndexedDbStore {
         };
         let head = decode_head(&to_vec(&head)?)?;
         let from = head.final_height.max(1);
-        let ids = if head.height >= from {
-            let range = KeyRange::bound(
-                &JsValue::from_f64(from as f64),
-                &JsValue::from_f64(head.height as f64),
-                Some(false),
-                Some(false),
-            )
-            .map_err(backend)?;
-            st(MAIN)?.get_all(Some(range), None).await.map_err(backend)?
-        } else {
-            Vec::new()
-        };
-        if ids.len() as u64 != head.height + 1 - from && head.height >= from {
-            return Err(StoreError::Corrupt("main index gap"));
-        }
+        let ids = main_ids(&st(MAIN)?, from, head.height).await?;
         let (blocks, undo) = (st(BLOCKS)?, st(UNDO)?);
         let mut recent = Vec::with_capacity(ids.len());
-        for (i, id) in ids.iter().enumerate() {
-            let id = to_hash(id)?;
+        for (i, id) in ids.into_iter().enumerate() {
             let b = blocks.get(bytes(&id.0)).await.map_err(backend)?.ok_or(StoreError::Corrupt("missing block"))?;
             let u = undo.get(bytes(&id.0)).await.map_err(backend)?.map(|u| to_vec(&u)).transpose()?;
             recent.push(StoredBlock { height: from + i as u64, id, bytes: to_vec(&b)?, undo: u });
@@ -554,14 +578,17 @@ impl Store for IndexedDbStore {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let tx = self.db.transaction(&[MAIN, BLOCKS], TransactionMode::ReadOnly).map_err(backend)?;
-        let end = start.saturating_add(count as u64 - 1);
-        let range =
-            KeyRange::bound(&JsValue::from_f64(start as f64), &JsValue::from_f64(end as f64), Some(false), Some(false))
-                .map_err(backend)?;
-        let ids = tx.store(MAIN).map_err(backend)?.get_all(Some(range), Some(count)).await.map_err(backend)?;
+        let tx = self.db.transaction(&[MAIN, BLOCKS, META], TransactionMode::ReadOnly).map_err(backend)?;
+        // The index answers up to the head the same transaction sees.
+        let Some(head) = tx.store(META).map_err(backend)?.get(JsValue::from_str(HEAD_KEY)).await.map_err(backend)?
+        else {
+            return Ok(Vec::new());
+        };
+        let head = decode_head(&to_vec(&head)?)?;
+        let end = start.saturating_add(count as u64 - 1).min(head.height);
+        let ids = main_ids(&tx.store(MAIN).map_err(backend)?, start.max(1), end).await?;
         let blocks = tx.store(BLOCKS).map_err(backend)?;
-        let gets = ids.iter().map(|id| blocks.get(id.clone()));
+        let gets = ids.iter().map(|id| blocks.get(bytes(&id.0)));
         let found = try_join_all(gets).await.map_err(backend)?;
         let mut out = Vec::new();
         let mut size = 0;

@@ -116,6 +116,117 @@ async fn a_torn_commit_leaves_the_previous_head() {
     IndexedDbStore::delete(&name).await.unwrap();
 }
 
+/// The main-chain index is one record per commit; a reorg overrides it from
+/// the fork up. After a reorg committed block by block and one merged into a
+/// batch, ranges and a reopen read the winning branch, never the old one.
+#[wasm_bindgen_test]
+async fn a_reorg_reads_back_the_winning_branch_from_the_index() {
+    let net = DevNet::new(8, 10);
+    let params = ChainParams::default();
+    let a = generate_chain(&net, &params, 24, 4);
+    let name = db("reorg");
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    let mut chain = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let mut batch = WriteBatch::default();
+    for b in &a {
+        batch.merge(chain.insert_block(b, FAR).unwrap().batch.unwrap());
+    }
+    store.commit(batch).await.unwrap();
+    // Branch B forks after height 15 (empty blocks at other times, so other
+    // ids) and grows past A: 16..=30.
+    let mut b_chain =
+        open_chain(&protoblock_store::MemoryStore::new(), net.genesis.clone(), params.clone()).await.unwrap();
+    for blk in &a[..15] {
+        b_chain.insert_block(blk, FAR).unwrap();
+    }
+    let mut branch = Vec::new();
+    for _ in 16..=30 {
+        let ts = b_chain.head().timestamp_ms + 777;
+        let p = protoblock_core::producer::produce_block(
+            &b_chain,
+            std::iter::empty::<(&[u8], &protoblock_core::block::CheckedTx)>(),
+            &net.oracle,
+            ts,
+        )
+        .unwrap();
+        b_chain.insert_block(&p.bytes, FAR).unwrap();
+        branch.push(p.bytes);
+    }
+    // Up to the reorg (at 25) block by block, the rest merged in one batch.
+    for blk in &branch[..10] {
+        if let Some(batch) = chain.insert_block(blk, FAR).unwrap().batch {
+            store.commit(batch).await.unwrap();
+        }
+    }
+    assert_eq!((chain.head().height, Some(chain.head().id)), (25, b_chain.main_id_at(25)), "B won at 25");
+    let mut batch = WriteBatch::default();
+    for blk in &branch[10..] {
+        batch.merge(chain.insert_block(blk, FAR).unwrap().batch.unwrap());
+    }
+    store.commit(batch).await.unwrap();
+    assert_eq!(chain.head().height, 30);
+    let want: Vec<Vec<u8>> = a[..15].iter().chain(&branch).cloned().collect();
+    assert_eq!(store.blocks_range(1, 100, usize::MAX).await.unwrap(), want);
+    assert_eq!(store.blocks_range(14, 4, usize::MAX).await.unwrap(), want[13..17].to_vec());
+    assert_eq!(store.blocks_range(31, 5, usize::MAX).await.unwrap(), Vec::<Vec<u8>>::new());
+    store.close();
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    let resumed = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    assert_eq!(resumed.head(), chain.head());
+    assert_eq!(resumed.commitment().root(), chain.commitment().root());
+    for h in 1..=30 {
+        assert_eq!(resumed.main_id_at(h), chain.main_id_at(h), "height {h}");
+    }
+    assert_eq!(store.blocks_range(20, 100, usize::MAX).await.unwrap(), want[19..].to_vec());
+    store.close();
+    IndexedDbStore::delete(&name).await.unwrap();
+}
+
+/// Version 2 kept one index record per height: such a database reads as it
+/// is (segments of one), and commits on top of it mix the two layouts.
+#[wasm_bindgen_test]
+async fn a_version_2_index_of_one_record_per_height_reads_as_it_is() {
+    let net = DevNet::new(9, 10);
+    let params = ChainParams::default();
+    let blocks = generate_chain(&net, &params, 40, 4);
+    let name = db("v2-index");
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    let mut chain = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let mut batch = WriteBatch::default();
+    for b in &blocks[..25] {
+        batch.merge(chain.insert_block(b, FAR).unwrap().batch.unwrap());
+    }
+    store.commit(batch).await.unwrap();
+    store.flush().await.unwrap();
+    store.close();
+    // Rewrite the index as version 2 wrote it.
+    let raw = rexie::Rexie::builder(&name).version(2).build().await.unwrap();
+    let tx = raw.transaction(&["main"], rexie::TransactionMode::ReadWrite).unwrap();
+    let main = tx.store("main").unwrap();
+    main.clear().await.unwrap();
+    for h in 1..=25u64 {
+        let id: wasm_bindgen::JsValue = js_sys::Uint8Array::from(&chain.main_id_at(h).unwrap().0[..]).into();
+        main.put(&id, Some(&wasm_bindgen::JsValue::from_f64(h as f64))).await.unwrap();
+    }
+    tx.done().await.unwrap();
+    raw.close();
+
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    let mut resumed = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    assert_eq!(resumed.head(), chain.head());
+    assert_eq!(store.blocks_range(3, 10, usize::MAX).await.unwrap(), blocks[2..12].to_vec());
+    for b in &blocks[25..] {
+        store.commit(resumed.insert_block(b, FAR).unwrap().batch.unwrap()).await.unwrap();
+    }
+    store.close();
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    let again = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    assert_eq!(again.head().height, 40);
+    assert_eq!(store.blocks_range(1, 100, usize::MAX).await.unwrap(), blocks);
+    store.close();
+    IndexedDbStore::delete(&name).await.unwrap();
+}
+
 #[wasm_bindgen_test]
 async fn a_version_1_replay_index_is_migrated_to_segments() {
     let net = DevNet::new(5, 10);
@@ -197,9 +308,9 @@ async fn a_state_delete_is_issued_only_for_a_stored_key() {
     let batch = |state| WriteBatch { state, head, ..WriteBatch::default() };
     store.commit(batch(vec![put(b"a"), put(b"b")])).await.unwrap();
     // "c" comes and goes within the batch: no request for it; "a" is
-    // deleted; then the head's two requests (stale heights, head record).
+    // deleted; then the head record (no blocks: no index request).
     let b = batch(vec![put(b"c"), del(b"c"), del(b"a"), del(b"never")]);
-    assert_eq!(store.commit_torn(b.clone(), usize::MAX).await.unwrap(), 1 + 2);
+    assert_eq!(store.commit_torn(b.clone(), usize::MAX).await.unwrap(), 1 + 1);
     store.commit(b).await.unwrap();
     let keys = |s: protoblock_core::StoredChain| s.state.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
     assert_eq!(keys(store.load().await.unwrap().unwrap()), vec![b"b".to_vec()]);
@@ -207,7 +318,7 @@ async fn a_state_delete_is_issued_only_for_a_stored_key() {
     store.close();
     let store = IndexedDbStore::open(&name).await.unwrap();
     let b = batch(vec![put(b"d"), del(b"d"), del(b"b")]);
-    assert_eq!(store.commit_torn(b.clone(), usize::MAX).await.unwrap(), 2 + 2);
+    assert_eq!(store.commit_torn(b.clone(), usize::MAX).await.unwrap(), 2 + 1);
     store.commit(b).await.unwrap();
     assert!(keys(store.load().await.unwrap().unwrap()).is_empty());
     store.close();
