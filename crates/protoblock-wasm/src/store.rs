@@ -34,7 +34,7 @@ use js_sys::Uint8Array;
 use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
 use protoblock_core::hash::Hash32;
 use protoblock_store::{Store, StoreError, decode_head, encode_head};
-use rexie::{Direction, KeyRange, ObjectStore, Rexie, TransactionMode};
+use rexie::{ObjectStore, Rexie, TransactionMode};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -450,6 +450,53 @@ impl IndexedDbStore {
         Ok(issued)
     }
 
+    /// The main-chain ids at heights `from ..= to`, up to the head (see
+    /// [`main_index`]): the index record at or below `from` (a cursor read
+    /// backwards, one step) and those keyed above it up to `to`, in one
+    /// transaction with the head.
+    async fn main_ids(&self, from: u64, to: u64) -> Result<Vec<Hash32>, StoreError> {
+        let names = js_sys::Array::of2(&JsValue::from_str(MAIN), &JsValue::from_str(META));
+        let tx = self.raw.transaction_with_str_sequence(&names).map_err(js)?;
+        let (main, meta) = (tx.object_store(MAIN).map_err(js)?, tx.object_store(META).map_err(js)?);
+        let head = request(meta.get(&JsValue::from_str(HEAD_KEY)).map_err(js)?).await?;
+        if head.is_undefined() {
+            return Ok(Vec::new());
+        }
+        let to = to.min(decode_head(&to_vec(&head)?)?.height);
+        if to < from {
+            return Ok(Vec::new());
+        }
+        let num = |k: &JsValue| k.as_f64().map(|f| f as u64).ok_or(StoreError::Corrupt("main index key"));
+        let mut records = Vec::new();
+        let at_or_below = IdbKeyRange::upper_bound(&JsValue::from_f64(from as f64)).map_err(js)?;
+        let cursor = main.open_cursor_with_range_and_direction(&at_or_below, web_sys::IdbCursorDirection::Prev);
+        let cursor = request(cursor.map_err(js)?).await?;
+        if let Some(c) = cursor.dyn_ref::<web_sys::IdbCursorWithValue>() {
+            records.push((num(&c.key().map_err(js)?)?, to_vec(&c.value().map_err(js)?)?));
+        }
+        if to > from {
+            let above = || {
+                IdbKeyRange::bound_with_lower_open_and_upper_open(
+                    &JsValue::from_f64(from as f64),
+                    &JsValue::from_f64(to as f64),
+                    true,
+                    false,
+                )
+                .map_err(js)
+            };
+            let keys = request(main.get_all_keys_with_key(&above()?.into()).map_err(js)?).await?;
+            let values = request(main.get_all_with_key(&above()?.into()).map_err(js)?).await?;
+            let (keys, values) = (js_sys::Array::from(&keys), js_sys::Array::from(&values));
+            if keys.length() != values.length() {
+                return Err(StoreError::Corrupt("main index keys and values differ"));
+            }
+            for (k, v) in keys.iter().zip(values.iter()) {
+                records.push((num(&k)?, to_vec(&v)?));
+            }
+        }
+        main_index::resolve(from, to, &records)
+    }
+
     /// Number of undo records stored (for tests: exactly the non-final
     /// main blocks', none left behind).
     #[doc(hidden)]
@@ -466,33 +513,15 @@ impl IndexedDbStore {
     }
 }
 
-/// The main-chain ids at heights `from ..= to` (see [`main_index`]): the
-/// index record at or below `from`, and those keyed above it up to `to`.
-async fn main_ids(main: &rexie::Store, from: u64, to: u64) -> Result<Vec<Hash32>, StoreError> {
-    if to < from {
-        return Ok(Vec::new());
-    }
-    let num = |k: &JsValue| k.as_f64().map(|f| f as u64).ok_or(StoreError::Corrupt("main index key"));
-    let at_or_below = KeyRange::upper_bound(&JsValue::from_f64(from as f64), Some(false)).map_err(backend)?;
-    let mut records = Vec::new();
-    for (k, v) in main.scan(Some(at_or_below), Some(1), None, Some(Direction::Prev)).await.map_err(backend)? {
-        records.push((num(&k)?, to_vec(&v)?));
-    }
-    if to > from {
-        let above = || {
-            KeyRange::bound(&JsValue::from_f64(from as f64), &JsValue::from_f64(to as f64), Some(true), Some(false))
-                .map_err(backend)
-        };
-        let keys = main.get_all_keys(Some(above()?), None).await.map_err(backend)?;
-        let values = main.get_all(Some(above()?), None).await.map_err(backend)?;
-        if keys.len() != values.len() {
-            return Err(StoreError::Corrupt("main index keys and values differ"));
-        }
-        for (k, v) in keys.iter().zip(values.iter()) {
-            records.push((num(k)?, to_vec(v)?));
-        }
-    }
-    main_index::resolve(from, to, &records)
+/// Awaits an IndexedDB request's result. The handlers are the promise's own
+/// JS functions: no Rust closure to keep alive.
+async fn request(req: web_sys::IdbRequest) -> Result<JsValue, StoreError> {
+    let p = js_sys::Promise::new(&mut |resolve, reject| {
+        req.set_onsuccess(Some(&resolve));
+        req.set_onerror(Some(&reject));
+    });
+    wasm_bindgen_futures::JsFuture::from(p).await.map_err(js)?;
+    req.result().map_err(js)
 }
 
 impl Store for IndexedDbStore {
@@ -507,8 +536,13 @@ impl Store for IndexedDbStore {
             return Ok(None);
         };
         let head = decode_head(&to_vec(&head)?)?;
+        drop(tx);
+        // Nothing writes while a node loads: the index's own transaction and
+        // the one reading the rest see the same database.
         let from = head.final_height.max(1);
-        let ids = main_ids(&st(MAIN)?, from, head.height).await?;
+        let ids = self.main_ids(from, head.height).await?;
+        let tx = self.db.transaction(&ALL, TransactionMode::ReadOnly).map_err(backend)?;
+        let st = |n| tx.store(n).map_err(backend);
         let (blocks, undo) = (st(BLOCKS)?, st(UNDO)?);
         let mut recent = Vec::with_capacity(ids.len());
         for (i, id) in ids.into_iter().enumerate() {
@@ -578,15 +612,10 @@ impl Store for IndexedDbStore {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let tx = self.db.transaction(&[MAIN, BLOCKS, META], TransactionMode::ReadOnly).map_err(backend)?;
-        // The index answers up to the head the same transaction sees.
-        let Some(head) = tx.store(META).map_err(backend)?.get(JsValue::from_str(HEAD_KEY)).await.map_err(backend)?
-        else {
-            return Ok(Vec::new());
-        };
-        let head = decode_head(&to_vec(&head)?)?;
-        let end = start.saturating_add(count as u64 - 1).min(head.height);
-        let ids = main_ids(&tx.store(MAIN).map_err(backend)?, start.max(1), end).await?;
+        // Blocks are stored by id and never change: a reorg between these
+        // two transactions deletes some, and the range then ends before them.
+        let ids = self.main_ids(start.max(1), start.saturating_add(count as u64 - 1)).await?;
+        let tx = self.db.transaction(&[BLOCKS], TransactionMode::ReadOnly).map_err(backend)?;
         let blocks = tx.store(BLOCKS).map_err(backend)?;
         let gets = ids.iter().map(|id| blocks.get(bytes(&id.0)));
         let found = try_join_all(gets).await.map_err(backend)?;
