@@ -12,7 +12,8 @@
 //! - only net effects are written (a key written many times in a batch once,
 //!   an undo record put and deleted within the batch not at all);
 //! - the replay index (20 tx ids a block) is stored as one segment record per
-//!   commit ([`ReplaySegments`]), not one record per id;
+//!   commit ([`ReplaySegments`]), not one record per id, and so is the
+//!   main-chain index, height -> id ([`main_index`]), not one record per block;
 //! - commits are pipelined: the browser writes batch N while the node
 //!   validates batch N+1 (see [`Store::commit`] below), and while a
 //!   transaction runs ([`Store::is_idle`] false) the node stages what it
@@ -20,7 +21,8 @@
 //!
 //! Measured by `cargo xtask bench-web` (5,000 blocks of 20 txs): ~168,000
 //! requests before, ~69,000 after, ~30,000 with group commit (80 commits
-//! became 47); what is left is validation in wasm.
+//! became 47), ~24,000 with the index as segments; what is left is
+//! validation in wasm.
 //!
 //! Keys: block and undo ids and state keys are binary (`Uint8Array`, valid
 //! IndexedDB keys that sort bytewise); main-chain heights and replay
