@@ -139,8 +139,7 @@ fn optimize_wasm(wasm: &std::path::Path) -> Result<std::path::PathBuf> {
             "--enable-mutable-globals",
             "--enable-reference-types",
             "--enable-multivalue",
-            // BLAKE3's compression is written with simd128 intrinsics (its
-            // functions enable the feature themselves; see protoblock-core).
+            // The package is built with simd128 (.cargo/config.toml).
             "--enable-simd",
             "-O1",
             "--duplicate-function-elimination",
