@@ -142,7 +142,7 @@ await r.test('bad_signalling_times_out_is_cleaned_up_and_the_page_keeps_working'
   }), 60_000, 300);
   const pcsBefore = await victim.evaluate(() => window.__pcs.length);
   const headBefore = (await status(victim)).headHeight;
-  // The victim dials it, so the victim offers /webrtc: the offer is never answered.
+  // The victim dials it, so if it offers /webrtc, the offer is never answered.
   await victim.evaluate((a) => window.pbNode.dial(a), evilAddr);
   await waitFor('victim and hostile node connected', async () => (await status(victim)).peers.some((x) => x.peerId === evil), 30_000, 300);
   // Meanwhile the hostile node sends garbage, an oversized length, nothing,
@@ -152,26 +152,29 @@ await r.test('bad_signalling_times_out_is_cleaned_up_and_the_page_keeps_working'
     .then((rs) => rs.map((x) => x.status)), [vid, modes]);
   // Every handshake is bounded at 20 s, so every peer connection the victim
   // makes must be closed (or connected) 23 s after its making. The check
-  // waits for one peer connection per handshake (the victim's own offer, made
-  // once identify completes, and one per attack), however long a loaded
-  // machine takes to get there, and then checks those once the youngest is
-  // that old (retries made later are left out).
+  // waits for one peer connection per attack (the victim answers each
+  // signalling stream with one), however long a loaded machine takes to get
+  // there, and then checks those and any made meanwhile once the youngest is
+  // that old (retries made later are left out). The victim's own offer to
+  // the hostile node comes on top only when it still wants direct peers
+  // (below targetDirectPeers), which depends on what the mesh tests before
+  // left it with: two CI rehearsals had it at its target and no offer.
   const snapshot = () => victim.evaluate((from) => window.__pcs.slice(from)
     .map((pc) => ({ sig: pc.signalingState, conn: pc.connectionState, age: performance.now() - pc.__created })), pcsBefore);
-  await waitFor('the victim made a peer connection per handshake', async () => (await snapshot()).length >= modes.length + 1, 60_000, 500);
+  await waitFor('the victim made a peer connection per attack', async () => (await snapshot()).length >= modes.length, 60_000, 500);
   const first = await snapshot();
   const youngest = Math.min(...first.map((p) => p.age));
   if (youngest < 23_000) await sleep(23_000 - youngest);
   const pcs = (await snapshot()).slice(0, first.length);
   const open = pcs.filter((p) => p.sig !== 'closed' && p.conn !== 'connected');
-  assert(pcs.length >= modes.length + 1, `the victim made a peer connection per handshake (${pcs.length})`);
+  assert(pcs.length >= modes.length, `the victim made a peer connection per attack (${pcs.length})`);
   assert(open.length === 0, `no peer connection left open: ${JSON.stringify(pcs)}`);
   const s = await status(victim);
   const e = s.peers.find((x) => x.peerId === evil);
   assert(e && e.transport === 'relayed', `the hostile peer stays on the relayed path: ${JSON.stringify(e)}`);
   assert(s.peers.filter((x) => x.transport === DIRECT).length >= 1, 'the victim keeps its direct peers');
   await waitFor('the victim still follows the chain', async () => (await status(victim)).headHeight > headBefore + 5, 30_000, 500);
-  console.log(`  attacks: ${JSON.stringify(await attacks)}; victim peer connections: ${pcs.length} made, ${open.length} left open`);
+  console.log(`  attacks: ${JSON.stringify(await attacks)}; victim peer connections: ${pcs.length} made (${pcs.length > modes.length ? 'its own offer among them' : 'no offer of its own'}), ${open.length} left open`);
   await host.evaluate(() => window.evil.stop());
 });
 
