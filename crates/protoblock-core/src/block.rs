@@ -209,8 +209,7 @@ pub fn verify_signatures_run(
         // producer's) signs every header of a run, so its point is added
         // once whatever the run's length.
         let from = batch.sigs.len();
-        batch.buf.extend_from_slice(crypto::BLOCK_DOMAIN);
-        batch.buf.extend_from_slice(&block.header);
+        crypto::push_block_message(&mut batch.buf, &block.header);
         batch.ends.push(batch.buf.len());
         batch.sigs.push(header_sig);
         batch.vks.push(producer_vk);

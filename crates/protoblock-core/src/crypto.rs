@@ -70,9 +70,14 @@ pub fn push_tx_message(buf: &mut Vec<u8>, genesis: &Hash32, tx_bytes: &[u8]) {
 
 pub fn block_message(header_bytes: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(BLOCK_DOMAIN.len() + header_bytes.len());
-    m.extend_from_slice(BLOCK_DOMAIN);
-    m.extend_from_slice(header_bytes);
+    push_block_message(&mut m, header_bytes);
     m
+}
+
+/// Appends the message a block signature covers to `buf`.
+pub fn push_block_message(buf: &mut Vec<u8>, header_bytes: &[u8]) {
+    buf.extend_from_slice(BLOCK_DOMAIN);
+    buf.extend_from_slice(header_bytes);
 }
 
 pub fn sign_tx(key: &SigningKey, genesis: &Hash32, tx_bytes: &[u8]) -> [u8; 64] {

@@ -102,8 +102,8 @@ type RendezvousPoint = libp2p::swarm::dummy::Behaviour;
 
 // Browsers find each other by peer exchange with their relay (which shares
 // the identify addresses of its peers, circuit and `/webrtc` ones included),
-// so the browser build also leaves out the rendezvous client: 9 KB of the
-// package's gzip. Native nodes keep it (`Node` registers and discovers the
+// so the browser build also leaves out the rendezvous client: 23 KB of the
+// package's gzip (it also pulled in a third request-response instantiation). Native nodes keep it (`Node` registers and discovers the
 // same way on both; in a browser the calls do nothing).
 #[cfg(not(target_arch = "wasm32"))]
 pub type RendezvousClient = rendezvous::client::Behaviour;

@@ -121,14 +121,8 @@ async fn open_raw(name: &str, version: u32) -> Result<IdbDatabase, StoreError> {
         .dyn_into()
         .map_err(|_| StoreError::Backend("no indexedDB here".into()))?;
     let req = factory.open_with_u32(name, version).map_err(js)?;
-    let p = js_sys::Promise::new(&mut |resolve, reject| {
-        req.set_onsuccess(Some(&resolve));
-        req.set_onerror(Some(&reject));
-    });
-    wasm_bindgen_futures::JsFuture::from(p).await.map_err(js)?;
-    req.set_onsuccess(None);
-    req.set_onerror(None);
-    req.result().map_err(js)?.dyn_into().map_err(|_| StoreError::Backend("open gave no database".into()))
+    let db = request(req.into()).await?;
+    db.dyn_into().map_err(|_| StoreError::Backend("open gave no database".into()))
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -516,13 +510,17 @@ impl IndexedDbStore {
 }
 
 /// Awaits an IndexedDB request's result. The handlers are the promise's own
-/// JS functions: no Rust closure to keep alive.
+/// JS functions: no Rust closure to keep alive; they are taken off once it
+/// settles.
 async fn request(req: web_sys::IdbRequest) -> Result<JsValue, StoreError> {
     let p = js_sys::Promise::new(&mut |resolve, reject| {
         req.set_onsuccess(Some(&resolve));
         req.set_onerror(Some(&reject));
     });
-    wasm_bindgen_futures::JsFuture::from(p).await.map_err(js)?;
+    let r = wasm_bindgen_futures::JsFuture::from(p).await;
+    req.set_onsuccess(None);
+    req.set_onerror(None);
+    r.map_err(js)?;
     req.result().map_err(js)
 }
 
