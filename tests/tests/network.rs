@@ -546,12 +546,11 @@ async fn a_node_on_a_short_fork_switches_to_the_longer_chain() {
     assert_ne!(sb.head_id, fork_tip.id);
 }
 
-/// A memory store that says it is still writing for a second after each
-/// commit (as IndexedDB is while a transaction runs), and records each
-/// commit's size.
+/// A memory store whose commits take a second to become durable (as
+/// IndexedDB's while a long transaction runs), and records each commit's size.
 struct BusyStore {
     inner: Arc<MemoryStore>,
-    busy_until: std::sync::Mutex<Option<std::time::Instant>>,
+    durable_after: Duration,
     commits: std::sync::Mutex<Vec<usize>>,
 }
 
@@ -561,11 +560,10 @@ impl Store for BusyStore {
     }
     async fn commit(&self, batch: protoblock_core::WriteBatch) -> Result<(), protoblock_store::StoreError> {
         self.commits.lock().unwrap().push(batch.put_blocks.len());
-        *self.busy_until.lock().unwrap() = Some(std::time::Instant::now() + Duration::from_secs(1));
-        self.inner.commit(batch).await
-    }
-    fn is_idle(&self) -> bool {
-        self.busy_until.lock().unwrap().is_none_or(|t| std::time::Instant::now() >= t)
+        self.inner.commit(batch).await?;
+        // Durable a second later, as a slow disk or a long IndexedDB transaction.
+        tokio::time::sleep(self.durable_after).await;
+        Ok(())
     }
     async fn head(&self) -> Result<Option<protoblock_core::chain::HeadRecord>, protoblock_store::StoreError> {
         self.inner.head().await
@@ -600,7 +598,7 @@ async fn a_busy_store_gets_merged_commits_and_every_block() {
     let server = spawn(&net.genesis, seeded_store(&net, &blocks).await, cfg(&[])).await;
     let inner = Arc::new(MemoryStore::new());
     let store =
-        Arc::new(BusyStore { inner: inner.clone(), busy_until: Default::default(), commits: Default::default() });
+        Arc::new(BusyStore { inner: inner.clone(), durable_after: Duration::from_secs(1), commits: Default::default() });
     let fresh = spawn(&net.genesis, store.clone(), cfg(&[&server])).await;
     wait_for("fresh node to sync", 60, || async { head(&fresh).await >= 600 }).await;
     wait_for("the store to reach the node's head", 10, || async {

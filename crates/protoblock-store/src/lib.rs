@@ -60,17 +60,13 @@ pub trait Store: MaybeSend + MaybeSync {
     /// The persisted chain to resume from, or `None` for an empty store.
     fn load(&self) -> impl Future<Output = Result<Option<StoredChain>, StoreError>> + MaybeSend;
 
-    /// Applies a batch atomically: all of it or none of it.
+    /// Applies a batch atomically, all of it or none of it, and resolves
+    /// once it is durable. The node keeps one commit out at a time and goes
+    /// on validating while it runs (group commit), so a commit need not
+    /// return early; and a store must not start a second transaction before
+    /// the first is durable, since the first failing under a second that
+    /// succeeded would leave neither state on disk.
     fn commit(&self, batch: WriteBatch) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
-
-    /// Whether a `commit` now would start at once rather than first wait for
-    /// an earlier one still being written. A store whose commits return only
-    /// once written (redb, memory) is always idle; IndexedDB writes one
-    /// transaction behind the caller, and while it runs the node keeps
-    /// validating and merges what it would commit into the next batch.
-    fn is_idle(&self) -> bool {
-        true
-    }
 
     fn head(&self) -> impl Future<Output = Result<Option<HeadRecord>, StoreError>> + MaybeSend;
 
@@ -142,9 +138,6 @@ impl<S: Store + Send + Sync> Store for std::sync::Arc<S> {
     }
     fn commit(&self, batch: WriteBatch) -> impl Future<Output = Result<(), StoreError>> + MaybeSend {
         (**self).commit(batch)
-    }
-    fn is_idle(&self) -> bool {
-        (**self).is_idle()
     }
     fn head(&self) -> impl Future<Output = Result<Option<HeadRecord>, StoreError>> + MaybeSend {
         (**self).head()
