@@ -121,6 +121,11 @@ impl<P: PeerKey> NodeService<P> {
         }
     }
 
+    /// The driver has a signature verifier after all ([`Action::Verify`]).
+    pub fn enable_verifier(&mut self) {
+        self.verifying = Verifying::new(true);
+    }
+
     pub fn with_tx_source(mut self, source: TxSource) -> Self {
         self.tx_source = Some(source);
         self

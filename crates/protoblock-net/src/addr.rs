@@ -1,0 +1,93 @@
+//! The one multiaddr classifier: how an address is reached, by its
+//! `Protocol`s (never by substrings of its text).
+
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrKind {
+    /// Through a circuit relay (whatever follows the circuit, except `/webrtc`).
+    Relayed,
+    /// `<relay>/p2p-circuit/webrtc/p2p/<peer>`: a page reached through a relay
+    /// first, then upgraded to a direct `/webrtc` connection.
+    CircuitWebRtc,
+    /// A direct browser-to-browser connection.
+    WebRtc,
+    WebRtcDirect,
+    WebSocket,
+    Quic,
+    Tcp,
+    Other,
+}
+
+impl AddrKind {
+    /// The name pages and the JSON API use.
+    pub fn name(self) -> &'static str {
+        match self {
+            AddrKind::Relayed | AddrKind::CircuitWebRtc => "relayed",
+            AddrKind::WebRtc => "webrtc",
+            AddrKind::WebRtcDirect => "webrtc-direct",
+            AddrKind::WebSocket => "websocket",
+            AddrKind::Quic => "quic",
+            AddrKind::Tcp => "tcp",
+            AddrKind::Other => "other",
+        }
+    }
+}
+
+pub fn classify(addr: &Multiaddr) -> AddrKind {
+    let protos: Vec<Protocol> = addr.iter().collect();
+    if let Some(i) = protos.iter().position(|p| *p == Protocol::P2pCircuit) {
+        return match protos.get(i + 1) {
+            Some(Protocol::WebRTC) => AddrKind::CircuitWebRtc,
+            _ => AddrKind::Relayed,
+        };
+    }
+    let has = |f: fn(&Protocol) -> bool| protos.iter().any(f);
+    if has(|p| matches!(p, Protocol::WebRTCDirect)) {
+        AddrKind::WebRtcDirect
+    } else if has(|p| matches!(p, Protocol::WebRTC)) {
+        AddrKind::WebRtc
+    } else if has(|p| matches!(p, Protocol::Ws(_) | Protocol::Wss(_))) {
+        AddrKind::WebSocket
+    } else if has(|p| matches!(p, Protocol::Quic | Protocol::QuicV1)) {
+        AddrKind::Quic
+    } else if has(|p| matches!(p, Protocol::Tcp(_))) {
+        AddrKind::Tcp
+    } else {
+        AddrKind::Other
+    }
+}
+
+/// Addresses a browser can dial: WebSocket, WebRTC-direct with its
+/// certhash, and circuits through a relay.
+pub fn browser_dialable(addr: &Multiaddr) -> bool {
+    match classify(addr) {
+        AddrKind::WebSocket | AddrKind::Relayed | AddrKind::CircuitWebRtc => true,
+        AddrKind::WebRtcDirect => addr.iter().any(|p| matches!(p, Protocol::Certhash(_))),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_classified_by_their_protocols() {
+        let peer = "12D3KooWAjX84smipF7zpqEeySyg2MxxFaprALC65269MpufrKgt";
+        let kind = |s: &str| classify(&s.replace("PEER", peer).parse().unwrap());
+        assert_eq!(kind("/ip4/127.0.0.1/tcp/4002/ws/p2p/PEER"), AddrKind::WebSocket);
+        assert_eq!(kind("/ip4/127.0.0.1/tcp/443/wss/p2p/PEER"), AddrKind::WebSocket);
+        assert_eq!(kind("/ip4/127.0.0.1/udp/4003/webrtc-direct/p2p/PEER"), AddrKind::WebRtcDirect);
+        assert_eq!(kind("/ip4/127.0.0.1/tcp/4002/ws/p2p/PEER/p2p-circuit/p2p/PEER"), AddrKind::Relayed);
+        assert_eq!(kind("/ip4/127.0.0.1/tcp/4002/ws/p2p/PEER/p2p-circuit/webrtc/p2p/PEER"), AddrKind::CircuitWebRtc);
+        assert_eq!(kind("/webrtc/p2p/PEER"), AddrKind::WebRtc);
+        assert_eq!(kind("/ip4/127.0.0.1/udp/4001/quic-v1"), AddrKind::Quic);
+        assert_eq!(kind("/ip4/127.0.0.1/tcp/4001"), AddrKind::Tcp);
+        // A dns name that merely contains "ws" is not a WebSocket.
+        assert_eq!(kind("/dns4/wsserver.example/tcp/4001"), AddrKind::Tcp);
+        assert!(!browser_dialable(&"/ip4/127.0.0.1/udp/4003/webrtc-direct".parse().unwrap()));
+        assert!(browser_dialable(&"/ip4/127.0.0.1/tcp/4002/ws".parse().unwrap()));
+    }
+}
