@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use prost::Message;
 use protoblock_core::Hash32;
 use protoblock_core::hash::sha256;
-use protoblock_net::node::{NodeHandle, now_ms};
+use protoblock_net::node::{NodeHandle, SubmitError, now_ms};
 use protoblock_proto::v1 as pb;
 use protoblock_store::{RedbStore, Store};
 use serde_json::{Value, json};
@@ -82,7 +82,12 @@ fn err(code: StatusCode, msg: impl Into<String>) -> Response {
 
 async fn health(State(s): State<HttpState>) -> Response {
     match s.node.status().await {
-        Some(st) => Json(json!({ "ok": true, "height": st.head_height })).into_response(),
+        Some(st) if st.healthy() => Json(json!({ "ok": true, "height": st.head_height })).into_response(),
+        Some(st) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ok": false, "height": st.head_height, "error": st.store_error })),
+        )
+            .into_response(),
         None => err(StatusCode::SERVICE_UNAVAILABLE, "node stopped"),
     }
 }
@@ -222,7 +227,23 @@ async fn submit_tx(State(s): State<HttpState>, body: axum::body::Bytes) -> Respo
     }
     match s.node.submit_tx(body.to_vec()).await {
         Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "id": id.to_hex() }))).into_response(),
-        Err(e) => err(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(e) => {
+            let (code, kind) = submit_error_kind(&e);
+            (code, Json(json!({ "error": e.to_string(), "kind": kind }))).into_response()
+        }
+    }
+}
+
+/// A submit error's HTTP status and a stable name for programs (the message is for people).
+fn submit_error_kind(e: &SubmitError) -> (StatusCode, &'static str) {
+    use protoblock_core::mempool::MempoolError as M;
+    match e {
+        SubmitError::Rejected(M::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        SubmitError::Rejected(M::Duplicate) => (StatusCode::UNPROCESSABLE_ENTITY, "duplicate"),
+        SubmitError::Rejected(M::SignerLimit) => (StatusCode::TOO_MANY_REQUESTS, "signer_limit"),
+        SubmitError::Rejected(M::Full) => (StatusCode::SERVICE_UNAVAILABLE, "mempool_full"),
+        SubmitError::StoreFailed(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_failed"),
+        SubmitError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "stopped"),
     }
 }
 

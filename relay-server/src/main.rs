@@ -379,6 +379,9 @@ async fn main() -> Result<()> {
                 Some(NodeEvent::PeerDown { peer }) => tracing::info!(%peer, "peer down"),
                 Some(NodeEvent::PeerIncompatible { peer, reason }) => tracing::warn!(%peer, %reason, "peer on another chain or protocol"),
                 Some(NodeEvent::PeerBanned { peer, reason }) => tracing::warn!(%peer, %reason, "peer banned"),
+                // The relay keeps serving what it stored; /health says unhealthy (503)
+                // so a supervisor restarts it, and a restart resumes from the last durable head.
+                Some(NodeEvent::StoreFailed { error }) => tracing::error!(%error, "store commit failed: no longer placing or producing blocks"),
                 Some(
                     NodeEvent::TxAccepted { .. }
                     | NodeEvent::Discovered { .. }

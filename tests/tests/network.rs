@@ -322,7 +322,17 @@ async fn a_node_killed_mid_sync_resumes_from_its_store_and_finishes() {
     node.task.abort();
     let _ = node.task.await;
     let resumed_at = {
-        let store = RedbStore::open(&path).expect("store reopens after the kill");
+        // A commit already handed to redb's writer thread finishes (as one the
+        // kernel already had would); the file is free once that thread is done.
+        let mut reopened = RedbStore::open(&path);
+        for _ in 0..100 {
+            if reopened.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            reopened = RedbStore::open(&path);
+        }
+        let store = reopened.expect("store reopens after the kill");
         let chain = open_chain(&store, net.genesis.clone(), params()).await.expect("consistent head");
         chain.head().height
     };
@@ -597,8 +607,11 @@ async fn a_busy_store_gets_merged_commits_and_every_block() {
     let blocks = generate_chain(&net, &params(), 600, 2);
     let server = spawn(&net.genesis, seeded_store(&net, &blocks).await, cfg(&[])).await;
     let inner = Arc::new(MemoryStore::new());
-    let store =
-        Arc::new(BusyStore { inner: inner.clone(), durable_after: Duration::from_secs(1), commits: Default::default() });
+    let store = Arc::new(BusyStore {
+        inner: inner.clone(),
+        durable_after: Duration::from_secs(1),
+        commits: Default::default(),
+    });
     let fresh = spawn(&net.genesis, store.clone(), cfg(&[&server])).await;
     wait_for("fresh node to sync", 60, || async { head(&fresh).await >= 600 }).await;
     wait_for("the store to reach the node's head", 10, || async {

@@ -40,34 +40,74 @@ pub type Token = u64;
 #[derive(Debug)]
 pub enum Input<P> {
     /// The first connection to `peer` is up.
-    Connected { peer: P },
+    Connected {
+        peer: P,
+    },
     /// The last connection to `peer` closed.
-    Disconnected { peer: P },
+    Disconnected {
+        peer: P,
+    },
     /// The addresses `peer` listens on (identify), shared by peer exchange.
     /// Opaque bytes to the service (multiaddrs in the product).
-    ListenAddrs { peer: P, addrs: Vec<Vec<u8>> },
+    ListenAddrs {
+        peer: P,
+        addrs: Vec<Vec<u8>>,
+    },
     /// A peer opened the handshake; answer under `reply`.
-    StatusRequest { peer: P, reply: ReplyId, status: pb::Status },
+    StatusRequest {
+        peer: P,
+        reply: ReplyId,
+        status: pb::Status,
+    },
     /// A peer answered our status.
-    StatusResponse { peer: P, status: pb::Status },
+    StatusResponse {
+        peer: P,
+        status: pb::Status,
+    },
     /// A peer's sync request; answer under `reply`.
-    SyncRequest { peer: P, reply: ReplyId, request: pb::SyncRequest },
-    SyncResponse { peer: P, id: RequestId, response: pb::SyncResponse },
+    SyncRequest {
+        peer: P,
+        reply: ReplyId,
+        request: pb::SyncRequest,
+    },
+    SyncResponse {
+        peer: P,
+        id: RequestId,
+        response: pb::SyncResponse,
+    },
     /// The request failed at the transport (timeout, reset, refused).
-    SyncFailed { peer: P, id: RequestId },
+    SyncFailed {
+        peer: P,
+        id: RequestId,
+    },
     /// A gossip message awaiting our verdict; `id` is the gossip layer's message id.
-    Gossip { from: P, id: Vec<u8>, topic: Topic, data: Vec<u8> },
+    Gossip {
+        from: P,
+        id: Vec<u8>,
+        topic: Topic,
+        data: Vec<u8>,
+    },
     /// The verifier's answer to [`Action::Verify`]: `ok[i]`, every signature
     /// of `blocks[i]` verified over exactly these bytes. A driver whose
     /// verifier is busy answers at once with every `ok` false (the chain
     /// then checks them itself).
-    Verified { token: Token, blocks: Vec<Vec<u8>>, ok: Vec<bool> },
+    Verified {
+        token: Token,
+        blocks: Vec<Vec<u8>>,
+        ok: Vec<bool>,
+    },
     /// The verifier stopped (a worker crashed): check signatures here from now on.
     VerifierGone,
     /// The store's answer to [`Action::ReadBlocks`].
-    BlocksRead { token: Token, result: Result<Vec<Vec<u8>>, String> },
+    BlocksRead {
+        token: Token,
+        result: Result<Vec<Vec<u8>>, String>,
+    },
     /// The store's answer to [`Action::Commit`]: durable, or failed.
-    Committed { token: Token, result: Result<(), String> },
+    Committed {
+        token: Token,
+        result: Result<(), String>,
+    },
     /// [`NodeService::next_wakeup`] was reached.
     Timer,
     /// Local command: serve block ranges to peers, or stop serving them.
@@ -77,45 +117,108 @@ pub enum Input<P> {
 #[derive(Debug)]
 pub enum Action<P> {
     /// Open the handshake with `peer`.
-    SendStatus { peer: P, status: pb::Status },
-    ReplyStatus { reply: ReplyId, status: pb::Status },
-    SendRequest { peer: P, id: RequestId, request: pb::SyncRequest },
-    Reply { reply: ReplyId, response: pb::SyncResponse },
+    SendStatus {
+        peer: P,
+        status: pb::Status,
+    },
+    ReplyStatus {
+        reply: ReplyId,
+        status: pb::Status,
+    },
+    SendRequest {
+        peer: P,
+        id: RequestId,
+        request: pb::SyncRequest,
+    },
+    Reply {
+        reply: ReplyId,
+        response: pb::SyncResponse,
+    },
     /// Read main-chain blocks from `start` (at most `count`, about
     /// `max_bytes`) and answer with [`Input::BlocksRead`].
-    ReadBlocks { token: Token, start: u64, count: u32, max_bytes: usize },
-    Publish { topic: Topic, data: Vec<u8> },
-    ReportVerdict { from: P, id: Vec<u8>, verdict: Verdict },
+    ReadBlocks {
+        token: Token,
+        start: u64,
+        count: u32,
+        max_bytes: usize,
+    },
+    Publish {
+        topic: Topic,
+        data: Vec<u8>,
+    },
+    ReportVerdict {
+        from: P,
+        id: Vec<u8>,
+        verdict: Verdict,
+    },
     /// Check these blocks' signatures off the loop; answer with [`Input::Verified`].
-    Verify { token: Token, blocks: Vec<Vec<u8>> },
+    Verify {
+        token: Token,
+        blocks: Vec<Vec<u8>>,
+    },
     /// Write atomically and answer with [`Input::Committed`] once durable.
     /// One commit is out at a time.
-    Commit { token: Token, batch: WriteBatch },
+    Commit {
+        token: Token,
+        batch: WriteBatch,
+    },
     /// Refuse `peer`'s connections and gossip until [`Action::Unban`].
-    Ban { peer: P, reason: String },
-    Unban { peer: P },
-    Disconnect { peer: P },
+    Ban {
+        peer: P,
+        reason: String,
+    },
+    Unban {
+        peer: P,
+    },
+    Disconnect {
+        peer: P,
+    },
     /// Dial a peer learned by peer exchange (addresses as it sent them).
-    Dial { peer: P, addrs: Vec<Vec<u8>> },
+    Dial {
+        peer: P,
+        addrs: Vec<Vec<u8>>,
+    },
     Event(Event<P>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event<P> {
     /// A new head, once the commit that carries it is durable.
-    NewHead { height: u64, id: Hash32, txs: usize },
-    PeerUp { peer: P },
-    PeerDown { peer: P },
+    NewHead {
+        height: u64,
+        id: Hash32,
+        txs: usize,
+    },
+    PeerUp {
+        peer: P,
+    },
+    PeerDown {
+        peer: P,
+    },
     /// Dropped at the handshake: another chain or protocol version.
-    PeerIncompatible { peer: P, reason: String },
-    PeerBanned { peer: P, reason: String },
-    TxAccepted { id: Hash32 },
+    PeerIncompatible {
+        peer: P,
+        reason: String,
+    },
+    PeerBanned {
+        peer: P,
+        reason: String,
+    },
+    TxAccepted {
+        id: Hash32,
+    },
     /// After each placed run of synced blocks.
-    SyncProgress { head: u64, target: u64, syncing: bool },
+    SyncProgress {
+        head: u64,
+        target: u64,
+        syncing: bool,
+    },
     /// A store commit failed. The node stops placing and producing blocks
     /// (it would run ahead of its store) and reports itself unhealthy; a
     /// restart resumes from the last durable head.
-    StoreFailed { error: String },
+    StoreFailed {
+        error: String,
+    },
 }
 
 /// Why a submitted tx was not taken.

@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use protoblock_proto::v1 as pb;
 use pb::sync_response::Kind as R;
+use protoblock_proto::v1 as pb;
 
 use crate::PeerKey;
 use crate::io::{Action, ReplyId, Token};
@@ -41,7 +41,8 @@ impl<P: PeerKey> NodeService<P> {
         let kind = match result {
             Ok(blocks) => {
                 #[cfg(feature = "test-hooks")]
-                let blocks = if self.cfg.serve_tampered_blocks { blocks.iter().map(|b| tamper(b)).collect() } else { blocks };
+                let blocks =
+                    if self.cfg.serve_tampered_blocks { blocks.iter().map(|b| tamper(b)).collect() } else { blocks };
                 self.counters.blocks_served += blocks.len() as u64;
                 R::Blocks(pb::BlockRangeResponse { blocks })
             }

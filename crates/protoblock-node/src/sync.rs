@@ -2,10 +2,10 @@
 //! verifier (when there is one) into the planner's buffer, and blocks that
 //! extend the head are placed on the chain a step at a time.
 
+use pb::sync_response::Kind as R;
 use protoblock_core::BlockError;
 use protoblock_core::block::Signatures;
 use protoblock_proto::v1 as pb;
-use pb::sync_response::Kind as R;
 
 use crate::PeerKey;
 use crate::io::{Action, Event, Now};

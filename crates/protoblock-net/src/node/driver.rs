@@ -380,7 +380,9 @@ impl<S: Store + 'static> Node<S> {
                     self.input(Input::Connected { peer: peer_id });
                 }
             }
-            SwarmEvent::ExpiredListenAddr { address, .. } => self.conns.on_expired_listen_addr(&mut self.swarm, &address),
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.conns.on_expired_listen_addr(&mut self.swarm, &address)
+            }
             SwarmEvent::ListenerClosed { listener_id, addresses, .. } => {
                 self.conns.on_listener_closed(&mut self.swarm, listener_id, &addresses)
             }

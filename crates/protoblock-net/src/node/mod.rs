@@ -105,23 +105,52 @@ impl NodeConfig {
 #[derive(Debug, Clone)]
 pub enum NodeEvent {
     /// A new head, once the store holds it.
-    NewHead { height: u64, id: Hash32, txs: usize },
-    PeerUp { peer: PeerId },
-    PeerDown { peer: PeerId },
+    NewHead {
+        height: u64,
+        id: Hash32,
+        txs: usize,
+    },
+    PeerUp {
+        peer: PeerId,
+    },
+    PeerDown {
+        peer: PeerId,
+    },
     /// Dropped at the handshake: another chain or protocol.
-    PeerIncompatible { peer: PeerId, reason: String },
-    PeerBanned { peer: PeerId, reason: String },
-    TxAccepted { id: Hash32 },
-    Listening { addr: Multiaddr },
+    PeerIncompatible {
+        peer: PeerId,
+        reason: String,
+    },
+    PeerBanned {
+        peer: PeerId,
+        reason: String,
+    },
+    TxAccepted {
+        id: Hash32,
+    },
+    Listening {
+        addr: Multiaddr,
+    },
     /// Peers of this chain registered at a rendezvous point (not us).
-    Discovered { point: PeerId, peers: Vec<PeerId> },
+    Discovered {
+        point: PeerId,
+        peers: Vec<PeerId>,
+    },
     /// After each placed run of synced blocks.
-    SyncProgress { head: u64, target: u64, syncing: bool },
+    SyncProgress {
+        head: u64,
+        target: u64,
+        syncing: bool,
+    },
     /// A relay accepted our reservation: peers can reach us at this address.
-    Reachable { addr: Multiaddr },
+    Reachable {
+        addr: Multiaddr,
+    },
     /// A store commit failed: the node stopped placing and producing blocks
     /// and is not live; a restart resumes from the last durable head.
-    StoreFailed { error: String },
+    StoreFailed {
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone)]

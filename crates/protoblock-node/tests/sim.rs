@@ -1,0 +1,596 @@
+//! Many nodes in one process, in virtual time, each running the real
+//! [`NodeService`] over a real `MemoryStore`: the network here only moves
+//! inputs and actions between them (latency from a seeded RNG, a flood for
+//! gossip with validate-before-forward, request/reply routing, store
+//! latency). Nothing reads a clock or a socket; every run is the same run.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use futures::executor::block_on;
+use protoblock_core::block::verify_signatures;
+use protoblock_core::crypto::KeyCache;
+use protoblock_core::devnet::{DEV_GENESIS_TIME_MS, DevNet, SplitMix64, generate_chain};
+use protoblock_core::hash::sha256;
+use protoblock_core::producer::produce_block;
+use protoblock_core::sync::SyncConfig;
+use protoblock_core::{Chain, ChainParams, Hash32};
+use protoblock_node::{
+    Action, Event, Input, NodeService, Now, ReplyId, RequestId, ServiceConfig, SubmitError, Topic, Verdict,
+};
+use protoblock_proto::v1 as pb;
+use protoblock_store::{MemoryStore, Store};
+
+type Peer = u32;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Honest,
+    /// Takes sync requests and never answers them (the transport times out).
+    Silent,
+    /// Serves blocks with a tampered signature (the service's test hook).
+    Liar,
+}
+
+enum Owed {
+    Status,
+    Sync(RequestId),
+}
+
+struct SimNode {
+    service: NodeService<Peer>,
+    store: MemoryStore,
+    kind: Kind,
+    verifier: bool,
+    keys: KeyCache,
+    links: BTreeSet<Peer>,
+    /// Gossip ids seen (gossipsub's duplicate cache) and messages awaiting our verdict.
+    seen: HashSet<Vec<u8>>,
+    awaiting_verdict: HashMap<Vec<u8>, (Topic, Vec<u8>)>,
+    owed: HashMap<ReplyId, (Peer, Owed)>,
+    next_reply: ReplyId,
+    commits: usize,
+    /// The n-th commit (from 1) fails, as a full disk would.
+    fail_commit: Option<usize>,
+    timer_wakeups: u64,
+}
+
+struct Sim {
+    nodes: Vec<SimNode>,
+    queue: BTreeMap<(u64, u64), (Peer, Input<Peer>)>,
+    seq: u64,
+    now: u64,
+    rng: SplitMix64,
+    connected: BTreeSet<(Peer, Peer)>,
+    /// Every event and verdict, in order: what determinism compares.
+    trace: Vec<(u64, Peer, String)>,
+    events: Vec<(u64, Peer, Event<Peer>)>,
+    verdicts: Vec<(Peer, Peer, Verdict)>,
+    bans: Vec<(Peer, Peer)>,
+    unbans: Vec<(Peer, Peer)>,
+    genesis: protoblock_core::Genesis,
+    params: ChainParams,
+    unix_base: u64,
+}
+
+fn params() -> ChainParams {
+    ChainParams { finality_depth: 16, ..ChainParams::default() }
+}
+
+fn service_cfg() -> ServiceConfig {
+    ServiceConfig {
+        sync: SyncConfig {
+            range_len: 16,
+            max_in_flight: 6,
+            per_peer_in_flight: 2,
+            timeout_ms: 2_000,
+            max_buffered: 256,
+        },
+        block_interval_ms: 1_000,
+        ..ServiceConfig::default()
+    }
+}
+
+fn pair(a: Peer, b: Peer) -> (Peer, Peer) {
+    (a.min(b), a.max(b))
+}
+
+/// A chain and a store holding `blocks`, as a node that had synced them.
+fn seeded(net: &DevNet, blocks: &[Vec<u8>]) -> (Chain, MemoryStore) {
+    let store = MemoryStore::new();
+    let (mut chain, batch) = Chain::new(net.genesis.clone(), params()).unwrap();
+    block_on(store.commit(batch)).unwrap();
+    for b in blocks {
+        let update = chain.insert_block(b, u64::MAX / 2).unwrap();
+        if let Some(batch) = update.batch {
+            block_on(store.commit(batch)).unwrap();
+        }
+    }
+    (chain, store)
+}
+
+impl Sim {
+    fn new(net: &DevNet, chain_len: u64, seed: u64) -> Self {
+        Sim {
+            nodes: Vec::new(),
+            queue: BTreeMap::new(),
+            seq: 0,
+            now: 0,
+            rng: SplitMix64(seed),
+            connected: BTreeSet::new(),
+            trace: Vec::new(),
+            events: Vec::new(),
+            verdicts: Vec::new(),
+            bans: Vec::new(),
+            unbans: Vec::new(),
+            genesis: net.genesis.clone(),
+            params: params(),
+            unix_base: DEV_GENESIS_TIME_MS + (chain_len + 1) * 1000,
+        }
+    }
+
+    fn at(&self, t: u64) -> Now {
+        Now { mono_ms: t, unix_ms: self.unix_base + t }
+    }
+
+    fn add(&mut self, chain: Chain, store: MemoryStore, kind: Kind, verifier: bool, mut cfg: ServiceConfig) -> Peer {
+        let id = self.nodes.len() as Peer;
+        cfg.serve_tampered_blocks = kind == Kind::Liar;
+        let service = NodeService::new(id, chain, cfg, verifier, self.at(self.now));
+        self.nodes.push(SimNode {
+            service,
+            store,
+            kind,
+            verifier,
+            keys: KeyCache::default(),
+            links: BTreeSet::new(),
+            seen: HashSet::new(),
+            awaiting_verdict: HashMap::new(),
+            owed: HashMap::new(),
+            next_reply: 0,
+            commits: 0,
+            fail_commit: None,
+            timer_wakeups: 0,
+        });
+        id
+    }
+
+    fn latency(&mut self) -> u64 {
+        10 + self.rng.below(50)
+    }
+
+    fn send(&mut self, to: Peer, after: u64, input: Input<Peer>) {
+        self.seq += 1;
+        self.queue.insert((self.now + after, self.seq), (to, input));
+    }
+
+    fn link(&mut self, a: Peer, b: Peer) {
+        if a == b || self.connected.contains(&pair(a, b)) {
+            return;
+        }
+        self.nodes[a as usize].links.insert(b);
+        self.nodes[b as usize].links.insert(a);
+        self.connected.insert(pair(a, b));
+        let l = self.latency();
+        self.send(a, l, Input::Connected { peer: b });
+        self.send(b, l, Input::Connected { peer: a });
+    }
+
+    fn unlink(&mut self, a: Peer, b: Peer) {
+        if self.connected.remove(&pair(a, b)) {
+            self.send(a, 1, Input::Disconnected { peer: b });
+            self.send(b, 1, Input::Disconnected { peer: a });
+        }
+    }
+
+    /// A ring (so the mesh is connected) plus `extra` random links per node.
+    fn mesh(&mut self, extra: usize) {
+        let n = self.nodes.len() as Peer;
+        for i in 0..n {
+            self.link(i, (i + 1) % n);
+            for _ in 0..extra {
+                let j = self.rng.below(n as u64) as Peer;
+                self.link(i, j);
+            }
+        }
+    }
+
+    /// Runs until `done` holds or `limit_ms` of virtual time pass. Returns the time.
+    fn run(&mut self, limit_ms: u64, done: impl Fn(&Sim) -> bool) -> u64 {
+        let mut steps = 0u64;
+        loop {
+            let next_msg = self.queue.first_key_value().map(|((t, _), _)| *t);
+            let next_timer = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| n.service.next_wakeup().map(|w| (w.max(self.now), i as Peer)))
+                .min();
+            let (t, step) = match (next_msg, next_timer) {
+                (Some(m), Some((w, i))) if w < m => (w, Err(i)),
+                (Some(m), _) => (m, Ok(())),
+                (None, Some((w, i))) => (w, Err(i)),
+                (None, None) => return self.now,
+            };
+            if t > limit_ms {
+                return self.now;
+            }
+            self.now = t;
+            steps += 1;
+            assert!(steps < 5_000_000, "the simulation does not advance: a busy loop at t={t}");
+            match step {
+                Ok(()) => {
+                    let (_, (to, input)) = self.queue.pop_first().expect("a message is due");
+                    self.deliver(to, input);
+                }
+                Err(i) => {
+                    self.nodes[i as usize].timer_wakeups += 1;
+                    self.handle(i, Input::Timer);
+                }
+            }
+            if done(self) {
+                return self.now;
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: Peer, input: Input<Peer>) {
+        let from = match &input {
+            Input::StatusRequest { peer, .. }
+            | Input::StatusResponse { peer, .. }
+            | Input::SyncRequest { peer, .. }
+            | Input::SyncResponse { peer, .. } => Some(*peer),
+            Input::Gossip { from, .. } => Some(*from),
+            _ => None,
+        };
+        // Nothing arrives over a closed connection.
+        if from.is_some_and(|f| !self.connected.contains(&pair(f, to))) {
+            return;
+        }
+        if let Input::Gossip { id, topic, data, .. } = &input {
+            let node = &mut self.nodes[to as usize];
+            if !node.seen.insert(id.clone()) {
+                return;
+            }
+            node.awaiting_verdict.insert(id.clone(), (*topic, data.clone()));
+        }
+        self.handle(to, input);
+    }
+
+    fn handle(&mut self, i: Peer, input: Input<Peer>) {
+        let now = self.at(self.now);
+        self.nodes[i as usize].service.handle(now, input);
+        self.perform(i);
+    }
+
+    fn perform(&mut self, i: Peer) {
+        while let Some(action) = self.nodes[i as usize].service.poll_action() {
+            self.act(i, action);
+        }
+    }
+
+    fn act(&mut self, i: Peer, action: Action<Peer>) {
+        match action {
+            Action::SendStatus { peer, status } => {
+                let j = &mut self.nodes[peer as usize];
+                let reply = j.next_reply;
+                j.next_reply += 1;
+                j.owed.insert(reply, (i, Owed::Status));
+                let l = self.latency();
+                self.send(peer, l, Input::StatusRequest { peer: i, reply, status });
+            }
+            Action::ReplyStatus { reply, status } => {
+                if let Some((asker, Owed::Status)) = self.nodes[i as usize].owed.remove(&reply) {
+                    let l = self.latency();
+                    self.send(asker, l, Input::StatusResponse { peer: i, status });
+                }
+            }
+            Action::SendRequest { peer, id, request } => {
+                let silent = self.nodes[peer as usize].kind == Kind::Silent;
+                if silent && matches!(request.kind, Some(pb::sync_request::Kind::Blocks(_))) {
+                    // The transport's request timeout.
+                    self.send(i, 10_000, Input::SyncFailed { peer, id });
+                    return;
+                }
+                let j = &mut self.nodes[peer as usize];
+                let reply = j.next_reply;
+                j.next_reply += 1;
+                j.owed.insert(reply, (i, Owed::Sync(id)));
+                let l = self.latency();
+                self.send(peer, l, Input::SyncRequest { peer: i, reply, request });
+            }
+            Action::Reply { reply, response } => {
+                if let Some((asker, Owed::Sync(id))) = self.nodes[i as usize].owed.remove(&reply) {
+                    let l = self.latency();
+                    self.send(asker, l, Input::SyncResponse { peer: i, id, response });
+                }
+            }
+            Action::ReadBlocks { token, start, count, max_bytes } => {
+                let result = block_on(self.nodes[i as usize].store.blocks_range(start, count, max_bytes))
+                    .map_err(|e| e.to_string());
+                self.send(i, 2, Input::BlocksRead { token, result });
+            }
+            Action::Commit { token, batch } => {
+                let node = &mut self.nodes[i as usize];
+                node.commits += 1;
+                let result = if node.fail_commit == Some(node.commits) {
+                    Err("simulated: no space left on device".to_string())
+                } else {
+                    block_on(node.store.commit(batch)).map_err(|e| e.to_string())
+                };
+                // Durable some time later: the node validates meanwhile (group commit).
+                self.send(i, 30, Input::Committed { token, result });
+            }
+            Action::Publish { topic, data } => {
+                let id = sha256(&data).0.to_vec();
+                self.nodes[i as usize].seen.insert(id.clone());
+                self.flood(i, None, id, topic, data);
+            }
+            Action::ReportVerdict { from, id, verdict } => {
+                self.verdicts.push((i, from, verdict));
+                self.trace.push((self.now, i, format!("verdict {verdict:?} from {from}")));
+                let msg = self.nodes[i as usize].awaiting_verdict.remove(&id);
+                if let (Verdict::Accept, Some((topic, data))) = (verdict, msg) {
+                    self.flood(i, Some(from), id, topic, data);
+                }
+            }
+            Action::Verify { token, blocks } => {
+                let node = &mut self.nodes[i as usize];
+                assert!(node.verifier, "Verify from a node without a verifier");
+                let ok = blocks
+                    .iter()
+                    .map(|b| verify_signatures(b, &self.genesis, &self.params, &mut node.keys).is_ok())
+                    .collect();
+                self.send(i, 5, Input::Verified { token, blocks, ok });
+            }
+            Action::Ban { peer, reason } => {
+                self.bans.push((i, peer));
+                self.trace.push((self.now, i, format!("ban {peer}: {reason}")));
+                self.unlink(i, peer);
+            }
+            Action::Unban { peer } => self.unbans.push((i, peer)),
+            Action::Disconnect { peer } => self.unlink(i, peer),
+            Action::Dial { peer, .. } => self.link(i, peer),
+            Action::Event(e) => {
+                self.trace.push((self.now, i, format!("{e:?}")));
+                self.events.push((self.now, i, e));
+            }
+        }
+    }
+
+    /// Gossip to every connected link but the one it came from.
+    fn flood(&mut self, i: Peer, except: Option<Peer>, id: Vec<u8>, topic: Topic, data: Vec<u8>) {
+        let links: Vec<Peer> = self.nodes[i as usize].links.iter().copied().filter(|p| Some(*p) != except).collect();
+        for j in links {
+            if self.connected.contains(&pair(i, j)) {
+                let l = self.latency();
+                self.send(j, l, Input::Gossip { from: i, id: id.clone(), topic, data: data.clone() });
+            }
+        }
+    }
+
+    fn head(&self, i: Peer) -> (u64, Hash32) {
+        let h = self.nodes[i as usize].service.chain().head();
+        (h.height, h.id)
+    }
+}
+
+fn tamper(block: &[u8]) -> Vec<u8> {
+    use prost::Message;
+    let mut b = pb::Block::decode(block).unwrap();
+    b.signature[0] ^= 1;
+    b.encode_to_vec()
+}
+
+/// A node whose own last `n` blocks fork from `blocks` after `common`.
+fn forked(net: &DevNet, blocks: &[Vec<u8>], common: usize, n: u64) -> (Chain, MemoryStore) {
+    let (mut chain, store) = seeded(net, &blocks[..common]);
+    for k in 1..=n {
+        let ts = DEV_GENESIS_TIME_MS + (common as u64 + k) * 1000 + 500;
+        let produced = produce_block(&chain, std::iter::empty(), &net.oracle, ts).unwrap();
+        let update = chain.insert_block(&produced.bytes, ts).unwrap();
+        block_on(store.commit(update.batch.unwrap())).unwrap();
+    }
+    (chain, store)
+}
+
+const CHAIN: u64 = 100;
+
+/// 50 nodes: a producer holding the chain and extending it, a liar, a
+/// silent peer, a node on a short fork, and 46 fresh nodes (half with an
+/// off-loop verifier) over a sparse random mesh.
+fn fifty(seed: u64) -> (Sim, Vec<Vec<u8>>) {
+    let net = DevNet::new(41, 20);
+    let blocks = generate_chain(&net, &params(), CHAIN, 3);
+    let mut sim = Sim::new(&net, CHAIN, seed);
+    let (c, s) = seeded(&net, &blocks);
+    sim.add(c, s, Kind::Honest, false, ServiceConfig { producer_key: Some(net.oracle.clone()), ..service_cfg() });
+    let (c, s) = seeded(&net, &blocks);
+    sim.add(c, s, Kind::Liar, false, service_cfg());
+    let (c, s) = seeded(&net, &blocks);
+    sim.add(c, s, Kind::Silent, false, service_cfg());
+    let (c, s) = forked(&net, &blocks, 20, 3);
+    sim.add(c, s, Kind::Honest, false, service_cfg());
+    for i in 4..50 {
+        let (c, s) = seeded(&net, &[]);
+        sim.add(c, s, Kind::Honest, i % 2 == 0, service_cfg());
+    }
+    sim.mesh(2);
+    (sim, blocks)
+}
+
+fn honest(sim: &Sim) -> impl Iterator<Item = Peer> + '_ {
+    (0..sim.nodes.len() as Peer).filter(|i| sim.nodes[*i as usize].kind == Kind::Honest)
+}
+
+fn converged(sim: &Sim, min_height: u64) -> bool {
+    let target = sim.head(0);
+    target.0 >= min_height && honest(sim).all(|i| sim.head(i) == target)
+}
+
+#[test]
+fn fifty_nodes_converge_despite_a_liar_a_silent_peer_and_a_fork() {
+    let (mut sim, blocks) = fifty(1);
+    // The producer extends the chain every second throughout; between two
+    // blocks every honest node must hold the producer's head.
+    let t = sim.run(180_000, |s| converged(s, CHAIN + 10));
+    let (height, id) = sim.head(0);
+    assert!(height >= CHAIN + 10, "the producer extended the chain: {height}");
+    for i in honest(&sim) {
+        assert_eq!(sim.head(i), (height, id), "node {i} at t={t} ms");
+    }
+    // Half a second later (commits are durable 30 ms after they are made) every
+    // store holds at least that head, on the node's own main chain: nothing
+    // staged is left behind and nothing is lost.
+    sim.run(t + 500, |_| false);
+    for i in honest(&sim) {
+        let stored = block_on(sim.nodes[i as usize].store.head()).unwrap().unwrap();
+        assert!(stored.height >= height, "node {i}'s store is at {} of {height}", stored.height);
+        assert_eq!(sim.nodes[i as usize].service.chain().main_id_at(stored.height), Some(stored.id), "node {i}");
+    }
+    // The forked node gave up its three blocks for the main chain.
+    let stored = block_on(sim.nodes[3].store.blocks_range(21, 3, 1 << 20)).unwrap();
+    assert_eq!(stored, blocks[20..23].to_vec(), "the fork node's store holds the main chain's 21..=23");
+    // The liar was caught by whoever synced from it; no honest node was banned.
+    assert!(sim.bans.iter().any(|(_, p)| *p == 1), "the liar is banned: {:?}", sim.bans);
+    assert!(sim.bans.iter().all(|(_, p)| *p == 1), "only the liar is banned: {:?}", sim.bans);
+    // Group commit: some commits carried several heads.
+    let (commits, validated): (u64, u64) = honest(&sim)
+        .map(|i| sim.nodes[i as usize].service.counters())
+        .fold((0, 0), |(c, v), k| (c + k.commits, v + k.blocks_validated));
+    assert!(commits < validated, "{commits} commits for {validated} blocks: none merged");
+    // Off-loop verification was used by the nodes that have a verifier.
+    assert!(sim.nodes[4].service.counters().blocks_verified_off_loop > 0);
+    assert_eq!(sim.nodes[5].service.counters().blocks_verified_off_loop, 0);
+    // Heads are announced once durable, in order, ending at the head.
+    for i in honest(&sim).filter(|i| *i != 0) {
+        let heads: Vec<u64> = sim
+            .events
+            .iter()
+            .filter(|(_, n, _)| *n == i)
+            .filter_map(|(_, _, e)| match e {
+                Event::NewHead { height, .. } => Some(*height),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(heads.last(), Some(&height), "node {i}'s last NewHead");
+    }
+    // A timer per node, not a tick: few wake-ups per node per virtual second.
+    let wakeups: u64 = sim.nodes.iter().map(|n| n.timer_wakeups).max().unwrap();
+    assert!(wakeups < t / 10, "a node woke {wakeups} times in {t} ms");
+}
+
+#[test]
+fn runs_are_deterministic() {
+    let run = |seed| {
+        let (mut sim, _) = fifty(seed);
+        let t = sim.run(20_000, |_| false);
+        (t, sim.trace)
+    };
+    let (a, b) = (run(7), run(7));
+    assert!(a.1.len() > 1000, "a run that did something: {} entries", a.1.len());
+    assert_eq!(a, b);
+}
+
+/// A tampered block gossiped by a peer is rejected (it costs the sender its
+/// gossip score), gets the sender banned, and is not forwarded.
+#[test]
+fn a_tampered_gossip_block_is_rejected_not_forwarded_and_its_sender_banned() {
+    let net = DevNet::new(42, 10);
+    let blocks = generate_chain(&net, &params(), 30, 2);
+    let mut sim = Sim::new(&net, 30, 3);
+    for _ in 0..6 {
+        let (c, s) = seeded(&net, &blocks[..29]);
+        sim.add(c, s, Kind::Honest, false, service_cfg());
+    }
+    // Node 0 is the gossiping liar; a line 0-1-2-3-4-5 so only node 1 hears it.
+    for i in 0..5 {
+        sim.link(i, i + 1);
+    }
+    sim.run(1_000, |_| false);
+    let bad = tamper(&blocks[29]);
+    let id = sha256(&bad).0.to_vec();
+    sim.nodes[0].seen.insert(id.clone());
+    sim.flood(0, None, id, Topic::Blocks, bad);
+    sim.run(3_000, |_| false);
+    assert_eq!(sim.verdicts, vec![(1, 0, Verdict::Reject)], "only node 1 received it, and rejected it");
+    assert_eq!(sim.bans, vec![(1, 0)]);
+    assert_eq!(sim.nodes[1].service.counters().gossip_rejected, 1);
+    // The honest block then spreads over the whole line, accepted by each.
+    let good = blocks[29].clone();
+    let id = sha256(&good).0.to_vec();
+    sim.nodes[5].seen.insert(id.clone());
+    sim.flood(5, None, id, Topic::Blocks, good);
+    sim.run(6_000, |_| false);
+    for i in 1..6 {
+        assert_eq!(sim.head(i).0, 30, "node {i}");
+    }
+}
+
+/// Bans expire: the gossip layer is told, and the peer may come back.
+#[test]
+fn bans_expire_and_the_peer_may_reconnect() {
+    let net = DevNet::new(43, 10);
+    let blocks = generate_chain(&net, &params(), 40, 2);
+    let mut sim = Sim::new(&net, 40, 4);
+    let cfg = ServiceConfig { ban_ms: 20_000, ..service_cfg() };
+    let (c, s) = seeded(&net, &blocks);
+    sim.add(c, s, Kind::Liar, false, cfg.clone());
+    let (c, s) = seeded(&net, &blocks);
+    sim.add(c, s, Kind::Honest, false, cfg.clone());
+    let (c, s) = seeded(&net, &[]);
+    let fresh = sim.add(c, s, Kind::Honest, false, cfg);
+    sim.link(fresh, 0);
+    sim.run(2_000, |_| false);
+    assert_eq!(sim.bans, vec![(fresh, 0)]);
+    sim.link(fresh, 0);
+    sim.run(3_000, |_| false);
+    assert!(!sim.connected.contains(&pair(fresh, 0)), "a banned peer is refused when it connects");
+    sim.run(25_000, |_| false);
+    assert_eq!(sim.unbans, vec![(fresh, 0)], "the ban ran out");
+    sim.link(fresh, 1);
+    sim.run(40_000, |s| s.head(fresh).0 == 40);
+    assert_eq!(sim.head(fresh).0, 40, "synced from the honest peer");
+}
+
+/// A failed commit stops the node from running ahead of its store: it says
+/// so (an event and its status), refuses txs, and places no more blocks;
+/// its peers are not affected.
+#[test]
+fn a_failed_commit_stops_the_node_and_says_so() {
+    let net = DevNet::new(44, 10);
+    let blocks = generate_chain(&net, &params(), 60, 2);
+    let mut sim = Sim::new(&net, 60, 5);
+    let (c, s) = seeded(&net, &blocks);
+    sim.add(c, s, Kind::Honest, false, service_cfg());
+    let (c, s) = seeded(&net, &[]);
+    let failing = sim.add(c, s, Kind::Honest, false, service_cfg());
+    let (c, s) = seeded(&net, &[]);
+    let other = sim.add(c, s, Kind::Honest, false, service_cfg());
+    sim.nodes[failing as usize].fail_commit = Some(2);
+    sim.link(0, failing);
+    sim.link(0, other);
+    sim.run(60_000, |s| s.head(other).0 == 60);
+    assert_eq!(sim.head(other).0, 60);
+    let failed: Vec<&Event<Peer>> = sim
+        .events
+        .iter()
+        .filter(|(_, n, e)| *n == failing && matches!(e, Event::StoreFailed { .. }))
+        .map(|(_, _, e)| e)
+        .collect();
+    assert_eq!(failed.len(), 1, "one StoreFailed event");
+    let node = &mut sim.nodes[failing as usize];
+    let status = node.service.status();
+    assert!(status.store_error.as_deref().is_some_and(|e| e.contains("no space")), "{:?}", status.store_error);
+    let stored = block_on(node.store.head()).unwrap().unwrap().height;
+    assert!(status.head_height < 60, "stopped placing blocks at {}", status.head_height);
+    assert!(status.head_height - stored <= 256, "ahead of its store by at most what was staged");
+    assert_eq!(node.commits, 2, "no commit after the failure");
+    let tx = protoblock_core::devnet::sign_transaction(
+        &net.oracle,
+        &net.genesis.hash,
+        (sim.unix_base + sim.now) * 1_000_000,
+        pb::transaction::Body::Name(pb::NameRegistration { fantasy_name: "after".into() }),
+    );
+    let now = Now { mono_ms: sim.now, unix_ms: sim.unix_base + sim.now };
+    assert!(matches!(sim.nodes[failing as usize].service.submit_tx(now, tx), Err(SubmitError::StoreFailed(_))));
+}
