@@ -100,6 +100,7 @@ function renderPill(st) {
   const pill = $('conn-pill');
   let cls, text;
   if (!st) { cls = 'starting'; text = 'Starting node…'; }
+  else if (st.storeError) { cls = 'alone'; text = 'Stopped · storage failed'; }
   else if (isSyncing(st)) {
     cls = 'syncing';
     text = `Syncing ${Math.floor((100 * st.headHeight) / Math.max(st.targetHeight, st.headHeight, 1))}%`;

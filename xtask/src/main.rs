@@ -256,7 +256,7 @@ fn test() -> Result<()> {
     ensure_chromium()?;
     let root = workspace_root();
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    // The sans-IO core, the store trait and the node driver must build for the browser.
+    // The sans-IO core and node service, the store trait and the node driver must build for the browser.
     sh(cargo().args([
         "build",
         "--target",
@@ -267,6 +267,8 @@ fn test() -> Result<()> {
         "protoblock-core",
         "-p",
         "protoblock-store",
+        "-p",
+        "protoblock-node",
         "-p",
         "protoblock-net",
     ]))?;

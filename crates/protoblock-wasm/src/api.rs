@@ -65,7 +65,7 @@ export interface NodeStatus { peerId: string; genesis: string; headHeight: numbe
   /** Gossip messages received with duplicates, and the distinct ones (their difference: duplicates). */
   gossipReceived: number | null; gossipUnique: number | null;
   /** Connected peers not past our status handshake (in flight, or libp2p peers that do not speak our protocols). */
-  otherPeers: PeerView[]; peers: PeerView[]; listen: string[]; }
+  otherPeers: PeerView[]; peers: PeerView[]; listen: string[]; storeError: string | null; }
 export interface BlockSummary { height: number; id: string; timestampMs: number; producer: string; txCount: number; size: number; }
 export interface TxView { id: string; signer: string; signerName: string | null; kind: "name" | "projection" | "transfer" | "data" | "unknown"; summary: string; }
 export interface BlockDetail { height: number; id: string; prevHash: string; timestampMs: number; producer: string;
@@ -174,8 +174,7 @@ fn describe(v: &JsValue) -> String {
 /// Multiaddrs a browser can dial: WebSocket, WebRTC-direct (with certhash),
 /// and circuits through a relay.
 fn browser_dialable(addr: &Multiaddr) -> bool {
-    let s = addr.to_string();
-    s.contains("/ws") || s.contains("/webrtc-direct/certhash/") || s.contains("/p2p-circuit")
+    protoblock_net::addr::browser_dialable(addr)
 }
 
 async fn load_or_make_seed(store: &IndexedDbStore, key: &str) -> Result<[u8; 32], JsError> {
@@ -565,6 +564,18 @@ impl Inner {
                     addr: String,
                 }
                 ("reachable", to_js(&Reachable { addr: addr.to_string() }))
+            }
+            NodeEvent::StoreFailed { error } => {
+                #[derive(Serialize)]
+                struct Failure {
+                    message: String,
+                }
+                (
+                    "error",
+                    to_js(&Failure {
+                        message: format!("storage failed, the node stopped following the chain: {error}"),
+                    }),
+                )
             }
             NodeEvent::Listening { .. } | NodeEvent::Discovered { .. } => return,
         };

@@ -14,10 +14,9 @@
 //! - the replay index (20 tx ids a block) is stored as one segment record per
 //!   commit ([`ReplaySegments`]), not one record per id, and so is the
 //!   main-chain index, height -> id ([`main_index`]), not one record per block;
-//! - commits are pipelined: the browser writes batch N while the node
-//!   validates batch N+1 (see [`Store::commit`] below), and while a
-//!   transaction runs ([`Store::is_idle`] false) the node stages what it
-//!   validates into one later commit instead of waiting (group commit).
+//! - while a transaction runs, the node validates on and stages what it
+//!   places into one later commit (group commit, in protoblock-node); a
+//!   commit resolves once its transaction is durable.
 //!
 //! Measured by `cargo xtask bench-web` (5,000 blocks of 20 txs): ~168,000
 //! requests before, ~69,000 after, ~30,000 with group commit (80 commits
@@ -70,8 +69,6 @@ const DB_VERSION: u32 = 2;
 pub struct IndexedDbStore {
     db: Rc<Rexie>,
     raw: Rc<IdbDatabase>,
-    /// The last commit's transaction, still running (see [`Store::commit`]).
-    pending: Rc<RefCell<Option<Pending>>>,
     /// A commit failed: later ones are refused, so the database keeps the
     /// last consistent head (reopening resumes from it).
     poisoned: Rc<Cell<bool>>,
@@ -88,7 +85,9 @@ pub struct IndexedDbStore {
 
 type KeySet = HashSet<Box<[u8]>>;
 
-type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>>>>;
+fn poisoned() -> StoreError {
+    StoreError::Backend("an earlier commit failed; reopen to resume from its head".into())
+}
 
 fn js(e: JsValue) -> StoreError {
     StoreError::Backend(format!("{e:?}"))
@@ -238,7 +237,6 @@ impl IndexedDbStore {
             undo_ids: Rc::new(RefCell::new(undo_ids)),
             db: Rc::new(db),
             raw: Rc::new(raw),
-            pending: Rc::default(),
             poisoned: Rc::default(),
             replay: Rc::new(RefCell::new(replay)),
             name: name.to_string(),
@@ -405,34 +403,11 @@ impl IndexedDbStore {
         })
     }
 
-    /// Waits for the last commit's transaction; its error, if it failed.
+    /// Kept for callers of the earlier pipelined store: a commit now
+    /// resolves once its transaction is durable, so there is nothing to wait
+    /// for; it reports whether an earlier commit failed.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let prev = self.pending.borrow_mut().take();
-        let r = match prev {
-            Some(p) => p.await,
-            None => Ok(()),
-        };
-        if r.is_err() {
-            self.poisoned.set(true);
-        }
-        r
-    }
-
-    async fn commit_pipelined(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        self.flush().await?;
-        if self.poisoned.get() {
-            return Err(StoreError::Backend("an earlier commit failed; reopen to resume from its head".into()));
-        }
-        match self.write(&batch, None) {
-            Ok((done, _)) => {
-                *self.pending.borrow_mut() = Some(Box::pin(done));
-                Ok(())
-            }
-            Err(e) => {
-                self.poisoned.set(true);
-                Err(e)
-            }
-        }
+        if self.poisoned.get() { Err(poisoned()) } else { Ok(()) }
     }
 
     /// Test hook: a commit interrupted after `ops` requests; returns how
@@ -566,39 +541,26 @@ impl Store for IndexedDbStore {
     async fn commit(&self, mut batch: WriteBatch) -> Result<(), StoreError> {
         // `write` relies on each state key appearing once.
         batch.compact();
+        if self.poisoned.get() {
+            return Err(poisoned());
+        }
         let t0 = now_ms();
         let blocks = batch.put_blocks.len();
-        // Pipelined: a commit waits for the previous batch's transaction,
-        // issues its own and returns without waiting for it, so the browser
-        // writes batch N while the node validates batch N+1 (one transaction
-        // in flight at most). IndexedDB runs readwrite transactions over the
-        // same stores in creation order and later reads (on any connection,
-        // so also after a reopen) see them; each stays all or nothing, so a
-        // closed tab leaves the head of the last completed one. A failed
-        // transaction is reported by the next commit (or `flush`), and from
-        // then on commits are refused.
-        let r = self.commit_pipelined(batch).await;
+        // Resolves once the transaction is durable. The node keeps one
+        // commit out and validates meanwhile (group commit), so the browser
+        // writes batch N while the node validates N+1 without a second
+        // transaction in flight: had batch N failed under a batch N+1 that
+        // succeeded, the database would hold neither state. A failed
+        // transaction refuses every later commit (reopen to resume).
+        let r = match self.write(&batch, None) {
+            Ok((done, _)) => done.await,
+            Err(e) => Err(e),
+        };
+        if r.is_err() {
+            self.poisoned.set(true);
+        }
         stats::record(blocks, now_ms() - t0);
         r
-    }
-
-    fn is_idle(&self) -> bool {
-        let mut pending = self.pending.borrow_mut();
-        let Some(p) = pending.as_mut() else { return true };
-        // The transaction's promise settles on its own; this only looks.
-        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
-        match p.as_mut().poll(&mut cx) {
-            std::task::Poll::Pending => false,
-            std::task::Poll::Ready(r) => {
-                *pending = None;
-                if let Err(e) = r {
-                    // Reported by the next commit, as `flush` would.
-                    self.poisoned.set(true);
-                    tracing::error!(error = %e, "store commit failed");
-                }
-                true
-            }
-        }
     }
 
     async fn head(&self) -> Result<Option<HeadRecord>, StoreError> {

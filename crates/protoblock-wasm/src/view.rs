@@ -318,6 +318,8 @@ pub struct StatusView {
     /// that does not speak our protocols).
     pub other_peers: Vec<PeerView>,
     pub listen: Vec<String>,
+    /// Set once a store commit failed: the node is not live (see `NodeEvent::StoreFailed`).
+    pub store_error: Option<String>,
 }
 
 fn peer_views(peers: &[protoblock_net::node::PeerStatus]) -> Vec<PeerView> {
@@ -363,6 +365,7 @@ pub fn status(s: &protoblock_net::NodeStatus) -> StatusView {
         peers: peer_views(&s.peers),
         other_peers: peer_views(&s.others),
         listen: s.listen.iter().map(|a| a.to_string()).collect(),
+        store_error: s.store_error.clone(),
     }
 }
 
