@@ -114,6 +114,7 @@ struct Args {
     no_serve_sync: bool,
     /// Test hook: serve blocks with a broken signature, to test that peers
     /// refuse and ban a lying node. Never use it on a real relay.
+    #[cfg(feature = "test-hooks")]
     #[arg(long, hide = true)]
     serve_tampered_blocks: bool,
     /// Stop after the head reaches this height (0 = run until signalled).
@@ -300,6 +301,7 @@ async fn main() -> Result<()> {
         advertise_listen_addrs: args.external_address.is_empty(),
         external_addrs: args.external_address.clone(),
         serve_sync: !args.no_serve_sync,
+        #[cfg(feature = "test-hooks")]
         serve_tampered_blocks: args.serve_tampered_blocks,
         ..NodeConfig::default()
     };

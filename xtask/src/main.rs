@@ -278,7 +278,18 @@ fn test() -> Result<()> {
         |default: u64| std::env::var("PB_TEST_TIMEOUT_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
 
     let mut native = cargo();
-    native.args(["test", "--workspace", "--exclude", "xtask", "--exclude", "protoblock-wasm"]);
+    // The relay binary this builds is the one the browser tests run, with its
+    // test hook (a lying relay); the product build leaves the hook out.
+    native.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--exclude",
+        "protoblock-wasm",
+        "--features",
+        "protoblock-relay/test-hooks",
+    ]);
     total.add(counted("native tests", &mut native, limit(2400))?);
     // protoblock-wasm's native half (views, wallet, parity vectors).
     total.add(counted("protoblock-wasm native tests", cargo().args(["test", "-p", "protoblock-wasm"]), 600)?);

@@ -19,8 +19,11 @@ use crate::service::NodeService;
 
 type Head = (u64, Hash32, usize);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct GroupCommit {
+    /// The newest head the store holds (what a restart resumes from and what
+    /// block reads see).
+    durable: (u64, Hash32),
     staged: Option<WriteBatch>,
     staged_heads: Vec<Head>,
     in_flight: Option<(Token, Vec<Head>)>,
@@ -28,6 +31,14 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
+    pub fn new(durable: (u64, Hash32)) -> Self {
+        Self { durable, staged: None, staged_heads: Vec::new(), in_flight: None, failed: None }
+    }
+
+    pub fn durable(&self) -> (u64, Hash32) {
+        self.durable
+    }
+
     pub fn failed(&self) -> Option<&str> {
         self.failed.as_deref()
     }
@@ -72,6 +83,7 @@ impl<P: PeerKey> NodeService<P> {
             }
         }
         let Some(batch) = merged else { return };
+        self.counters.blocks_validated += heads.len() as u64;
         self.commit.stage(batch, heads);
         for bytes in &reverted {
             if let Ok(b) = <pb::Block as prost::Message>::decode(&bytes[..]) {
@@ -105,7 +117,9 @@ impl<P: PeerKey> NodeService<P> {
         match result {
             Ok(()) => {
                 self.counters.commits += 1;
-                self.counters.blocks_validated += heads.len() as u64;
+                if let Some((height, id, _)) = heads.last() {
+                    self.commit.durable = (*height, *id);
+                }
                 for (height, id, txs) in heads {
                     self.emit(Event::NewHead { height, id, txs });
                 }

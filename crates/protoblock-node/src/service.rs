@@ -41,8 +41,12 @@ pub struct PeerView<P> {
 #[derive(Debug, Clone)]
 pub struct ServiceStatus<P> {
     pub genesis: Hash32,
+    /// The head the store holds: what block reads see and a restart resumes
+    /// from. It trails `validated_height` by what is staged or being written.
     pub head_height: u64,
     pub head_id: Hash32,
+    /// The head of the chain in memory, validated and placed.
+    pub validated_height: u64,
     pub final_height: u64,
     pub syncing: bool,
     /// The best head any peer has told us about (a claim, not a fact).
@@ -98,7 +102,7 @@ impl<P: PeerKey> NodeService<P> {
         Self {
             bans: Bans::new(cfg.max_bans),
             verifying: Verifying::new(verifier),
-            commit: GroupCommit::default(),
+            commit: GroupCommit::new((chain.head().height, chain.head().id)),
             cfg,
             me,
             chain,
@@ -253,10 +257,12 @@ impl<P: PeerKey> NodeService<P> {
 
     pub fn status(&self) -> ServiceStatus<P> {
         let h = self.chain.head();
+        let (durable_height, durable_id) = self.commit.durable();
         ServiceStatus {
             genesis: self.chain.genesis().hash,
-            head_height: h.height,
-            head_id: h.id,
+            head_height: durable_height,
+            head_id: durable_id,
+            validated_height: h.height,
             final_height: self.chain.final_height(),
             syncing: self.planner.is_syncing(h.height),
             target_height: self.planner.best_peer_head().max(h.height),

@@ -582,8 +582,9 @@ fn a_failed_commit_stops_the_node_and_says_so() {
     let status = node.service.status();
     assert!(status.store_error.as_deref().is_some_and(|e| e.contains("no space")), "{:?}", status.store_error);
     let stored = block_on(node.store.head()).unwrap().unwrap().height;
-    assert!(status.head_height < 60, "stopped placing blocks at {}", status.head_height);
-    assert!(status.head_height - stored <= 256, "ahead of its store by at most what was staged");
+    assert!(status.validated_height < 60, "stopped placing blocks at {}", status.validated_height);
+    assert!(status.validated_height - stored <= 256, "ahead of its store by at most what was staged");
+    assert_eq!(status.head_height, stored, "the status reports the head its store holds");
     assert_eq!(node.commits, 2, "no commit after the failure");
     let tx = protoblock_core::devnet::sign_transaction(
         &net.oracle,
