@@ -222,9 +222,8 @@ fn webrtc_cert(dir: &Path) -> Result<WebRtcCertificate> {
 
 /// mimalloc rather than glibc's malloc: a long-running server doing many small
 /// short-lived allocations (libp2p buffers, block decoding, state writes) from
-/// several threads, where glibc's per-thread arenas fragment and validation
-/// spent ~3% in malloc/free (`cargo bench -p protoblock-tests --bench chain`
-/// uses it too, so it measures what the relay runs).
+/// several threads, where glibc's per-thread arenas fragment (the chain
+/// benchmark uses it too, so it measures what the relay runs).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -121,9 +121,8 @@ fn wasm_opt() -> Option<&'static str> {
 /// wasm-bindgen: the optimised copy, or the input when there is no wasm-opt.
 ///
 /// Only these passes: -O2 and above (and -Oz) reorder and inline functions,
-/// which shrinks the raw file but *grows* the gzip (by 6-10% here), and gzip
-/// is what a page downloads. -O1 with duplicate-function elimination took
-/// 816,071 to about 800,000 bytes gzip. The features are those rustc enables for
+/// which shrinks the raw file but *grows* the gzip, and gzip is what a page
+/// downloads (BENCHMARKS.md). The features are those rustc enables for
 /// wasm32-unknown-unknown, so binaryen neither rejects nor adds instructions.
 fn optimize_wasm(wasm: &std::path::Path) -> Result<std::path::PathBuf> {
     let Some(bin) = wasm_opt() else { return Ok(wasm.to_path_buf()) };

@@ -139,7 +139,7 @@ pub fn verify_one(message: &[u8], signature: &Signature, key: &VerifyingKey) -> 
 ///   `z_i k_i` to A's one coefficient instead of adding A again. A's scalar
 ///   is full width and costs about twice what a 128-bit `z_i` on an R does
 ///   in the multi-scalar multiplication, so a batch whose signers repeat
-///   costs about a third of the MSM (measured: `cargo xtask bench-web`).
+///   costs a fraction of the MSM (BENCHMARKS.md has the figure).
 ///
 /// The `z`s come from BLAKE3 over every input of the batch (R, A, s and
 /// `k`, which binds the message): deterministic, as the core has no RNG, and

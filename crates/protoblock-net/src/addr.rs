@@ -87,6 +87,12 @@ mod tests {
         assert_eq!(kind("/ip4/127.0.0.1/tcp/4001"), AddrKind::Tcp);
         // A dns name that merely contains "ws" is not a WebSocket.
         assert_eq!(kind("/dns4/wsserver.example/tcp/4001"), AddrKind::Tcp);
+        // The page's names: through a relay is relayed, whatever follows the circuit.
+        let name = |s: &str| kind(s).name();
+        assert_eq!(name("/ip4/127.0.0.1/tcp/4002/ws/p2p/PEER/p2p-circuit/webrtc/p2p/PEER"), "relayed");
+        assert_eq!(name("/webrtc/p2p/PEER"), "webrtc");
+        assert_eq!(name("/ip4/127.0.0.1/udp/4003/webrtc-direct/p2p/PEER"), "webrtc-direct");
+        assert_eq!(name("/ip4/127.0.0.1/tcp/4002/ws/p2p/PEER"), "websocket");
         assert!(!browser_dialable(&"/ip4/127.0.0.1/udp/4003/webrtc-direct".parse().unwrap()));
         assert!(browser_dialable(&"/ip4/127.0.0.1/tcp/4002/ws".parse().unwrap()));
     }

@@ -93,11 +93,11 @@ impl<P: PeerKey> NodeService<P> {
             }
         }
         self.mempool.rebuild(&self.chain, now.unix_ms);
-        self.commit_staged(false);
+        self.commit_staged();
     }
 
     /// Sends what is staged to the store unless a commit is out (or failed).
-    pub(crate) fn commit_staged(&mut self, _on_stop: bool) {
+    pub(crate) fn commit_staged(&mut self) {
         if self.commit.failed.is_some() || self.commit.in_flight.is_some() {
             return;
         }
@@ -123,7 +123,7 @@ impl<P: PeerKey> NodeService<P> {
                 for (height, id, txs) in heads {
                     self.emit(Event::NewHead { height, id, txs });
                 }
-                self.commit_staged(false);
+                self.commit_staged();
                 // Placing may have paused for the store.
                 self.more_ready = true;
             }

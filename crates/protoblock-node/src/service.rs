@@ -166,7 +166,7 @@ impl<P: PeerKey> NodeService<P> {
     }
 
     /// Takes one input. Local work first: what it makes ready is placed
-    /// before new remote work is planned.
+    /// before new remote work is planned (at the end of every input).
     pub fn handle(&mut self, now: Now, input: Input<P>) {
         self.last_now = now;
         match input {
@@ -203,6 +203,11 @@ impl<P: PeerKey> NodeService<P> {
             Input::Timer => self.on_timer(now),
             Input::SetServeSync(on) => self.cfg.serve_sync = on,
         }
+        // Whatever came in may have freed a request slot or buffer room (a
+        // failure, a departure, a commit), raised a peer's head (gossip) or
+        // expired a deadline: plan at once rather than on a tick. Cheap when
+        // nothing is to be asked.
+        self.plan_sync(now);
     }
 
     /// The next thing to do, if any. Drain it after every `handle`.
@@ -281,7 +286,7 @@ impl<P: PeerKey> NodeService<P> {
 
     /// Commits what is staged (on stop); answer with [`Input::Committed`] as usual.
     pub fn flush(&mut self) {
-        self.commit_staged(true);
+        self.commit_staged();
     }
 
     /// Whether a commit is out or staged blocks wait for one.

@@ -86,6 +86,38 @@ pub trait Store: MaybeSend + MaybeSync {
     fn put_meta(&self, key: &str, value: Vec<u8>) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
 }
 
+/// One write of a batch, the list every store applies in this order (the
+/// head last, so a torn write can never point it at something missing). The
+/// memory and redb stores apply exactly these; the IndexedDB store (in
+/// protoblock-wasm) writes their net effect with its own index layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOp<'a> {
+    /// The block's bytes as the batch shares them (a memory store keeps the `Arc`).
+    PutBlock(u64, &'a Hash32, &'a std::sync::Arc<[u8]>),
+    DeleteBlock(&'a Hash32),
+    State(&'a [u8], Option<&'a [u8]>),
+    PutUndo(&'a Hash32, &'a [u8]),
+    DeleteUndo(&'a Hash32),
+    PutReplay(&'a Hash32, u64),
+    DeleteReplay(&'a Hash32),
+    /// The new head; main-chain index entries above it are dropped.
+    Head(&'a HeadRecord),
+}
+
+/// The writes of `batch`, in the order stores apply them.
+pub fn write_ops(batch: &WriteBatch) -> Vec<WriteOp<'_>> {
+    let mut v = Vec::new();
+    v.extend(batch.put_blocks.iter().map(|(h, id, b)| WriteOp::PutBlock(*h, id, b)));
+    v.extend(batch.delete_blocks.iter().map(WriteOp::DeleteBlock));
+    v.extend(batch.state.iter().map(|(k, val)| WriteOp::State(k, val.as_deref())));
+    v.extend(batch.put_undo.iter().map(|(id, u)| WriteOp::PutUndo(id, u)));
+    v.extend(batch.delete_undo.iter().map(WriteOp::DeleteUndo));
+    v.extend(batch.replay_put.iter().map(|(id, n)| WriteOp::PutReplay(id, *n)));
+    v.extend(batch.replay_delete.iter().map(WriteOp::DeleteReplay));
+    v.extend(batch.head.iter().map(WriteOp::Head));
+    v
+}
+
 /// Fixed 80-byte encoding of the head record.
 pub fn encode_head(h: &HeadRecord) -> Vec<u8> {
     let mut v = Vec::with_capacity(80);

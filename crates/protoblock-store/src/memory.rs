@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
 use protoblock_core::hash::{FastMap, Hash32};
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, WriteOp};
 
 #[derive(Default)]
 struct Inner {
@@ -56,39 +56,43 @@ impl Store for MemoryStore {
     async fn commit(&self, mut batch: WriteBatch) -> Result<(), StoreError> {
         batch.compact();
         let mut g = self.lock();
-        for (h, id, bytes) in batch.put_blocks {
-            g.blocks.insert(id, bytes);
-            g.main.insert(h, id);
-        }
-        for id in batch.delete_blocks {
-            g.blocks.remove(&id);
-        }
-        for (k, v) in batch.state {
-            match v {
-                Some(v) => g.state.insert(k, v),
-                None => g.state.remove(&k),
-            };
-        }
-        for (id, u) in batch.put_undo {
-            g.undo.insert(id, u);
-        }
-        for id in batch.delete_undo {
-            g.undo.remove(&id);
-        }
-        for (id, nonce) in batch.replay_put {
-            g.replay.insert(id, nonce);
-        }
-        for id in batch.replay_delete {
-            g.replay.remove(&id);
-        }
-        if let Some(h) = batch.head {
-            // A shorter main chain never happens (fork choice only moves to
-            // longer or equal chains), but keep the index exact regardless.
-            let stale: Vec<u64> = g.main.range(h.height + 1..).map(|(k, _)| *k).collect();
-            for k in stale {
-                g.main.remove(&k);
+        for op in crate::write_ops(&batch) {
+            match op {
+                WriteOp::PutBlock(h, id, bytes) => {
+                    g.blocks.insert(*id, bytes.clone());
+                    g.main.insert(h, *id);
+                }
+                WriteOp::DeleteBlock(id) => {
+                    g.blocks.remove(id);
+                }
+                WriteOp::State(k, Some(v)) => {
+                    g.state.insert(k.to_vec(), v.to_vec());
+                }
+                WriteOp::State(k, None) => {
+                    g.state.remove(k);
+                }
+                WriteOp::PutUndo(id, u) => {
+                    g.undo.insert(*id, u.to_vec());
+                }
+                WriteOp::DeleteUndo(id) => {
+                    g.undo.remove(id);
+                }
+                WriteOp::PutReplay(id, nonce) => {
+                    g.replay.insert(*id, nonce);
+                }
+                WriteOp::DeleteReplay(id) => {
+                    g.replay.remove(id);
+                }
+                WriteOp::Head(h) => {
+                    // A shorter main chain never happens (fork choice only moves to
+                    // longer or equal chains), but keep the index exact regardless.
+                    let stale: Vec<u64> = g.main.range(h.height + 1..).map(|(k, _)| *k).collect();
+                    for k in stale {
+                        g.main.remove(&k);
+                    }
+                    g.head = Some(*h);
+                }
             }
-            g.head = Some(h);
         }
         Ok(())
     }

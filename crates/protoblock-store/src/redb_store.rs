@@ -14,7 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
 use protoblock_core::hash::Hash32;
 
-use crate::{Store, StoreError, decode_head, encode_head};
+use crate::{Store, StoreError, WriteOp as Op, decode_head, encode_head, write_ops as ops};
 
 const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
 const MAIN: TableDefinition<u64, &[u8]> = TableDefinition::new("main");
@@ -30,31 +30,6 @@ fn be<E: std::fmt::Display>(e: E) -> StoreError {
 
 pub struct RedbStore {
     db: std::sync::Arc<Database>,
-}
-
-/// One step of a batch; a torn commit stops after some of them.
-enum Op<'a> {
-    PutBlock(u64, &'a Hash32, &'a [u8]),
-    DeleteBlock(&'a Hash32),
-    State(&'a [u8], Option<&'a [u8]>),
-    PutUndo(&'a Hash32, &'a [u8]),
-    DeleteUndo(&'a Hash32),
-    PutReplay(&'a Hash32, u64),
-    DeleteReplay(&'a Hash32),
-    Head(&'a HeadRecord),
-}
-
-fn ops(batch: &WriteBatch) -> Vec<Op<'_>> {
-    let mut v = Vec::new();
-    v.extend(batch.put_blocks.iter().map(|(h, id, b)| Op::PutBlock(*h, id, b)));
-    v.extend(batch.delete_blocks.iter().map(Op::DeleteBlock));
-    v.extend(batch.state.iter().map(|(k, val)| Op::State(k, val.as_deref())));
-    v.extend(batch.put_undo.iter().map(|(id, u)| Op::PutUndo(id, u)));
-    v.extend(batch.delete_undo.iter().map(Op::DeleteUndo));
-    v.extend(batch.replay_put.iter().map(|(id, n)| Op::PutReplay(id, *n)));
-    v.extend(batch.replay_delete.iter().map(Op::DeleteReplay));
-    v.extend(batch.head.iter().map(Op::Head));
-    v
 }
 
 impl RedbStore {
@@ -85,7 +60,7 @@ impl RedbStore {
         for op in ops {
             match op {
                 Op::PutBlock(h, id, b) => {
-                    blocks.insert(id.0.as_slice(), *b).map_err(be)?;
+                    blocks.insert(id.0.as_slice(), &b[..]).map_err(be)?;
                     main.insert(*h, id.0.as_slice()).map_err(be)?;
                 }
                 Op::DeleteBlock(id) => {

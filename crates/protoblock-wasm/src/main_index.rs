@@ -11,9 +11,9 @@
 //! holding one id, is this layout with segments of one: old databases read
 //! as they are, with no migration.
 //!
-//! A sync of 5,000 blocks in ~40 commits issues ~40 index puts instead of
-//! 5,000 (each request costs the page's thread and the browser's IndexedDB
-//! process ~20 µs apiece; measured by `cargo xtask bench-web`).
+//! A sync issues one index put per commit instead of one per block: every
+//! request costs the page's thread and the browser's IndexedDB process
+//! (see BENCHMARKS.md).
 
 use std::collections::BTreeMap;
 

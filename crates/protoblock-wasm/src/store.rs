@@ -18,10 +18,7 @@
 //!   places into one later commit (group commit, in protoblock-node); a
 //!   commit resolves once its transaction is durable.
 //!
-//! Measured by `cargo xtask bench-web` (5,000 blocks of 20 txs): ~168,000
-//! requests before, ~69,000 after, ~30,000 with group commit (80 commits
-//! became 47), ~24,000 with the index as segments; what is left is
-//! validation in wasm.
+//! What each of these saved is in BENCHMARKS.md (`cargo xtask bench-web`).
 //!
 //! Keys: block and undo ids and state keys are binary (`Uint8Array`, valid
 //! IndexedDB keys that sort bytewise); main-chain heights and replay

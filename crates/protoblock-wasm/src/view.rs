@@ -101,27 +101,6 @@ pub struct WalletView {
 pub const MAX_NAMES: usize = 200;
 const MAX_LISTED: usize = 500;
 
-/// How a peer is reached, from the connection's address.
-pub fn transport_of(addr: &str) -> &'static str {
-    // Through a relay is relayed, whatever follows the circuit: "webrtc"
-    // means a direct browser-to-browser connection and nothing else.
-    if addr.contains("/p2p-circuit") {
-        "relayed"
-    } else if addr.contains("/webrtc-direct") {
-        "webrtc-direct"
-    } else if addr.contains("/webrtc") {
-        "webrtc"
-    } else if addr.contains("/ws") || addr.contains("/wss") {
-        "websocket"
-    } else if addr.contains("/quic") {
-        "quic"
-    } else if addr.contains("/tcp") {
-        "tcp"
-    } else {
-        "other"
-    }
-}
-
 fn decode<M: Message + Default>(chain: &Chain, key: &[u8]) -> Option<M> {
     chain.state().get(key).and_then(|v| M::decode(&v[..]).ok())
 }
@@ -331,7 +310,7 @@ fn peer_views(peers: &[protoblock_net::node::PeerStatus]) -> Vec<PeerView> {
                 peer_id: p.peer.to_string(),
                 head: p.head,
                 latency_ms: p.latency_ms,
-                transport: match addr.as_deref().map(transport_of) {
+                transport: match p.addr.as_ref().map(|a| protoblock_net::addr::classify(a).name()) {
                     _ if p.relayed => "relayed",
                     Some(t) => t,
                     None => "other",
@@ -399,15 +378,5 @@ mod tests {
         assert_eq!(d.txs.len(), s.tx_count);
         assert_eq!(d.id, s.id);
         assert!(summary(b"garbage").is_none());
-    }
-
-    #[test]
-    fn transports_from_addresses() {
-        assert_eq!(transport_of("/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3"), "websocket");
-        assert_eq!(transport_of("/ip4/127.0.0.1/udp/4003/webrtc-direct/certhash/uE/p2p/12D3"), "webrtc-direct");
-        assert_eq!(transport_of("/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3/p2p-circuit/p2p/12D4"), "relayed");
-        assert_eq!(transport_of("/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3/p2p-circuit/webrtc/p2p/12D4"), "relayed");
-        assert_eq!(transport_of("/webrtc/p2p/12D4"), "webrtc");
-        assert_eq!(transport_of("/ip4/127.0.0.1/tcp/4001"), "tcp");
     }
 }

@@ -16,18 +16,20 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identify, ping, rendezvous};
+use libp2p::request_response::{OutboundRequestId, ResponseChannel};
+use libp2p::{Multiaddr, PeerId, Swarm, rendezvous};
 use protoblock_core::Chain;
 use protoblock_node::{Action, Event, Input, NodeService, ReplyId, RequestId, Token, Topic, Verdict};
 use protoblock_proto::v1 as pb;
 use protoblock_store::Store;
 
-use super::connections::{ConnInfo, Connections, dial_bootstrap, dial_once, dialable};
+mod events;
+mod status;
+
+use super::connections::{Connections, dial_bootstrap, dial_once, dialable};
 use super::handle::{Command, NodeHandle};
-use super::{NodeConfig, NodeEvent, NodeStatus, PeerStatus, SignatureVerifier, VerifyJob};
-use crate::behaviour::{Behaviour, BehaviourEvent};
+use super::{NodeConfig, NodeEvent, SignatureVerifier, VerifyJob};
+use crate::behaviour::Behaviour;
 use crate::clock::Clock;
 
 /// A store operation's outcome, back to the loop.
@@ -353,205 +355,6 @@ impl<S: Store + 'static> Node<S> {
         self.next_reply += 1;
         r
     }
-
-    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
-        let mono = self.clock.mono_ms();
-        match ev {
-            SwarmEvent::NewListenAddr { address, .. } => {
-                tracing::info!(%address, "listening");
-                if self.conns.on_new_listen_addr(&mut self.swarm, &address, mono) {
-                    self.emit(NodeEvent::Reachable { addr: address.clone() });
-                }
-                self.emit(NodeEvent::Listening { addr: address });
-            }
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
-                if self.service.is_banned(&peer_id, self.clock.now()) {
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
-                    return;
-                }
-                let conn = ConnInfo {
-                    peer: peer_id,
-                    addr: endpoint.get_remote_address().clone(),
-                    relayed: endpoint.is_relayed(),
-                    dialer: endpoint.is_dialer(),
-                };
-                self.conns.on_established(&mut self.swarm, connection_id, conn);
-                if num_established.get() == 1 {
-                    self.input(Input::Connected { peer: peer_id });
-                }
-            }
-            SwarmEvent::ExpiredListenAddr { address, .. } => {
-                self.conns.on_expired_listen_addr(&mut self.swarm, &address)
-            }
-            SwarmEvent::ListenerClosed { listener_id, addresses, .. } => {
-                self.conns.on_listener_closed(&mut self.swarm, listener_id, &addresses)
-            }
-            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
-                if self.conns.on_dial_failed(peer, mono) {
-                    tracing::info!(%peer, ?error, "no direct /webrtc path; staying relayed");
-                }
-            }
-            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
-                let last = num_established == 0;
-                let was_direct = self.conns.on_closed(connection_id, peer_id, last);
-                if last {
-                    self.input(Input::Disconnected { peer: peer_id });
-                }
-                if was_direct {
-                    self.conns.scan_upgrades(&mut self.swarm, mono);
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Status(e)) => self.on_status_event(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync_event(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip_event(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. })) => {
-                if self.swarm.is_connected(&peer) {
-                    self.conns.latency.insert(peer, rtt.as_millis() as u64);
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
-                let addrs = info.listen_addrs.iter().take(8).map(|a| a.to_vec()).collect();
-                self.input(Input::ListenAddrs { peer: peer_id, addrs });
-                let connected = self.swarm.is_connected(&peer_id);
-                self.conns.on_identify(&mut self.swarm, peer_id, &info, connected, mono);
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Rendezvous(e)) => {
-                if let Some((point, peers)) = self.conns.on_rendezvous_event(&mut self.swarm, &self.service, e, mono) {
-                    self.emit(NodeEvent::Discovered { point, peers });
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn on_status_event(&mut self, e: request_response::Event<pb::Status, pb::Status>) {
-        use request_response::{Event, Message as M};
-        match e {
-            Event::Message { peer, message: M::Request { request, channel, .. }, .. } => {
-                let reply = self.reply_id();
-                self.status_replies.insert(reply, channel);
-                self.input(Input::StatusRequest { peer, reply, status: request });
-            }
-            Event::Message { peer, message: M::Response { response, .. }, .. } => {
-                self.input(Input::StatusResponse { peer, status: response })
-            }
-            Event::OutboundFailure { peer, error, .. } => tracing::debug!(%peer, %error, "status request failed"),
-            _ => {}
-        }
-    }
-
-    fn on_sync_event(&mut self, e: request_response::Event<pb::SyncRequest, pb::SyncResponse>) {
-        use request_response::{Event, Message as M};
-        match e {
-            Event::Message { peer, message: M::Request { request, channel, .. }, .. } => {
-                let reply = self.reply_id();
-                self.sync_replies.insert(reply, channel);
-                self.input(Input::SyncRequest { peer, reply, request });
-            }
-            Event::Message { peer, message: M::Response { request_id, response }, .. } => {
-                if let Some(id) = self.requests.remove(&request_id) {
-                    self.input(Input::SyncResponse { peer, id, response });
-                }
-            }
-            Event::OutboundFailure { peer, request_id, error, .. } => {
-                tracing::debug!(%peer, %error, "sync request failed");
-                if let Some(id) = self.requests.remove(&request_id) {
-                    self.input(Input::SyncFailed { peer, id });
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn on_gossip_event(&mut self, e: gossipsub::Event) {
-        let gossipsub::Event::Message { propagation_source, message_id, message } = e else { return };
-        let topic = if message.topic == self.blocks_topic.hash() {
-            Topic::Blocks
-        } else if message.topic == self.txs_topic.hash() {
-            Topic::Txs
-        } else {
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &message_id,
-                &propagation_source,
-                MessageAcceptance::Reject,
-            );
-            return;
-        };
-        self.input(Input::Gossip { from: propagation_source, id: message_id.0, topic, data: message.data });
-    }
-
-    fn peer_statuses(&self, s: &protoblock_node::ServiceStatus<PeerId>, ready: bool) -> Vec<PeerStatus> {
-        s.peers
-            .iter()
-            .filter(|p| p.ready == ready)
-            .map(|p| {
-                let best = self.conns.best_conn(&p.peer);
-                PeerStatus {
-                    peer: p.peer,
-                    head: p.head,
-                    latency_ms: self.conns.latency.get(&p.peer).copied(),
-                    addr: best.map(|c| c.addr.clone()),
-                    // A relayed inbound connection's remote address is just
-                    // `/p2p/<peer>`; the endpoint knows it came via a circuit.
-                    relayed: best.is_some_and(|c| c.relayed),
-                }
-            })
-            .collect()
-    }
-
-    fn status(&self) -> NodeStatus {
-        let s = self.service.status();
-        NodeStatus {
-            peer_id: *self.swarm.local_peer_id(),
-            genesis: s.genesis,
-            head_height: s.head_height,
-            head_id: s.head_id,
-            final_height: s.final_height,
-            syncing: s.syncing,
-            target_height: s.target_height,
-            mempool: s.mempool,
-            peers: self.peer_statuses(&s, true),
-            others: self.peer_statuses(&s, false),
-            listen: self.conns.listen.clone(),
-            blocks_validated: s.counters.blocks_validated,
-            blocks_downloaded: s.counters.blocks_downloaded,
-            blocks_served: s.counters.blocks_served,
-            blocks_verified_off_loop: s.counters.blocks_verified_off_loop,
-            serve_sync: s.serve_sync,
-            gossip_accepted: s.counters.gossip_accepted,
-            gossip_rejected: s.counters.gossip_rejected,
-            gossip_received: self.gossip_received(),
-            store_error: s.store_error,
-        }
-    }
-
-    #[cfg(feature = "gossip-metrics")]
-    fn gossip_received(&self) -> Option<(u64, u64)> {
-        self.gossip_metrics.as_ref().and_then(|m| m.lock().ok()).map(|r| {
-            (
-                counter_total(&r, "topic_msg_recv_counts_unfiltered_total"),
-                counter_total(&r, "topic_msg_recv_counts_total"),
-            )
-        })
-    }
-
-    #[cfg(not(feature = "gossip-metrics"))]
-    fn gossip_received(&self) -> Option<(u64, u64)> {
-        None
-    }
-}
-
-/// Sums the samples of counter `name` (over all labels) in `registry`.
-#[cfg(feature = "gossip-metrics")]
-fn counter_total(registry: &prometheus_client::registry::Registry, name: &str) -> u64 {
-    let mut text = String::new();
-    if prometheus_client::encoding::text::encode(&mut text, registry).is_err() {
-        return 0;
-    }
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 async fn wait(timer: &mut Option<futures_timer::Delay>) {
