@@ -51,6 +51,8 @@ pub struct Node<S: Store> {
     clock: Clock,
     timer: Option<futures_timer::Delay>,
     armed: Option<u64>,
+    /// Give the swarm an event before the next due-now step.
+    swarm_turn: bool,
     conns: Connections,
     verifier: Option<SignatureVerifier>,
     commands: mpsc::Receiver<Command>,
@@ -106,6 +108,7 @@ impl<S: Store + 'static> Node<S> {
             clock,
             timer: None,
             armed: None,
+            swarm_turn: false,
             verifier: None,
             commands: cmd_rx,
             events: ev_tx,
@@ -140,7 +143,18 @@ impl<S: Store + 'static> Node<S> {
     pub async fn run(mut self) {
         loop {
             self.perform_actions();
-            self.arm_timer();
+            // Work that is due now (ready blocks to place, an expired
+            // deadline) runs without a timer: a timer in a hidden tab is
+            // throttled to once a second or less. It goes before remote input,
+            // but the swarm gets one event between two such steps, so a long
+            // catch-up keeps the network moving.
+            let due_now = self.arm_timer();
+            if due_now && std::mem::take(&mut self.swarm_turn) {
+                if let Some(Some(ev)) = self.swarm.next().now_or_never() {
+                    self.on_swarm_event(ev);
+                    continue;
+                }
+            }
             futures::select_biased! {
                 done = self.store_ops.select_next_some() => self.on_store_done(done),
                 cmd = self.commands.next() => match cmd {
@@ -165,16 +179,22 @@ impl<S: Store + 'static> Node<S> {
                         self.input(Input::VerifierGone);
                     }
                 },
-                _ = wait(&mut self.timer).fuse() => {
-                    self.timer = None;
-                    self.armed = None;
-                    self.input(Input::Timer);
-                    let mono = self.clock.mono_ms();
-                    self.conns.on_timer(&mut self.swarm, &self.service, mono);
+                _ = ready_if(due_now).fuse() => {
+                    self.swarm_turn = true;
+                    self.on_timer();
                 }
+                _ = wait(&mut self.timer).fuse() => self.on_timer(),
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
             }
         }
+    }
+
+    fn on_timer(&mut self) {
+        self.timer = None;
+        self.armed = None;
+        self.input(Input::Timer);
+        let mono = self.clock.mono_ms();
+        self.conns.on_timer(&mut self.swarm, &self.service, mono);
     }
 
     /// Commits what is validated and waits for the store, then returns.
@@ -198,16 +218,23 @@ impl<S: Store + 'static> Node<S> {
         self.service.handle(self.clock.now(), input);
     }
 
-    fn arm_timer(&mut self) {
+    /// Arms the one timer for the next wake-up; true if that is now.
+    fn arm_timer(&mut self) -> bool {
         let mono = self.clock.mono_ms();
         let wake = match (self.service.next_wakeup(), self.conns.next_wakeup(&self.swarm, mono)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        if wake.is_some_and(|t| t <= mono) {
+            self.timer = None;
+            self.armed = None;
+            return true;
+        }
         if wake != self.armed {
             self.armed = wake;
             self.timer = wake.map(|t| futures_timer::Delay::new(self.clock.until(t)));
         }
+        false
     }
 
     fn on_store_done(&mut self, done: StoreDone) {
@@ -354,6 +381,13 @@ impl<S: Store + 'static> Node<S> {
         let r = self.next_reply;
         self.next_reply += 1;
         r
+    }
+}
+
+/// Ready at once when `go`, else never.
+async fn ready_if(go: bool) {
+    if !go {
+        futures::future::pending::<()>().await;
     }
 }
 
