@@ -6,7 +6,8 @@
 //! in it), so serving one peer or committing never blocks the others.
 //!
 //! Priorities are explicit (`select_biased!`): store completions, then local
-//! commands, then verifier results, then the timer, then remote input.
+//! commands, verifier results, work due now, the timer, then remote input;
+//! after each local event the swarm gets one turn, so neither starves.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,7 +52,7 @@ pub struct Node<S: Store> {
     clock: Clock,
     timer: Option<futures_timer::Delay>,
     armed: Option<u64>,
-    /// Give the swarm an event before the next due-now step.
+    /// Give the swarm an event before the next local one.
     swarm_turn: bool,
     conns: Connections,
     verifier: Option<SignatureVerifier>,
@@ -145,16 +146,19 @@ impl<S: Store + 'static> Node<S> {
             self.perform_actions();
             // Work that is due now (ready blocks to place, an expired
             // deadline) runs without a timer: a timer in a hidden tab is
-            // throttled to once a second or less. It goes before remote input,
-            // but the swarm gets one event between two such steps, so a long
-            // catch-up keeps the network moving.
+            // throttled to once a second or less. Local work goes before
+            // remote input, but the swarm gets one event after each local
+            // one, so a long catch-up (verifier and store completions one
+            // after another) never starves the network: peers' requests,
+            // pings and our own responses keep moving.
             let due_now = self.arm_timer();
-            if due_now && std::mem::take(&mut self.swarm_turn) {
+            if std::mem::take(&mut self.swarm_turn) {
                 if let Some(Some(ev)) = self.swarm.next().now_or_never() {
                     self.on_swarm_event(ev);
                     continue;
                 }
             }
+            self.swarm_turn = true;
             futures::select_biased! {
                 done = self.store_ops.select_next_some() => self.on_store_done(done),
                 cmd = self.commands.next() => match cmd {
@@ -179,12 +183,13 @@ impl<S: Store + 'static> Node<S> {
                         self.input(Input::VerifierGone);
                     }
                 },
-                _ = ready_if(due_now).fuse() => {
-                    self.swarm_turn = true;
-                    self.on_timer();
-                }
+                _ = ready_if(due_now).fuse() => self.on_timer(),
                 _ = wait(&mut self.timer).fuse() => self.on_timer(),
-                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                ev = self.swarm.select_next_some() => {
+                    // It had its turn.
+                    self.swarm_turn = false;
+                    self.on_swarm_event(ev);
+                }
             }
         }
     }
