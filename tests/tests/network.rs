@@ -630,3 +630,87 @@ async fn a_busy_store_gets_merged_commits_and_every_block() {
     assert_eq!(open_chain(&*inner, net.genesis.clone(), params()).await.unwrap().head().height, 600);
     drop(fresh.task);
 }
+
+/// A memory store whose range reads take a while (a slow disk, a big
+/// IndexedDB read) and which counts reads that were dropped before they
+/// finished.
+struct SlowReadStore {
+    inner: Arc<MemoryStore>,
+    read_delay: Duration,
+    started: std::sync::atomic::AtomicUsize,
+    dropped: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a read as dropped unless it was marked finished.
+struct ReadGuard {
+    finished: bool,
+    dropped: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for ReadGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+impl Store for SlowReadStore {
+    async fn load(&self) -> Result<Option<protoblock_core::chain::StoredChain>, protoblock_store::StoreError> {
+        self.inner.load().await
+    }
+    async fn commit(&self, batch: protoblock_core::WriteBatch) -> Result<(), protoblock_store::StoreError> {
+        self.inner.commit(batch).await
+    }
+    async fn head(&self) -> Result<Option<protoblock_core::chain::HeadRecord>, protoblock_store::StoreError> {
+        self.inner.head().await
+    }
+    async fn blocks_range(
+        &self,
+        start: u64,
+        count: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, protoblock_store::StoreError> {
+        self.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut guard = ReadGuard { finished: false, dropped: self.dropped.clone() };
+        tokio::time::sleep(self.read_delay).await;
+        let r = self.inner.blocks_range(start, count, max_bytes).await;
+        guard.finished = true;
+        r
+    }
+    async fn block_by_id(&self, id: Hash32) -> Result<Option<Vec<u8>>, protoblock_store::StoreError> {
+        self.inner.block_by_id(id).await
+    }
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, protoblock_store::StoreError> {
+        self.inner.get_meta(key).await
+    }
+    async fn put_meta(&self, key: &str, value: Vec<u8>) -> Result<(), protoblock_store::StoreError> {
+        self.inner.put_meta(key, value).await
+    }
+}
+
+/// A node shut down while it serves a range lets the read finish instead of
+/// dropping it: in the browser a read dropped in flight leaves an IndexedDB
+/// request whose handler throws when it completes ("closure invoked ...
+/// after being dropped"), which CI caught as an uncaught page error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_while_serving_finishes_its_reads() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let net = DevNet::new(37, 20);
+    let blocks = generate_chain(&net, &params(), 200, 2);
+    let store = Arc::new(SlowReadStore {
+        inner: seeded_store(&net, &blocks).await,
+        read_delay: Duration::from_millis(800),
+        started: Default::default(),
+        dropped: Default::default(),
+    });
+    let server = spawn(&net.genesis, store.clone(), cfg(&[])).await;
+    let fresh = spawn(&net.genesis, Arc::new(MemoryStore::new()), cfg(&[&server])).await;
+    wait_for("the server to start a read", 30, || async { store.started.load(SeqCst) > 0 }).await;
+    tokio::time::timeout(Duration::from_secs(10), server.handle.shutdown()).await.expect("shutdown within 10 s");
+    // The node task ends (and drops whatever it still owns) after it answers.
+    tokio::time::timeout(Duration::from_secs(10), server.task).await.expect("node task ends").unwrap();
+    assert!(store.started.load(SeqCst) > 0);
+    assert_eq!(store.dropped.load(SeqCst), 0, "a read in flight at shutdown was dropped");
+    drop(fresh);
+}

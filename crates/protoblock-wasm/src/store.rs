@@ -418,6 +418,11 @@ impl IndexedDbStore {
         Ok(issued)
     }
 
+    /// One store in a read-only transaction on the raw connection.
+    fn raw_store(&self, name: &str) -> Result<web_sys::IdbObjectStore, StoreError> {
+        self.raw.transaction_with_str(name).map_err(js)?.object_store(name).map_err(js)
+    }
+
     /// The main-chain ids at heights `from ..= to`, up to the head (see
     /// [`main_index`]): the index record at or below `from` (a cursor read
     /// backwards, one step) and those keyed above it up to `to`, in one
@@ -483,7 +488,10 @@ impl IndexedDbStore {
 
 /// Awaits an IndexedDB request's result. The handlers are the promise's own
 /// JS functions: no Rust closure to keep alive; they are taken off once it
-/// settles.
+/// settles. Every read a peer can cause goes through here rather than
+/// rexie: rexie's handlers are Rust closures owned by the future, so a read
+/// dropped in flight (the node stopping while it serves) left a request
+/// that threw "closure invoked ... after being dropped" when it completed.
 async fn request(req: web_sys::IdbRequest) -> Result<JsValue, StoreError> {
     let p = js_sys::Promise::new(&mut |resolve, reject| {
         req.set_onsuccess(Some(&resolve));
@@ -494,6 +502,11 @@ async fn request(req: web_sys::IdbRequest) -> Result<JsValue, StoreError> {
     req.set_onerror(None);
     r.map_err(js)?;
     req.result().map_err(js)
+}
+
+/// A `get` result: `undefined` when the key is absent.
+fn optional_bytes(v: &JsValue) -> Result<Option<Vec<u8>>, StoreError> {
+    if v.is_undefined() { Ok(None) } else { to_vec(v).map(Some) }
 }
 
 impl Store for IndexedDbStore {
@@ -574,14 +587,19 @@ impl Store for IndexedDbStore {
         // Blocks are stored by id and never change: a reorg between these
         // two transactions deletes some, and the range then ends before them.
         let ids = self.main_ids(start.max(1), start.saturating_add(count as u64 - 1)).await?;
-        let tx = self.db.transaction(&[BLOCKS], TransactionMode::ReadOnly).map_err(backend)?;
-        let blocks = tx.store(BLOCKS).map_err(backend)?;
-        let gets = ids.iter().map(|id| blocks.get(bytes(&id.0)));
-        let found = try_join_all(gets).await.map_err(backend)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let blocks = self.raw_store(BLOCKS)?;
+        let gets = ids.iter().map(|id| Ok::<_, StoreError>(request(blocks.get(&bytes(&id.0)).map_err(js)?)));
+        let gets: Vec<_> = gets.collect::<Result<_, _>>()?;
+        let found = try_join_all(gets).await?;
         let mut out = Vec::new();
         let mut size = 0;
         for b in found {
-            let Some(b) = b else { break };
+            if b.is_undefined() {
+                break;
+            }
             let b = to_vec(&b)?;
             if !out.is_empty() && size + b.len() > max_bytes {
                 break;
@@ -593,15 +611,13 @@ impl Store for IndexedDbStore {
     }
 
     async fn block_by_id(&self, id: Hash32) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db.transaction(&[BLOCKS], TransactionMode::ReadOnly).map_err(backend)?;
-        let v = tx.store(BLOCKS).map_err(backend)?.get(bytes(&id.0)).await.map_err(backend)?;
-        v.map(|v| to_vec(&v)).transpose()
+        let v = request(self.raw_store(BLOCKS)?.get(&bytes(&id.0)).map_err(js)?).await?;
+        optional_bytes(&v)
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db.transaction(&[META], TransactionMode::ReadOnly).map_err(backend)?;
-        let v = tx.store(META).map_err(backend)?.get(JsValue::from_str(key)).await.map_err(backend)?;
-        v.map(|v| to_vec(&v)).transpose()
+        let v = request(self.raw_store(META)?.get(&JsValue::from_str(key)).map_err(js)?).await?;
+        optional_bytes(&v)
     }
 
     async fn put_meta(&self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {

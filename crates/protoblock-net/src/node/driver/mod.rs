@@ -203,13 +203,17 @@ impl<S: Store + 'static> Node<S> {
     }
 
     /// Commits what is validated and waits for the store, then returns.
+    /// Reads still in flight are awaited too (at most `max_reads`, each
+    /// short): a store future dropped mid-request leaves the backend to
+    /// complete a request nobody owns (in the browser, a rexie handler that
+    /// throws once its closure is gone).
     async fn stop(&mut self) {
         tracing::info!(height = self.service.chain().head().height, "node stopping");
         self.service.flush();
         loop {
             self.perform_actions();
             if !self.service.has_uncommitted() {
-                return;
+                break;
             }
             match self.store_ops.next().await {
                 Some(done) => self.on_store_done(done),
@@ -217,6 +221,7 @@ impl<S: Store + 'static> Node<S> {
             }
             self.service.flush();
         }
+        while self.store_ops.next().await.is_some() {}
     }
 
     fn input(&mut self, input: Input<PeerId>) {
