@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
 use libp2p::{Multiaddr, identity};
-use protoblock_core::devnet::{DevNet, SplitMix64, generate_chain, season_feed, sign_transaction, user_txs};
+use protoblock_devnet::{DevNet, SplitMix64, generate_chain, season_feed, sign_transaction, user_txs};
 use protoblock_core::{ChainParams, Genesis};
 use protoblock_net::behaviour::{RelayLimits, Role};
 use protoblock_net::native::{WebRtcCertificate, build_server_swarm};

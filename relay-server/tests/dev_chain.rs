@@ -227,7 +227,7 @@ fn http_api_health_metrics_blocks_and_tx_submission() {
     // A valid tx is accepted; duplicates, garbage and oversized bodies get clear errors.
     let key = protoblock_core::crypto::signing_key_from_seed(&[5; 32]);
     let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let tx = protoblock_core::devnet::sign_transaction(
+    let tx = protoblock_devnet::sign_transaction(
         &key,
         &genesis.hash,
         now_ns,
@@ -366,7 +366,7 @@ fn config_file_with_environment_overrides() {
 #[test]
 fn a_joiner_killed_mid_sync_resumes_and_finishes() {
     use protoblock_core::ChainParams;
-    use protoblock_core::devnet::{DevNet, generate_chain};
+    use protoblock_devnet::{DevNet, generate_chain};
     const SEED: u64 = 4242;
     const BLOCKS: u64 = 1500;
     // Pre-build the dev relay's chain: same seed and user count as --dev.

@@ -24,7 +24,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, SwarmBuilder, identity, noise, tcp, yamux};
 use prometheus_client::registry::Registry;
 use protoblock_core::ChainParams;
-use protoblock_core::devnet::{DevNet, SplitMix64, generate_chain};
+use protoblock_devnet::{DevNet, SplitMix64, generate_chain};
 use protoblock_net::behaviour::{Role, gossip_config};
 use protoblock_net::native::build_swarm;
 use protoblock_net::node::{Node, NodeConfig, NodeEvent};

@@ -1,6 +1,6 @@
 //! Shared helpers for the cross-crate tests and benchmarks.
 
-use protoblock_core::devnet::{DevNet, generate_chain};
+use protoblock_devnet::{DevNet, generate_chain};
 use protoblock_core::{Chain, ChainParams, WriteBatch};
 use protoblock_store::{Store, StoreError};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::channel::mpsc;
 use libp2p::{Multiaddr, PeerId, identity};
-use protoblock_core::devnet::{DevNet, generate_chain, sign_transaction};
+use protoblock_devnet::{DevNet, generate_chain, sign_transaction};
 use protoblock_core::proto::v1 as pb;
 use protoblock_core::{ChainParams, Genesis, Hash32};
 use protoblock_net::behaviour::Role;
@@ -530,7 +530,7 @@ async fn the_relay_serves_reservations_and_circuits() {
 /// fork point, hold the peer's branch as side blocks and switch to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_on_a_short_fork_switches_to_the_longer_chain() {
-    use protoblock_core::devnet::DEV_GENESIS_TIME_MS;
+    use protoblock_devnet::DEV_GENESIS_TIME_MS;
     use protoblock_core::producer::produce_block;
     let net = DevNet::new(23, 20);
     let blocks = generate_chain(&net, &params(), 40, 3);

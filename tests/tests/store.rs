@@ -2,7 +2,7 @@
 //! crash (SIGKILL of a child process mid-import) on a redb file.
 
 use futures::executor::block_on;
-use protoblock_core::devnet::DevNet;
+use protoblock_devnet::DevNet;
 use protoblock_core::{Chain, ChainParams};
 use protoblock_store::{MemoryStore, RedbStore, Store, open_chain};
 use protoblock_tests::{dev_chain, import};

@@ -152,6 +152,20 @@ pub fn check_tx_bytes(bytes: &[u8], genesis: &Genesis, params: &ChainParams) -> 
     Ok(tx)
 }
 
+/// Signs a tx body for the chain whose genesis hash is `genesis` and returns
+/// the encoded `SignedTransaction`, the bytes a wallet submits and gossips.
+/// The inverse of [`check_tx_bytes`].
+pub fn sign_transaction(
+    key: &ed25519_dalek::SigningKey,
+    genesis: &Hash32,
+    nonce: u64,
+    body: pb::transaction::Body,
+) -> Vec<u8> {
+    let tx = pb::Transaction { version: TX_VERSION, nonce, body: Some(body) }.encode_to_vec();
+    let signature = crypto::sign_tx(key, genesis, &tx).to_vec();
+    pb::SignedTransaction { tx, signer: key.verifying_key().to_bytes().to_vec(), signature }.encode_to_vec()
+}
+
 /// Whether [`check_decoded_block`] verifies the block's signatures itself or
 /// they were verified already, over these exact bytes, by
 /// [`verify_signatures`] (the browser runs that in a Web Worker while the main

@@ -23,14 +23,14 @@
 //! - [`mempool`], [`producer`]: the bounded mempool and block production.
 //! - [`sync`]: the sync planner (ranges to request from which peers, timeouts,
 //!   re-requests, ordered hand-off of received blocks).
-//! - [`genesis`], [`devnet`]: the genesis format and a deterministic dev network.
+//! - [`genesis`]: the genesis format (the dev network's fixtures are the
+//!   `protoblock-devnet` crate).
 
 #![forbid(unsafe_code)]
 
 pub mod block;
 pub mod chain;
 pub mod crypto;
-pub mod devnet;
 pub mod error;
 pub mod fantasy;
 pub mod genesis;
@@ -44,7 +44,7 @@ pub mod replay;
 pub mod state;
 pub mod sync;
 
-pub use block::BlockMeta;
+pub use block::{BlockMeta, sign_transaction};
 pub use chain::{Chain, ChainUpdate, HeadRecord, Placement, StoredBlock, StoredChain, WriteBatch};
 pub use error::{BlockError, TxError};
 pub use genesis::Genesis;

@@ -7,7 +7,7 @@ use common::*;
 use proptest::prelude::*;
 use prost::Message;
 use protoblock_core::block::{check_tx_bytes, peek_block};
-use protoblock_core::devnet::{DevNet, SplitMix64};
+use protoblock_devnet::{DevNet, SplitMix64};
 use protoblock_core::mempool::{Mempool, MempoolConfig};
 use protoblock_core::proto::v1 as pb;
 use protoblock_core::{Chain, ChainParams, Genesis, Placement};
@@ -29,7 +29,7 @@ fn fixture() -> Fixture {
     let mut rng = SplitMix64(4);
     let blocks = grow(&mut c, &net, 5, 1000, 3, 4, &mut rng);
     let ts = c.head().timestamp_ms + 1000;
-    let next_txs = protoblock_core::devnet::user_txs(&net, &c, ts, 4, &mut rng);
+    let next_txs = protoblock_devnet::user_txs(&net, &c, ts, 4, &mut rng);
     assert!(!next_txs.is_empty());
     let next = produce(&c, &net.oracle, &next_txs, ts).bytes;
     assert!(!pb::Block::decode(next.as_slice()).unwrap().txs.is_empty());

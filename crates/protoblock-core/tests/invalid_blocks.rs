@@ -8,7 +8,7 @@ use ed25519_dalek::SigningKey;
 use prost::Message;
 use protoblock_core::block::{MAX_RUN_SIGNATURES, Signatures, verify_signatures, verify_signatures_run};
 use protoblock_core::crypto::{KeyCache, KeyError, sign_block};
-use protoblock_core::devnet::DevNet;
+use protoblock_devnet::DevNet;
 use protoblock_core::hash::{Hash32, sha256};
 use protoblock_core::proto::v1 as pb;
 use protoblock_core::{BlockError, Chain, ChainParams, Placement, TxError};
@@ -299,7 +299,7 @@ fn cases(b: &Base, chain: &Chain) -> Vec<Case> {
     });
     cases.push(Case {
         name: "tx signed for another chain",
-        block: on_head(&[protoblock_core::devnet::sign_transaction(
+        block: on_head(&[protoblock_devnet::sign_transaction(
             b.user(2),
             &sha256(b"another genesis"),
             ts * 1_000_000,

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use protoblock_core::devnet::DevNet;
+use protoblock_devnet::DevNet;
 use protoblock_core::hash::Hash32;
 use protoblock_core::mempool::{Mempool, MempoolConfig, MempoolError};
 use protoblock_core::proto::v1 as pb;

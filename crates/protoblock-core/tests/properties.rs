@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use prost::Message;
-use protoblock_core::devnet::{DevNet, SplitMix64, season_feed, sign_transaction};
+use protoblock_devnet::{DevNet, SplitMix64, season_feed, sign_transaction};
 use protoblock_core::fantasy::fold_name;
 use protoblock_core::hash::{Hash32, sha256, sha256_concat};
 use protoblock_core::lthash::LtHash;
@@ -408,7 +408,7 @@ proptest! {
                 txs.push(t);
             }
             // Some simulated users too, so projections pile up before results.
-            txs.extend(protoblock_core::devnet::user_txs(&net, &chain, ts, 2, &mut rng));
+            txs.extend(protoblock_devnet::user_txs(&net, &chain, ts, 2, &mut rng));
             let before_total = total_balance(chain.state());
             let p = produce(&chain, &net.oracle, &txs, ts);
             let u = chain.insert_block(&p.bytes, ts).map_err(|e| TestCaseError::fail(format!("block {i}: {e}")))?;

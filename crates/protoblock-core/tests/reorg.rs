@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use protoblock_core::devnet::{DevNet, SplitMix64};
+use protoblock_devnet::{DevNet, SplitMix64};
 use protoblock_core::hash::Hash32;
 use protoblock_core::{BlockError, Chain, ChainParams, Placement, TxError};
 

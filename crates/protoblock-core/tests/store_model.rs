@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use prost::Message;
 use protoblock_core::chain::{RestoreError, StoredChain};
-use protoblock_core::devnet::{DevNet, SplitMix64};
+use protoblock_devnet::{DevNet, SplitMix64};
 use protoblock_core::hash::sha256;
 use protoblock_core::proto::v1 as pb;
 use protoblock_core::state::keys;

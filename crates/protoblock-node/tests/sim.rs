@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use futures::executor::block_on;
 use protoblock_core::block::verify_signatures;
 use protoblock_core::crypto::KeyCache;
-use protoblock_core::devnet::{DEV_GENESIS_TIME_MS, DevNet, SplitMix64, generate_chain};
+use protoblock_devnet::{DEV_GENESIS_TIME_MS, DevNet, SplitMix64, generate_chain};
 use protoblock_core::hash::sha256;
 use protoblock_core::producer::produce_block;
 use protoblock_core::sync::SyncConfig;
@@ -586,7 +586,7 @@ fn a_failed_commit_stops_the_node_and_says_so() {
     assert!(status.validated_height - stored <= 256, "ahead of its store by at most what was staged");
     assert_eq!(status.head_height, stored, "the status reports the head its store holds");
     assert_eq!(node.commits, 2, "no commit after the failure");
-    let tx = protoblock_core::devnet::sign_transaction(
+    let tx = protoblock_devnet::sign_transaction(
         &net.oracle,
         &net.genesis.hash,
         (sim.unix_base + sim.now) * 1_000_000,

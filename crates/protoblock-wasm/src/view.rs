@@ -352,7 +352,7 @@ pub fn status(s: &protoblock_net::NodeStatus) -> StatusView {
 mod tests {
     use super::*;
     use protoblock_core::ChainParams;
-    use protoblock_core::devnet::{DevNet, generate_chain};
+    use protoblock_devnet::{DevNet, generate_chain};
 
     #[test]
     fn views_of_a_dev_chain() {

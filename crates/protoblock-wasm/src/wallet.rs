@@ -5,7 +5,7 @@
 use ed25519_dalek::SigningKey;
 use protoblock_core::Hash32;
 use protoblock_core::crypto::{public_key_of, signing_key_from_seed};
-use protoblock_core::devnet::sign_transaction;
+use protoblock_core::sign_transaction;
 use protoblock_proto::v1 as pb;
 
 pub struct Wallet {
@@ -69,7 +69,7 @@ mod tests {
     use prost::Message;
     use protoblock_core::ChainParams;
     use protoblock_core::block::check_tx_bytes;
-    use protoblock_core::devnet::DevNet;
+    use protoblock_devnet::DevNet;
 
     #[test]
     fn signed_txs_verify_on_their_chain_only_and_nonces_increase() {

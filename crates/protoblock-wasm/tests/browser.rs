@@ -8,7 +8,7 @@
 
 mod common;
 
-use protoblock_core::devnet::{DevNet, generate_chain};
+use protoblock_devnet::{DevNet, generate_chain};
 use protoblock_core::{ChainParams, WriteBatch};
 use protoblock_store::{Store, open_chain};
 use protoblock_wasm::store::IndexedDbStore;

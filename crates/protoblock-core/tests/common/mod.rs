@@ -8,7 +8,7 @@ use ed25519_dalek::SigningKey;
 use prost::Message;
 use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
 use protoblock_core::crypto::{public_key_of, sign_block};
-use protoblock_core::devnet::{self, DevNet};
+use protoblock_devnet::{self, DevNet};
 use protoblock_core::hash::{Hash32, sha256};
 use protoblock_core::producer::{Produced, produce_block};
 use protoblock_core::proto::v1 as pb;

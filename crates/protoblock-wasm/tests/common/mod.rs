@@ -5,7 +5,7 @@
 //! PB_BLESS=1 (and otherwise only checks).
 
 use prost::Message;
-use protoblock_core::devnet::{DevNet, generate_chain};
+use protoblock_devnet::{DevNet, generate_chain};
 use protoblock_core::hash::sha256;
 use protoblock_core::{Chain, ChainParams};
 use protoblock_proto::v1 as pb;

@@ -1,21 +1,31 @@
+//! # protoblock-devnet
+//!
 //! A deterministic dev network: keys, genesis, a scripted season feed for the
 //! oracle and simulated users. Used by `protoblock-relay --dev`, by tests and
 //! by benchmarks. Everything derives from a seed, so two runs produce the
 //! same chain byte for byte.
+//!
+//! A crate of its own so that nothing a node ships (the browser package, the
+//! relay's non-dev path) links fixture keys derived from public seeds.
+
+#![forbid(unsafe_code)]
 
 use ed25519_dalek::SigningKey;
 use prost::Message;
+use protoblock_core::block::{CheckedTx, decode_tx};
+use protoblock_core::chain::Chain;
+use protoblock_core::crypto::{public_key_of, signing_key_from_seed};
+use protoblock_core::fantasy::season_state;
+use protoblock_core::genesis::Genesis;
+use protoblock_core::hash::sha256_concat;
+use protoblock_core::params::ChainParams;
+use protoblock_core::producer::produce_block;
+use protoblock_core::state::{Overlay, keys};
 use protoblock_proto::v1::{self as pb, data_transition, transaction};
 
-use crate::block::{CheckedTx, decode_tx};
-use crate::chain::Chain;
-use crate::crypto::{public_key_of, sign_tx, signing_key_from_seed};
-use crate::fantasy::season_state;
-use crate::genesis::Genesis;
-use crate::hash::{Hash32, sha256_concat};
-use crate::params::{ChainParams, TX_VERSION};
-use crate::producer::produce_block;
-use crate::state::{Overlay, keys};
+/// Re-exported: the fixtures sign with the core's own tx signing, so tests that
+/// build txs by hand sign exactly as wallets do.
+pub use protoblock_core::block::sign_transaction;
 
 pub const DEV_GENESIS_TIME_MS: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 pub const WEEKS_PER_SEASON: u32 = 17;
@@ -91,13 +101,6 @@ impl DevNet {
     }
 }
 
-/// Signs a tx for `genesis` and returns its encoded `SignedTransaction`.
-pub fn sign_transaction(key: &SigningKey, genesis: &Hash32, nonce: u64, body: transaction::Body) -> Vec<u8> {
-    let tx = pb::Transaction { version: TX_VERSION, nonce, body: Some(body) }.encode_to_vec();
-    let signature = sign_tx(key, genesis, &tx).to_vec();
-    pb::SignedTransaction { tx, signer: key.verifying_key().to_bytes().to_vec(), signature }.encode_to_vec()
-}
-
 /// Deterministic fantasy points for a player in a week (0..=30).
 pub fn simulated_points(season: u32, week: u32, player: &str) -> u32 {
     let h = sha256_concat(&[&season.to_le_bytes(), &week.to_le_bytes(), player.as_bytes()]);
@@ -170,7 +173,7 @@ pub fn user_txs(net: &DevNet, chain: &Chain, ts_ms: u64, count: usize, rng: &mut
         let ui = rng.below(net.users.len() as u64) as usize;
         let key = &net.users[ui];
         let pk = public_key_of(key);
-        let named = crate::fantasy::account(&ov, &pk).is_some_and(|a| !a.fantasy_name.is_empty());
+        let named = protoblock_core::fantasy::account(&ov, &pk).is_some_and(|a| !a.fantasy_name.is_empty());
         let nonce = ts_ms * 1_000_000 + n as u64;
         let body = if !named {
             if !registering.insert(ui) {
