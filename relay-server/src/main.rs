@@ -19,8 +19,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
 use libp2p::{Multiaddr, identity};
+use protoblock_core::{ChainLimits, Genesis};
 use protoblock_devnet::{DevNet, SplitMix64, generate_chain, season_feed, sign_transaction, user_txs};
-use protoblock_core::{ChainParams, Genesis};
 use protoblock_net::behaviour::{RelayLimits, Role};
 use protoblock_net::native::{WebRtcCertificate, build_server_swarm};
 use protoblock_net::node::{Node, NodeConfig, NodeEvent};
@@ -241,8 +241,6 @@ async fn main() -> Result<()> {
         bail!("--block-interval-ms must be positive");
     }
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let params = ChainParams::default();
-
     let (genesis, dev) = if args.dev {
         let seed = dev_seed(&args.data_dir)?;
         let net = DevNet::new(seed, args.dev_users.max(1));
@@ -257,13 +255,13 @@ async fn main() -> Result<()> {
     };
 
     let store = Arc::new(RedbStore::open(args.data_dir.join("chain.redb")).context("opening chain database")?);
-    let mut chain = open_chain(&store, genesis.clone(), params.clone()).await.context("resuming the chain")?;
+    let mut chain = open_chain(&store, genesis.clone(), ChainLimits::default()).await.context("resuming the chain")?;
     if let Some((net, _)) = &dev
         && chain.head().height == 0
         && args.dev_history > 0
     {
         let t = std::time::Instant::now();
-        let blocks = generate_chain(net, &params, args.dev_history, args.dev_txs_per_block);
+        let blocks = generate_chain(net, args.dev_history, args.dev_txs_per_block);
         for run in blocks.chunks(256) {
             let mut batch = protoblock_core::WriteBatch::default();
             for b in run {
@@ -275,6 +273,7 @@ async fn main() -> Result<()> {
         println!("dev history {} blocks in {} ms", args.dev_history, t.elapsed().as_millis());
     }
     let start_height = chain.head().height;
+    let params = genesis.params.clone();
     let key = node_key(&args.data_dir)?;
     let peer_id = key.public().to_peer_id();
     let relay_limits = RelayLimits {

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
 use futures::executor::block_on;
+use protoblock_core::ChainLimits;
 use protoblock_store::{RedbStore, Store};
 
 const BIN: &str = env!("CARGO_BIN_EXE_protoblock-relay");
@@ -365,7 +366,6 @@ fn config_file_with_environment_overrides() {
 /// its redb file without starting over, and finishes.
 #[test]
 fn a_joiner_killed_mid_sync_resumes_and_finishes() {
-    use protoblock_core::ChainParams;
     use protoblock_devnet::{DevNet, generate_chain};
     const SEED: u64 = 4242;
     const BLOCKS: u64 = 1500;
@@ -373,11 +373,11 @@ fn a_joiner_killed_mid_sync_resumes_and_finishes() {
     let dev_dir = tempfile::tempdir().unwrap();
     std::fs::write(dev_dir.path().join("dev-seed"), SEED.to_string()).unwrap();
     let net = DevNet::new(SEED, 50);
-    let params = ChainParams::default();
-    let blocks = generate_chain(&net, &params, BLOCKS, 20);
+    let blocks = generate_chain(&net, BLOCKS, 20);
     {
         let store = RedbStore::open(dev_dir.path().join("chain.redb")).unwrap();
-        let mut chain = block_on(protoblock_store::open_chain(&store, net.genesis.clone(), params)).unwrap();
+        let mut chain =
+            block_on(protoblock_store::open_chain(&store, net.genesis.clone(), ChainLimits::default())).unwrap();
         block_on(protoblock_tests::import(&store, &mut chain, &blocks, 128)).unwrap();
     }
     let (mut relay, addr, lines) = spawn_dev(dev_dir.path(), 1000);

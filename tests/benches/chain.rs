@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{Signature, VerifyingKey};
 use futures::executor::block_on;
 use prost::Message;
+use protoblock_core::ChainLimits;
 use protoblock_core::crypto::{PublicKey, block_message, parse_signature, tx_message};
 use protoblock_core::{ChainParams, Genesis};
 use protoblock_proto::v1 as pb;
@@ -107,7 +108,7 @@ fn main() {
         rows[4].1.push(bound(&work, true));
         {
             let store = MemoryStore::new();
-            let mut chain = block_on(open_chain(&store, net.genesis.clone(), params.clone())).unwrap();
+            let mut chain = block_on(open_chain(&store, net.genesis.clone(), ChainLimits::default())).unwrap();
             let t = Instant::now();
             block_on(import(&store, &mut chain, &blocks, 1)).unwrap();
             rows[1].1.push(t.elapsed());
@@ -118,7 +119,7 @@ fn main() {
         }
         for (row, per) in [(2usize, 1usize), (3, 64)] {
             let store = RedbStore::open(dir.path().join(format!("r{r}-{per}.redb"))).unwrap();
-            let mut chain = block_on(open_chain(&store, net.genesis.clone(), params.clone())).unwrap();
+            let mut chain = block_on(open_chain(&store, net.genesis.clone(), ChainLimits::default())).unwrap();
             let t = Instant::now();
             block_on(import(&store, &mut chain, &blocks, per)).unwrap();
             rows[row].1.push(t.elapsed());
@@ -169,7 +170,7 @@ fn breakdown(genesis: &Genesis, params: &ChainParams, blocks: &[Vec<u8>]) {
     use protoblock_core::crypto::KeyCache;
     use protoblock_store::Store;
     let store = MemoryStore::new();
-    let mut chain = block_on(open_chain(&store, genesis.clone(), params.clone())).unwrap();
+    let mut chain = block_on(open_chain(&store, genesis.clone(), ChainLimits::default())).unwrap();
     let mut keys = KeyCache::default();
     let (mut check, mut apply, mut rest) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for b in blocks {
@@ -191,7 +192,7 @@ fn breakdown(genesis: &Genesis, params: &ChainParams, blocks: &[Vec<u8>]) {
     // The stateless checks again, back to back with nothing between them:
     // against `check` above this shows what interleaving with the state
     // transition costs the signature code (caches), apart from the work itself.
-    let fresh = block_on(open_chain(&MemoryStore::new(), genesis.clone(), params.clone())).unwrap();
+    let fresh = block_on(open_chain(&MemoryStore::new(), genesis.clone(), ChainLimits::default())).unwrap();
     let mut parent = fresh.head();
     let mut keys = KeyCache::default();
     let t = Instant::now();

@@ -23,6 +23,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, SwarmBuilder, identity, noise, tcp, yamux};
 use prometheus_client::registry::Registry;
+use protoblock_core::ChainLimits;
 use protoblock_core::ChainParams;
 use protoblock_devnet::{DevNet, SplitMix64, generate_chain};
 use protoblock_net::behaviour::{Role, gossip_config};
@@ -175,7 +176,7 @@ async fn sync_run(blocks: u64, txs: usize) {
     let params = ChainParams::default();
     let net = DevNet::new(77, 2000);
     let t = Instant::now();
-    let chain_blocks = generate_chain(&net, &params, blocks, txs);
+    let chain_blocks = generate_chain(&net, blocks, txs);
     println!("\nsync: {blocks} blocks x up to {txs} txs generated in {:.1?}", t.elapsed());
 
     // The bound: signatures alone, in this run.
@@ -204,14 +205,14 @@ async fn sync_run(blocks: u64, txs: usize) {
     };
 
     let server_store = Arc::new(MemoryStore::new());
-    let mut chain = open_chain(&server_store, net.genesis.clone(), params.clone()).await.unwrap();
+    let mut chain = open_chain(&server_store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     import(&server_store, &mut chain, &chain_blocks, 64).await.unwrap();
     drop(chain);
     let spawn = |store: Arc<MemoryStore>, bootstrap: Vec<Multiaddr>| {
         let genesis = net.genesis.clone();
         let params = params.clone();
         async move {
-            let chain = open_chain(&store, genesis, params.clone()).await.unwrap();
+            let chain = open_chain(&store, genesis, ChainLimits::default()).await.unwrap();
             let key = identity::Keypair::generate_ed25519();
             let peer = key.public().to_peer_id();
             let mut swarm = build_swarm(key, params.max_block_bytes, &Role::default()).unwrap();

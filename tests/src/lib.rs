@@ -1,7 +1,7 @@
 //! Shared helpers for the cross-crate tests and benchmarks.
 
-use protoblock_devnet::{DevNet, generate_chain};
 use protoblock_core::{Chain, ChainParams, WriteBatch};
+use protoblock_devnet::{DevNet, generate_chain};
 use protoblock_store::{Store, StoreError};
 
 /// Wall-clock stand-in for generated chains: after the last generated block.
@@ -15,8 +15,8 @@ pub fn dev_chain(
     txs_per_block: usize,
     params: &ChainParams,
 ) -> (DevNet, Vec<Vec<u8>>) {
-    let net = DevNet::new(seed, users);
-    let chain = generate_chain(&net, params, blocks, txs_per_block);
+    let net = DevNet::with_params(seed, users, params.clone());
+    let chain = generate_chain(&net, blocks, txs_per_block);
     (net, chain)
 }
 

@@ -8,9 +8,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::channel::mpsc;
 use libp2p::{Multiaddr, PeerId, identity};
-use protoblock_devnet::{DevNet, generate_chain, sign_transaction};
+use protoblock_core::ChainLimits;
 use protoblock_core::proto::v1 as pb;
 use protoblock_core::{ChainParams, Genesis, Hash32};
+use protoblock_devnet::{DevNet, generate_chain, sign_transaction};
 use protoblock_net::behaviour::Role;
 use protoblock_net::native::build_swarm;
 use protoblock_net::node::{Node, NodeConfig, NodeEvent, NodeHandle, SignatureVerifier, VerifyDone, VerifyJob};
@@ -44,7 +45,7 @@ async fn spawn_full<S: Store + 'static>(
     role: &Role,
     verifier: Option<SignatureVerifier>,
 ) -> TestNode {
-    let chain = open_chain(&store, genesis.clone(), params()).await.unwrap();
+    let chain = open_chain(&store, genesis.clone(), ChainLimits::default()).await.unwrap();
     let key = identity::Keypair::generate_ed25519();
     let peer = key.public().to_peer_id();
     let mut swarm = build_swarm(key, params().max_block_bytes, role).unwrap();
@@ -93,7 +94,7 @@ where
 /// A store holding a generated chain (what a long-running node would have).
 async fn seeded_store(net: &DevNet, blocks: &[Vec<u8>]) -> Arc<MemoryStore> {
     let store = Arc::new(MemoryStore::new());
-    let mut chain = open_chain(&store, net.genesis.clone(), params()).await.unwrap();
+    let mut chain = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     import(&store, &mut chain, blocks, 64).await.unwrap();
     store
 }
@@ -121,7 +122,7 @@ async fn named(store: &MemoryStore, key: &ed25519_dalek::SigningKey) -> Option<S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_sync_gossip_and_converge() {
     let net = DevNet::new(21, 40);
-    let blocks = generate_chain(&net, &params(), 300, 5);
+    let blocks = generate_chain(&net, 300, 5);
     // The producer holds 300 blocks and keeps producing.
     let p_store = seeded_store(&net, &blocks).await;
     let mut pc = cfg(&[]);
@@ -188,7 +189,7 @@ async fn five_nodes_sync_gossip_and_converge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lying_peer_is_banned_and_sync_completes_from_honest_peers() {
     let net = DevNet::new(22, 20);
-    let blocks = generate_chain(&net, &params(), 200, 3);
+    let blocks = generate_chain(&net, 200, 3);
     let mut liar_cfg = cfg(&[]);
     liar_cfg.serve_tampered_blocks = true;
     let liar = spawn(&net.genesis, seeded_store(&net, &blocks).await, liar_cfg).await;
@@ -252,7 +253,7 @@ fn thread_verifier(genesis: Genesis) -> (SignatureVerifier, Arc<VerifierCounts>)
 async fn sync_with_an_off_loop_signature_verifier_still_bans_a_liar() {
     use std::sync::atomic::Ordering::Relaxed;
     let net = DevNet::new(23, 20);
-    let blocks = generate_chain(&net, &params(), 200, 3);
+    let blocks = generate_chain(&net, 200, 3);
     let mut liar_cfg = cfg(&[]);
     liar_cfg.serve_tampered_blocks = true;
     let liar = spawn(&net.genesis, seeded_store(&net, &blocks).await, liar_cfg).await;
@@ -309,7 +310,7 @@ async fn a_peer_on_another_chain_is_dropped_at_the_handshake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_sync_resumes_from_its_store_and_finishes() {
     let net = DevNet::new(25, 30);
-    let blocks = generate_chain(&net, &params(), 400, 4);
+    let blocks = generate_chain(&net, 400, 4);
     let server = spawn(&net.genesis, seeded_store(&net, &blocks).await, cfg(&[])).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chain.redb");
@@ -333,7 +334,7 @@ async fn a_node_killed_mid_sync_resumes_from_its_store_and_finishes() {
             reopened = RedbStore::open(&path);
         }
         let store = reopened.expect("store reopens after the kill");
-        let chain = open_chain(&store, net.genesis.clone(), params()).await.expect("consistent head");
+        let chain = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.expect("consistent head");
         chain.head().height
     };
     assert!((40..400).contains(&resumed_at), "resumed mid-sync at {resumed_at}");
@@ -385,9 +386,9 @@ async fn nodes_find_each_other_by_rendezvous_at_the_relay() {
 async fn nodes_sync_over_quic_and_websocket() {
     use protoblock_net::native::{WebRtcCertificate, build_server_swarm};
     let net = DevNet::new(27, 10);
-    let blocks = generate_chain(&net, &params(), 60, 3);
+    let blocks = generate_chain(&net, 60, 3);
     let server_store = seeded_store(&net, &blocks).await;
-    let chain = open_chain(&server_store, net.genesis.clone(), params()).await.unwrap();
+    let chain = open_chain(&server_store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     let key = identity::Keypair::generate_ed25519();
     let server_peer = key.public().to_peer_id();
     let cert = WebRtcCertificate::generate(&mut rand_010::rng()).unwrap();
@@ -408,7 +409,7 @@ async fn nodes_sync_over_quic_and_websocket() {
         let cert = WebRtcCertificate::generate(&mut rand_010::rng()).unwrap();
         let swarm = build_server_swarm(key, cert, params().max_block_bytes, &Role::default()).await.unwrap();
         let store = Arc::new(MemoryStore::new());
-        let chain = open_chain(&store, net.genesis.clone(), params()).await.unwrap();
+        let chain = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
         let mut c = cfg(&[]);
         c.bootstrap = vec![addr.clone()];
         let (node, handle, _ev) = Node::new(swarm, chain, store, c).unwrap();
@@ -530,16 +531,16 @@ async fn the_relay_serves_reservations_and_circuits() {
 /// fork point, hold the peer's branch as side blocks and switch to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_on_a_short_fork_switches_to_the_longer_chain() {
-    use protoblock_devnet::DEV_GENESIS_TIME_MS;
     use protoblock_core::producer::produce_block;
+    use protoblock_devnet::DEV_GENESIS_TIME_MS;
     let net = DevNet::new(23, 20);
-    let blocks = generate_chain(&net, &params(), 40, 3);
+    let blocks = generate_chain(&net, 40, 3);
     let a_store = seeded_store(&net, &blocks).await;
     let a = spawn(&net.genesis, a_store, cfg(&[])).await;
 
     // B: the first 20 blocks, then three of its own (other timestamps, so other ids).
     let b_store = seeded_store(&net, &blocks[..20]).await;
-    let mut chain = open_chain(&b_store, net.genesis.clone(), params()).await.unwrap();
+    let mut chain = open_chain(&b_store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     for h in 21..=23u64 {
         let ts = DEV_GENESIS_TIME_MS + h * 1000 + 500;
         let produced = produce_block(&chain, std::iter::empty(), &net.oracle, ts).unwrap();
@@ -604,7 +605,7 @@ impl Store for BusyStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_store_gets_merged_commits_and_every_block() {
     let net = DevNet::new(31, 20);
-    let blocks = generate_chain(&net, &params(), 600, 2);
+    let blocks = generate_chain(&net, 600, 2);
     let server = spawn(&net.genesis, seeded_store(&net, &blocks).await, cfg(&[])).await;
     let inner = Arc::new(MemoryStore::new());
     let store = Arc::new(BusyStore {
@@ -627,7 +628,7 @@ async fn a_busy_store_gets_merged_commits_and_every_block() {
     fresh.handle.shutdown().await;
     let stored_head = inner.head().await.unwrap().unwrap();
     assert_eq!(stored_head.height, 600);
-    assert_eq!(open_chain(&*inner, net.genesis.clone(), params()).await.unwrap().head().height, 600);
+    assert_eq!(open_chain(&*inner, net.genesis.clone(), ChainLimits::default()).await.unwrap().head().height, 600);
     drop(fresh.task);
 }
 
@@ -697,7 +698,7 @@ impl Store for SlowReadStore {
 async fn a_node_stopped_while_serving_finishes_its_reads() {
     use std::sync::atomic::Ordering::SeqCst;
     let net = DevNet::new(37, 20);
-    let blocks = generate_chain(&net, &params(), 200, 2);
+    let blocks = generate_chain(&net, 200, 2);
     let store = Arc::new(SlowReadStore {
         inner: seeded_store(&net, &blocks).await,
         read_delay: Duration::from_millis(800),

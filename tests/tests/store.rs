@@ -2,8 +2,9 @@
 //! crash (SIGKILL of a child process mid-import) on a redb file.
 
 use futures::executor::block_on;
-use protoblock_devnet::DevNet;
+use protoblock_core::ChainLimits;
 use protoblock_core::{Chain, ChainParams};
+use protoblock_devnet::DevNet;
 use protoblock_store::{MemoryStore, RedbStore, Store, open_chain};
 use protoblock_tests::{dev_chain, import};
 
@@ -14,7 +15,7 @@ fn params() -> ChainParams {
 /// A fresh replay of `blocks` on a memory store: the reference state.
 fn reference(net: &DevNet, blocks: &[Vec<u8>]) -> Chain {
     let store = MemoryStore::new();
-    let mut chain = block_on(open_chain(&store, net.genesis.clone(), params())).unwrap();
+    let mut chain = block_on(open_chain(&store, net.genesis.clone(), ChainLimits::default())).unwrap();
     block_on(import(&store, &mut chain, blocks, 1)).unwrap();
     chain
 }
@@ -30,12 +31,12 @@ fn roundtrip<S: Store>(store: impl Fn() -> S) {
     let (net, blocks) = dev_chain(1, 40, 30, 6, &params());
     {
         let s = store();
-        let mut chain = block_on(open_chain(&s, net.genesis.clone(), params())).unwrap();
+        let mut chain = block_on(open_chain(&s, net.genesis.clone(), ChainLimits::default())).unwrap();
         block_on(import(&s, &mut chain, &blocks[..20], 1)).unwrap();
         block_on(import(&s, &mut chain, &blocks, 4)).unwrap();
     }
     let s = store();
-    let reopened = block_on(open_chain(&s, net.genesis.clone(), params())).unwrap();
+    let reopened = block_on(open_chain(&s, net.genesis.clone(), ChainLimits::default())).unwrap();
     let expect = reference(&net, &blocks);
     assert_eq!(reopened.head().height, 30);
     assert_same(&reopened, &expect);
@@ -67,10 +68,10 @@ fn redb_refuses_another_genesis() {
     let b = DevNet::new(2, 3);
     {
         let s = RedbStore::open(&path).unwrap();
-        block_on(open_chain(&s, a.genesis.clone(), params())).unwrap();
+        block_on(open_chain(&s, a.genesis.clone(), ChainLimits::default())).unwrap();
     }
     let s = RedbStore::open(&path).unwrap();
-    let err = block_on(open_chain(&s, b.genesis.clone(), params())).err().expect("must refuse");
+    let err = block_on(open_chain(&s, b.genesis.clone(), ChainLimits::default())).err().expect("must refuse");
     assert!(err.to_string().contains("another genesis"), "{err}");
 }
 
@@ -80,7 +81,7 @@ fn torn_commit_at_every_step_leaves_consistent_head() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chain.redb");
     let store = RedbStore::open(&path).unwrap();
-    let mut chain = block_on(open_chain(&store, net.genesis.clone(), params())).unwrap();
+    let mut chain = block_on(open_chain(&store, net.genesis.clone(), ChainLimits::default())).unwrap();
     block_on(import(&store, &mut chain, &blocks[..10], 1)).unwrap();
     let before = block_on(store.load()).unwrap().unwrap();
     let update = chain.insert_block(&blocks[10], u64::MAX / 2).unwrap();
@@ -93,13 +94,13 @@ fn torn_commit_at_every_step_leaves_consistent_head() {
         assert_eq!(after.head, before.head, "torn after {n} steps moved the head");
         assert_eq!(after.state, before.state, "torn after {n} steps changed the state");
         // And it still resumes to exactly block 10.
-        let resumed = Chain::restore(net.genesis.clone(), params(), after).unwrap();
+        let resumed = Chain::restore(net.genesis.clone(), ChainLimits::default(), after).unwrap();
         assert_eq!(resumed.head().height, 10);
     }
     block_on(store.commit(batch)).unwrap();
     drop(store);
     let store = RedbStore::open(&path).unwrap();
-    let resumed = block_on(open_chain(&store, net.genesis.clone(), params())).unwrap();
+    let resumed = block_on(open_chain(&store, net.genesis.clone(), ChainLimits::default())).unwrap();
     assert_same(&resumed, &reference(&net, &blocks[..11]));
 }
 
@@ -119,7 +120,7 @@ fn crash_child() {
     let Ok(path) = std::env::var(CHILD_ENV) else { return };
     let (net, blocks) = crash_chain();
     let store = RedbStore::open(&path).unwrap();
-    let mut chain = block_on(open_chain(&store, net.genesis.clone(), params())).unwrap();
+    let mut chain = block_on(open_chain(&store, net.genesis.clone(), ChainLimits::default())).unwrap();
     let mut out = std::io::stdout().lock();
     for b in blocks.iter().skip(chain.head().height as usize) {
         if let Some(batch) = chain.insert_block(b, u64::MAX / 2).unwrap().batch {
@@ -164,7 +165,8 @@ fn redb_survives_sigkill_mid_import() {
         child.wait().unwrap();
         assert!(reported >= target, "child reached {reported}, wanted {target}");
         let store = RedbStore::open(&path).expect("redb reopens after SIGKILL");
-        let chain = block_on(open_chain(&store, net.genesis.clone(), params())).expect("consistent head after SIGKILL");
+        let chain = block_on(open_chain(&store, net.genesis.clone(), ChainLimits::default()))
+            .expect("consistent head after SIGKILL");
         let h = chain.head().height;
         // Nothing reported as committed is lost, and the head is an exact
         // prefix of the reference chain, state and all.
@@ -175,7 +177,7 @@ fn redb_survives_sigkill_mid_import() {
     }
     // Finish the import from where the last crash left it.
     let store = RedbStore::open(&path).unwrap();
-    let mut chain = block_on(open_chain(&store, net.genesis.clone(), params())).unwrap();
+    let mut chain = block_on(open_chain(&store, net.genesis.clone(), ChainLimits::default())).unwrap();
     block_on(import(&store, &mut chain, &blocks, 1)).unwrap();
     assert_same(&chain, &reference(&net, &blocks));
 }
@@ -189,7 +191,7 @@ fn a_compacted_run_stores_exactly_what_block_by_block_commits_store() {
     let (net, blocks) = dev_chain(2, 40, 130, 6, &params());
     let load = |per_commit: usize| {
         let store = MemoryStore::new();
-        let mut chain = block_on(open_chain(&store, net.genesis.clone(), params())).unwrap();
+        let mut chain = block_on(open_chain(&store, net.genesis.clone(), ChainLimits::default())).unwrap();
         block_on(import(&store, &mut chain, &blocks, per_commit)).unwrap();
         let mut stored = block_on(store.load()).unwrap().unwrap();
         stored.state.sort();
@@ -206,7 +208,7 @@ fn a_compacted_run_stores_exactly_what_block_by_block_commits_store() {
     assert_eq!(run.recent.len(), 9);
     assert!(run.recent[1..].iter().all(|b| b.undo.is_some()), "non-final blocks keep their undo records");
 
-    let mut chain = block_on(open_chain(&MemoryStore::new(), net.genesis.clone(), params())).unwrap();
+    let mut chain = block_on(open_chain(&MemoryStore::new(), net.genesis.clone(), ChainLimits::default())).unwrap();
     let mut merged = protoblock_core::WriteBatch::default();
     for b in &blocks[..64] {
         merged.merge(chain.insert_block(b, u64::MAX / 2).unwrap().batch.unwrap());

@@ -22,7 +22,7 @@ use crate::error::BlockError;
 use crate::genesis::Genesis;
 use crate::hash::{FastSet, Hash32, sha256};
 use crate::lthash::LtHash;
-use crate::params::ChainParams;
+use crate::params::{ChainLimits, ChainParams};
 use crate::replay::ReplayIndex;
 use crate::state::{Key, StateMap, Value};
 
@@ -215,7 +215,7 @@ const MAX_INVALID_REMEMBERED: usize = 4096;
 
 pub struct Chain {
     genesis: Genesis,
-    params: ChainParams,
+    limits: ChainLimits,
     state: StateMap,
     commitment: LtHash,
     /// Main chain from the final block (front) to the head (back).
@@ -232,8 +232,9 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// A chain at genesis, plus the batch that persists its initial state.
-    pub fn new(genesis: Genesis, params: ChainParams) -> Result<(Self, WriteBatch), RestoreError> {
+    /// A chain at genesis, plus the batch that persists its initial state. It
+    /// validates by the genesis's own rules; `limits` are this node's memory.
+    pub fn new(genesis: Genesis, limits: ChainLimits) -> Result<(Self, WriteBatch), RestoreError> {
         let state = genesis.initial_state().map_err(|e| RestoreError::Genesis(e.to_string()))?;
         let commitment = state.commitment();
         let meta = BlockMeta {
@@ -251,7 +252,7 @@ impl Chain {
         };
         let chain = Self {
             genesis,
-            params,
+            limits,
             state,
             commitment,
             main,
@@ -266,11 +267,11 @@ impl Chain {
 
     /// Resumes from a store, recomputing the state commitment from scratch to
     /// prove the stored state is exactly the state the head block commits to.
-    pub fn restore(genesis: Genesis, params: ChainParams, stored: StoredChain) -> Result<Self, RestoreError> {
+    pub fn restore(genesis: Genesis, limits: ChainLimits, stored: StoredChain) -> Result<Self, RestoreError> {
         if stored.head.genesis != genesis.hash {
             return Err(RestoreError::WrongGenesis);
         }
-        let (mut chain, _) = Self::new(genesis, params)?;
+        let (mut chain, _) = Self::new(genesis, limits)?;
         let head = stored.head;
         chain.state = StateMap::from_entries(stored.state);
         chain.replay = stored.replay.into_iter().collect();
@@ -284,13 +285,13 @@ impl Chain {
             }
             if head.final_height == 0 {
                 // Keep the genesis entry as the final block.
-                let (fresh, _) = Self::new(chain.genesis.clone(), chain.params.clone())?;
+                let (fresh, _) = Self::new(chain.genesis.clone(), chain.limits.clone())?;
                 chain.main = fresh.main;
             }
             for (i, sb) in stored.recent.iter().enumerate() {
                 let h = first + i as u64;
                 let (id, header, block) =
-                    peek_block(&sb.bytes, &chain.params).map_err(|_| RestoreError::BadBlock(h))?;
+                    peek_block(&sb.bytes, &chain.genesis.params).map_err(|_| RestoreError::BadBlock(h))?;
                 if id != sb.id || header.height != h {
                     return Err(RestoreError::BadBlock(h));
                 }
@@ -337,8 +338,9 @@ impl Chain {
         &self.genesis
     }
 
+    /// The chain's rules: its genesis's.
     pub fn params(&self) -> &ChainParams {
-        &self.params
+        &self.genesis.params
     }
 
     pub fn state(&self) -> &StateMap {
@@ -421,7 +423,7 @@ impl Chain {
     }
 
     fn place(&mut self, bytes: &[u8], now_ms: u64, signatures: Signatures) -> Result<ChainUpdate, BlockError> {
-        let (id, header, block) = peek_block(bytes, &self.params)?;
+        let (id, header, block) = peek_block(bytes, &self.genesis.params)?;
         // The hash of the whole encoding only matters to look up or remember
         // an invalid block, so the common path (none remembered) skips it.
         if !self.invalid.is_empty() && self.invalid.contains(&sha256(bytes)) {
@@ -448,7 +450,7 @@ impl Chain {
             block,
             &parent,
             &self.genesis,
-            &self.params,
+            &self.genesis.params,
             now_ms,
             &mut self.keys,
             signatures,
@@ -465,7 +467,7 @@ impl Chain {
         if prev == self.head().id {
             return self.extend(checked, bytes);
         }
-        if self.side.len() >= self.params.max_side_blocks {
+        if self.side.len() >= self.limits.max_side_blocks {
             return Err(BlockError::SideChainFull);
         }
         let better = is_better(&checked.meta(), &self.head());
@@ -483,14 +485,20 @@ impl Chain {
     }
 
     fn extend(&mut self, checked: CheckedBlock, bytes: Arc<[u8]>) -> Result<ChainUpdate, BlockError> {
-        let applied =
-            match apply_block(&checked, &self.state, &self.commitment, &self.replay, &self.genesis, &self.params) {
-                Ok(a) => a,
-                Err(e) => {
-                    self.mark_invalid(sha256(&bytes));
-                    return Err(e);
-                }
-            };
+        let applied = match apply_block(
+            &checked,
+            &self.state,
+            &self.commitment,
+            &self.replay,
+            &self.genesis,
+            &self.genesis.params,
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                self.mark_invalid(sha256(&bytes));
+                return Err(e);
+            }
+        };
         let mut batch = WriteBatch::default();
         let undo = self.state.apply_uncommitted(&applied.writes);
         self.commitment = applied.commitment;
@@ -515,7 +523,7 @@ impl Chain {
     }
 
     fn advance_finality(&mut self, batch: &mut WriteBatch) {
-        let target = self.head().height.saturating_sub(self.params.finality_depth);
+        let target = self.head().height.saturating_sub(self.genesis.params.finality_depth);
         while self.final_height() < target {
             self.main.pop_front();
             if let Some(front) = self.main.front_mut() {
@@ -528,7 +536,7 @@ impl Chain {
         // No block at or after the final one can accept a nonce older than
         // this, and the final block never reverts: prune for good.
         let final_ts = self.main.front().expect("final block").meta.timestamp_ms;
-        let cutoff_ns = final_ts.saturating_sub(self.params.nonce_max_age_ms).saturating_mul(1_000_000);
+        let cutoff_ns = final_ts.saturating_sub(self.genesis.params.nonce_max_age_ms).saturating_mul(1_000_000);
         let pruned = self.replay.prune_below(cutoff_ns);
         if !pruned.is_empty() {
             let pruned_set: HashSet<Hash32> = pruned.iter().copied().collect();
@@ -577,7 +585,14 @@ impl Chain {
         let mut applied_ids = Vec::new();
         for id in &path {
             let side = self.side.get(id).expect("path built from side map");
-            match apply_block(&side.block, &self.state, &self.commitment, &self.replay, &self.genesis, &self.params) {
+            match apply_block(
+                &side.block,
+                &self.state,
+                &self.commitment,
+                &self.replay,
+                &self.genesis,
+                &self.genesis.params,
+            ) {
                 Ok(a) => {
                     let undo = self.state.apply_uncommitted(&a.writes);
                     self.commitment = a.commitment;
@@ -637,7 +652,9 @@ impl Chain {
                 let bytes = e.bytes.expect("non-genesis");
                 // Keep the valid branch blocks for a later fork choice.
                 let parent = self.parent_meta(&e.prev).expect("linked");
-                if let Ok(block) = check_block(&bytes, &parent, &self.genesis, &self.params, u64::MAX, &mut self.keys) {
+                if let Ok(block) =
+                    check_block(&bytes, &parent, &self.genesis, &self.genesis.params, u64::MAX, &mut self.keys)
+                {
                     self.side.insert(e.meta.id, SideEntry { bytes, block });
                 }
             }

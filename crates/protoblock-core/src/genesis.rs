@@ -1,5 +1,6 @@
-//! The genesis: chain id, oracle keys and initial state. Its hash is the id
-//! every node compares at the handshake, and the parent of block 1.
+//! The genesis: chain id, consensus rules, oracle keys and initial state. Its
+//! hash is the id every node compares at the handshake, and the parent of
+//! block 1.
 
 use ed25519_dalek::VerifyingKey;
 use prost::Message;
@@ -8,12 +9,17 @@ use protoblock_proto::v1 as pb;
 use crate::crypto::{KeyError, PublicKey};
 use crate::fantasy::fold_name;
 use crate::hash::{Hash32, sha256};
+use crate::params::{ChainParams, ParamsError};
 use crate::state::{StateMap, keys};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GenesisError {
     #[error("genesis does not decode")]
     Malformed,
+    #[error("genesis carries no consensus parameters")]
+    NoParams,
+    #[error("genesis: {0}")]
+    BadParams(#[from] ParamsError),
     #[error("genesis lists no oracle key")]
     NoOracle,
     #[error("genesis oracle key {0}: {1}")]
@@ -31,6 +37,8 @@ pub struct Genesis {
     pub bytes: Vec<u8>,
     pub chain_id: String,
     pub timestamp_ms: u64,
+    /// The chain's rules, as the genesis states them.
+    pub params: ChainParams,
     pub oracle_keys: Vec<PublicKey>,
     oracle_vks: Vec<VerifyingKey>,
     pub message: pb::Genesis,
@@ -39,6 +47,7 @@ pub struct Genesis {
 impl Genesis {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, GenesisError> {
         let message = pb::Genesis::decode(bytes).map_err(|_| GenesisError::Malformed)?;
+        let params = ChainParams::from_proto(message.params.as_ref().ok_or(GenesisError::NoParams)?)?;
         if message.oracle_keys.is_empty() {
             return Err(GenesisError::NoOracle);
         }
@@ -54,6 +63,7 @@ impl Genesis {
             bytes: bytes.to_vec(),
             chain_id: message.chain_id.clone(),
             timestamp_ms: message.timestamp_ms,
+            params,
             oracle_keys,
             oracle_vks,
             message,

@@ -49,5 +49,5 @@ pub use chain::{Chain, ChainUpdate, HeadRecord, Placement, StoredBlock, StoredCh
 pub use error::{BlockError, TxError};
 pub use genesis::Genesis;
 pub use hash::Hash32;
-pub use params::ChainParams;
+pub use params::{ChainLimits, ChainParams};
 pub use protoblock_proto as proto;

@@ -7,10 +7,10 @@ use common::*;
 use proptest::prelude::*;
 use prost::Message;
 use protoblock_core::block::{check_tx_bytes, peek_block};
-use protoblock_devnet::{DevNet, SplitMix64};
 use protoblock_core::mempool::{Mempool, MempoolConfig};
 use protoblock_core::proto::v1 as pb;
-use protoblock_core::{Chain, ChainParams, Genesis, Placement};
+use protoblock_core::{Chain, ChainLimits, ChainParams, Genesis, Placement};
+use protoblock_devnet::{DevNet, SplitMix64};
 
 struct Fixture {
     net: DevNet,
@@ -23,8 +23,8 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let net = DevNet::new(99, 4);
     let params = ChainParams { finality_depth: 8, ..ChainParams::default() };
+    let net = DevNet::with_params(99, 4, params.clone());
     let mut c = new_chain(&net.genesis, &params);
     let mut rng = SplitMix64(4);
     let blocks = grow(&mut c, &net, 5, 1000, 3, 4, &mut rng);
@@ -227,7 +227,7 @@ proptest! {
             let bad = mutate(f.net.genesis.bytes.clone(), &ms);
             if let Ok(g) = Genesis::from_bytes(&bad) {
                 // Whatever decodes is usable: a chain starts on it.
-                let (c, batch) = Chain::new(g, f.params.clone()).expect("checked genesis starts a chain");
+                let (c, batch) = Chain::new(g, ChainLimits::default()).expect("checked genesis starts a chain");
                 assert_eq!(batch.state.len(), c.state().len());
                 assert_eq!(c.commitment().root(), c.state().commitment().root());
             }
@@ -299,4 +299,32 @@ fn pathological_encodings() {
         assert!(!feed_all(&f, &mut c, &mut mp, bytes), "{bytes:02x?}");
     }
     assert!(mp.is_empty());
+}
+
+/// The rules travel in the genesis: a genesis without them is refused, one
+/// with rules out of bounds is refused naming the field, and two genesis that
+/// differ only in their rules are two chains (their hashes differ), so a node
+/// never validates with other rules than its peers.
+#[test]
+fn a_genesis_states_its_rules_and_its_hash_covers_them() {
+    use protoblock_core::genesis::GenesisError;
+    let net = DevNet::new(5, 2);
+    assert_eq!(net.genesis.params, ChainParams::default());
+
+    let mut none = net.genesis.message.clone();
+    none.params = None;
+    assert_eq!(Genesis::from_bytes(&none.encode_to_vec()).err(), Some(GenesisError::NoParams));
+
+    let mut huge = net.genesis.message.clone();
+    huge.params.as_mut().unwrap().max_block_bytes = 1 << 40;
+    match Genesis::from_bytes(&huge.encode_to_vec()) {
+        Err(GenesisError::BadParams(e)) => assert_eq!(e.field, "max_block_bytes"),
+        other => panic!("a 1 TiB block limit was not refused: {other:?}"),
+    }
+
+    let other = DevNet::with_params(5, 2, ChainParams { finality_depth: 7, ..ChainParams::default() });
+    assert_eq!(other.genesis.params.finality_depth, 7);
+    assert_ne!(other.genesis.hash, net.genesis.hash);
+    let (chain, _) = Chain::new(other.genesis.clone(), ChainLimits::default()).unwrap();
+    assert_eq!(chain.params().finality_depth, 7, "the chain validates by its genesis's rules");
 }

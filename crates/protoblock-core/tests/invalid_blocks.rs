@@ -8,10 +8,10 @@ use ed25519_dalek::SigningKey;
 use prost::Message;
 use protoblock_core::block::{MAX_RUN_SIGNATURES, Signatures, verify_signatures, verify_signatures_run};
 use protoblock_core::crypto::{KeyCache, KeyError, sign_block};
-use protoblock_devnet::DevNet;
 use protoblock_core::hash::{Hash32, sha256};
 use protoblock_core::proto::v1 as pb;
 use protoblock_core::{BlockError, Chain, ChainParams, Placement, TxError};
+use protoblock_devnet::DevNet;
 
 const MAX_BLOCK_BYTES: usize = 4096;
 const MAX_TXS: usize = 16;
@@ -21,6 +21,7 @@ fn params() -> ChainParams {
     ChainParams {
         finality_depth: 8,
         max_block_bytes: MAX_BLOCK_BYTES,
+        max_tx_bytes: MAX_BLOCK_BYTES / 2,
         max_txs_per_block: MAX_TXS,
         ..ChainParams::default()
     }
@@ -39,8 +40,8 @@ struct Base {
 }
 
 fn base() -> Base {
-    let net = DevNet::new(7, 4);
     let params = params();
+    let net = DevNet::with_params(7, 4, params.clone());
     let g = net.genesis.clone();
     let mut chain = new_chain(&g, &params);
     let t1 = T0 + 1000;
@@ -637,7 +638,7 @@ fn tampered_copies_do_not_poison_the_genuine_block() {
 
 #[test]
 fn round_robin_producers_with_two_oracle_keys() {
-    let net = DevNet::new(11, 2);
+    let net = DevNet::with_params(11, 2, params());
     let second = key_from("second oracle");
     let g = multi_oracle_genesis(&net, &[&net.oracle, &second]);
     let p = params();

@@ -4,11 +4,11 @@
 mod common;
 
 use common::*;
-use protoblock_devnet::DevNet;
 use protoblock_core::hash::Hash32;
 use protoblock_core::mempool::{Mempool, MempoolConfig, MempoolError};
 use protoblock_core::proto::v1 as pb;
 use protoblock_core::{Chain, Placement, TxError};
+use protoblock_devnet::DevNet;
 
 struct Env {
     net: DevNet,
@@ -20,7 +20,7 @@ struct Env {
 /// A chain one block in, with the season started (projections open) and no
 /// user named yet.
 fn env(seed: u64) -> Env {
-    let net = DevNet::new(seed, 8);
+    let net = DevNet::with_params(seed, 8, params_small());
     let mut chain = new_chain(&net.genesis, &params_small());
     let t = T0 + 1000;
     extend(&mut chain, &net.oracle, &[tx(&net.oracle, &net.genesis, t, 0, season_start(SEASON))], t);

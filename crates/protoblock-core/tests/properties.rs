@@ -6,13 +6,13 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use prost::Message;
-use protoblock_devnet::{DevNet, SplitMix64, season_feed, sign_transaction};
 use protoblock_core::fantasy::fold_name;
 use protoblock_core::hash::{Hash32, sha256, sha256_concat};
 use protoblock_core::lthash::LtHash;
 use protoblock_core::merkle::merkle_root;
 use protoblock_core::proto::v1 as pb;
 use protoblock_core::{ChainParams, Placement};
+use protoblock_devnet::{DevNet, SplitMix64, season_feed, sign_transaction};
 
 // ---------- encodings ----------
 
@@ -380,8 +380,8 @@ proptest! {
         seed in 0u64..1000,
         blocks in prop::collection::vec(prop::collection::vec(arb_op(5), 0..6), 6..16),
     ) {
-        let net = DevNet::new(seed, 5);
         let params = ChainParams { finality_depth: 4, ..ChainParams::default() };
+        let net = DevNet::with_params(seed, 5, params.clone());
         let (mut chain, mut model) = chain_with_model(&net.genesis, &params, &[]);
         let genesis_total: u128 = net.genesis.message.accounts.iter().map(|a| a.balance as u128).sum();
         prop_assert_eq!(total_balance(chain.state()), genesis_total);
@@ -436,8 +436,8 @@ proptest! {
 fn the_conservation_property_sees_results_and_transfers() {
     // Guard against a vacuous property: the scripted feed does post results
     // within 16 blocks at 4 blocks a week, and transfers do get included.
-    let net = DevNet::new(3, 5);
     let params = ChainParams { finality_depth: 4, ..ChainParams::default() };
+    let net = DevNet::with_params(3, 5, params.clone());
     let mut chain = new_chain(&net.genesis, &params);
     let mut rng = SplitMix64(3);
     let blocks = grow(&mut chain, &net, 12, 1000, 4, 4, &mut rng);
@@ -455,7 +455,7 @@ fn the_conservation_property_sees_results_and_transfers() {
 /// floor(12*12/22) = 6; the remaining 1 goes to the oracle.
 #[test]
 fn payout_follows_the_legacy_rule() {
-    let net = DevNet::new(90, 3);
+    let net = DevNet::with_params(90, 3, params_small());
     let g = net.genesis.clone();
     let mut chain = new_chain(&g, &params_small());
     let t = T0 + 1000;

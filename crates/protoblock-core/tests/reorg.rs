@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use protoblock_devnet::{DevNet, SplitMix64};
 use protoblock_core::hash::Hash32;
 use protoblock_core::{BlockError, Chain, ChainParams, Placement, TxError};
+use protoblock_devnet::{DevNet, SplitMix64};
 
 struct Forks {
     net: DevNet,
@@ -17,8 +17,8 @@ struct Forks {
 
 /// A common prefix: season started, four named users, a transfer.
 fn forks(seed: u64, finality_depth: u64) -> Forks {
-    let net = DevNet::new(seed, 4);
     let params = ChainParams { finality_depth, ..ChainParams::default() };
+    let net = DevNet::with_params(seed, 4, params.clone());
     let g = net.genesis.clone();
     let mut c = new_chain(&g, &params);
     let t = T0 + 1000;
@@ -209,8 +209,8 @@ fn equal_height_forks_resolve_to_the_lower_id_whatever_the_arrival_order() {
 #[test]
 fn no_reorg_past_finality() {
     let depth = 4;
-    let net = DevNet::new(40, 3);
     let params = ChainParams { finality_depth: depth, ..ChainParams::default() };
+    let net = DevNet::with_params(40, 3, params.clone());
     let mut main = new_chain(&net.genesis, &params);
     let mut rng = SplitMix64(1);
     let blocks = grow(&mut main, &net, 10, 1000, 2, 4, &mut rng);
@@ -339,8 +339,8 @@ fn an_invalid_block_that_would_win_a_tie_is_refused_at_once() {
 #[test]
 fn random_forks_with_season_events_match_a_fresh_replay() {
     for seed in 0..4u64 {
-        let net = DevNet::new(60 + seed, 4);
         let params = ChainParams { finality_depth: 12, ..ChainParams::default() };
+        let net = DevNet::with_params(60 + seed, 4, params.clone());
         let mut base = new_chain(&net.genesis, &params);
         let mut rng = SplitMix64(seed);
         let prefix = grow(&mut base, &net, 3 + seed, 1000, 3, 4, &mut rng);
@@ -384,8 +384,8 @@ fn random_forks_with_season_events_match_a_fresh_replay() {
 #[test]
 fn a_held_branch_whose_fork_point_becomes_final_can_never_win() {
     let depth = 4;
-    let net = DevNet::new(41, 3);
     let params = ChainParams { finality_depth: depth, ..ChainParams::default() };
+    let net = DevNet::with_params(41, 3, params.clone());
     let mut main = new_chain(&net.genesis, &params);
     let mut rng = SplitMix64(1);
     let blocks = grow(&mut main, &net, 10, 1000, 2, 4, &mut rng);

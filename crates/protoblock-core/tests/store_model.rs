@@ -6,11 +6,11 @@ mod common;
 use common::*;
 use prost::Message;
 use protoblock_core::chain::{RestoreError, StoredChain};
-use protoblock_devnet::{DevNet, SplitMix64};
 use protoblock_core::hash::sha256;
 use protoblock_core::proto::v1 as pb;
 use protoblock_core::state::keys;
-use protoblock_core::{Chain, ChainParams, Placement};
+use protoblock_core::{Chain, ChainLimits, ChainParams, Placement};
+use protoblock_devnet::{DevNet, SplitMix64};
 
 fn params(depth: u64) -> ChainParams {
     ChainParams { finality_depth: depth, ..ChainParams::default() }
@@ -37,13 +37,14 @@ fn check_model(c: &Chain, m: &StoreModel, what: &str) {
 }
 
 fn restore(net: &DevNet, p: &ChainParams, s: StoredChain) -> Result<Chain, RestoreError> {
-    Chain::restore(net.genesis.clone(), p.clone(), s)
+    assert_eq!(&net.genesis.params, p);
+    Chain::restore(net.genesis.clone(), ChainLimits::default(), s)
 }
 
 #[test]
 fn batches_track_state_across_extends_finality_and_reorgs_and_restore_round_trips() {
-    let net = DevNet::new(70, 5);
     let p = params(6);
+    let net = DevNet::with_params(70, 5, p.clone());
     let (mut node, mut model) = chain_with_model(&net.genesis, &p, &[]);
     check_model(&node, &model, "genesis");
     let r = restore(&net, &p, model.stored()).expect("restore at genesis");
@@ -125,8 +126,8 @@ fn committed_account_index(s: &StoredChain) -> usize {
 
 #[test]
 fn tampered_stores_are_refused() {
-    let net = DevNet::new(71, 3);
     let p = params(4);
+    let net = DevNet::with_params(71, 3, p.clone());
     let (chain, good) = stored_after(&net, &p, 7);
     assert!(restore(&net, &p, good.clone()).is_ok());
 
@@ -159,7 +160,7 @@ fn tampered_stores_are_refused() {
     // Another chain's store.
     let other = DevNet::new(72, 3);
     assert_eq!(
-        Chain::restore(other.genesis.clone(), p.clone(), good.clone()).err().expect("refused"),
+        Chain::restore(other.genesis.clone(), ChainLimits::default(), good.clone()).err().expect("refused"),
         RestoreError::WrongGenesis
     );
 
@@ -188,8 +189,8 @@ fn s_first(s: &StoredChain) -> u64 {
 
 #[test]
 fn nonsense_head_records_are_refused_not_panicked_on() {
-    let net = DevNet::new(73, 3);
     let p = params(4);
+    let net = DevNet::with_params(73, 3, p.clone());
     let (_, good) = stored_after(&net, &p, 7);
     type Damage = Box<dyn Fn(&mut StoredChain)>;
     let variants: Vec<(&str, Damage)> = vec![

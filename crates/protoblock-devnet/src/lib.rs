@@ -18,7 +18,7 @@ use protoblock_core::crypto::{public_key_of, signing_key_from_seed};
 use protoblock_core::fantasy::season_state;
 use protoblock_core::genesis::Genesis;
 use protoblock_core::hash::sha256_concat;
-use protoblock_core::params::ChainParams;
+use protoblock_core::params::{ChainLimits, ChainParams};
 use protoblock_core::producer::produce_block;
 use protoblock_core::state::{Overlay, keys};
 use protoblock_proto::v1::{self as pb, data_transition, transaction};
@@ -63,12 +63,21 @@ pub struct DevNet {
 }
 
 impl DevNet {
-    /// `users` funded accounts (unnamed), 8 teams of 4 players.
+    /// `users` funded accounts (unnamed), 8 teams of 4 players, the default rules.
     pub fn new(seed: u64, users: usize) -> Self {
-        Self::with_oracle(seed, users, derive_key(seed, "oracle", 0))
+        Self::with_params(seed, users, ChainParams::default())
+    }
+
+    /// A dev chain with other rules (its genesis, so its hash, differs).
+    pub fn with_params(seed: u64, users: usize, params: ChainParams) -> Self {
+        Self::build(seed, users, derive_key(seed, "oracle", 0), params)
     }
 
     pub fn with_oracle(seed: u64, users: usize, oracle: SigningKey) -> Self {
+        Self::build(seed, users, oracle, ChainParams::default())
+    }
+
+    fn build(seed: u64, users: usize, oracle: SigningKey, params: ChainParams) -> Self {
         let users: Vec<SigningKey> = (0..users as u64).map(|i| derive_key(seed, "user", i)).collect();
         let teams: Vec<String> =
             ["ARI", "BAL", "CHI", "DAL", "GB", "KC", "NE", "SF"].iter().map(|s| s.to_string()).collect();
@@ -91,6 +100,7 @@ impl DevNet {
                 .map(|(p, t)| pb::GenesisPlayer { player_id: p.clone(), team_id: t.clone() })
                 .collect(),
             season: 2026,
+            params: Some(params.to_proto()),
         };
         let genesis = Genesis::from_bytes(&g.encode_to_vec()).expect("dev genesis is valid by construction");
         Self { seed, oracle, users, genesis, teams, players }
@@ -210,8 +220,9 @@ pub fn checked(txs: &[Vec<u8>], params: &ChainParams) -> Vec<(Vec<u8>, CheckedTx
 
 /// Generates a valid chain of `blocks` blocks with up to `txs_per_block` txs
 /// each (the oracle's data tx included when the season feed has one).
-pub fn generate_chain(net: &DevNet, params: &ChainParams, blocks: u64, txs_per_block: usize) -> Vec<Vec<u8>> {
-    let (mut chain, _) = Chain::new(net.genesis.clone(), params.clone()).expect("dev genesis");
+pub fn generate_chain(net: &DevNet, blocks: u64, txs_per_block: usize) -> Vec<Vec<u8>> {
+    let (mut chain, _) = Chain::new(net.genesis.clone(), ChainLimits::default()).expect("dev genesis");
+    let params = &net.genesis.params;
     let mut rng = SplitMix64(net.seed);
     let mut out = Vec::with_capacity(blocks as usize);
     for h in 1..=blocks {

@@ -7,13 +7,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use futures::executor::block_on;
+use protoblock_core::ChainLimits;
 use protoblock_core::block::verify_signatures;
 use protoblock_core::crypto::KeyCache;
-use protoblock_devnet::{DEV_GENESIS_TIME_MS, DevNet, SplitMix64, generate_chain};
 use protoblock_core::hash::sha256;
 use protoblock_core::producer::produce_block;
 use protoblock_core::sync::SyncConfig;
 use protoblock_core::{Chain, ChainParams, Hash32};
+use protoblock_devnet::{DEV_GENESIS_TIME_MS, DevNet, SplitMix64, generate_chain};
 use protoblock_node::{
     Action, Event, Input, NodeService, Now, ReplyId, RequestId, ServiceConfig, SubmitError, Topic, Verdict,
 };
@@ -97,7 +98,7 @@ fn pair(a: Peer, b: Peer) -> (Peer, Peer) {
 /// A chain and a store holding `blocks`, as a node that had synced them.
 fn seeded(net: &DevNet, blocks: &[Vec<u8>]) -> (Chain, MemoryStore) {
     let store = MemoryStore::new();
-    let (mut chain, batch) = Chain::new(net.genesis.clone(), params()).unwrap();
+    let (mut chain, batch) = Chain::new(net.genesis.clone(), ChainLimits::default()).unwrap();
     block_on(store.commit(batch)).unwrap();
     for b in blocks {
         let update = chain.insert_block(b, u64::MAX / 2).unwrap();
@@ -399,8 +400,8 @@ const CHAIN: u64 = 100;
 /// silent peer, a node on a short fork, and 46 fresh nodes (half with an
 /// off-loop verifier) over a sparse random mesh.
 fn fifty(seed: u64) -> (Sim, Vec<Vec<u8>>) {
-    let net = DevNet::new(41, 20);
-    let blocks = generate_chain(&net, &params(), CHAIN, 3);
+    let net = DevNet::with_params(41, 20, params());
+    let blocks = generate_chain(&net, CHAIN, 3);
     let mut sim = Sim::new(&net, CHAIN, seed);
     let (c, s) = seeded(&net, &blocks);
     sim.add(c, s, Kind::Honest, false, ServiceConfig { producer_key: Some(net.oracle.clone()), ..service_cfg() });
@@ -495,8 +496,8 @@ fn runs_are_deterministic() {
 /// gossip score), gets the sender banned, and is not forwarded.
 #[test]
 fn a_tampered_gossip_block_is_rejected_not_forwarded_and_its_sender_banned() {
-    let net = DevNet::new(42, 10);
-    let blocks = generate_chain(&net, &params(), 30, 2);
+    let net = DevNet::with_params(42, 10, params());
+    let blocks = generate_chain(&net, 30, 2);
     let mut sim = Sim::new(&net, 30, 3);
     for _ in 0..6 {
         let (c, s) = seeded(&net, &blocks[..29]);
@@ -529,8 +530,8 @@ fn a_tampered_gossip_block_is_rejected_not_forwarded_and_its_sender_banned() {
 /// Bans expire: the gossip layer is told, and the peer may come back.
 #[test]
 fn bans_expire_and_the_peer_may_reconnect() {
-    let net = DevNet::new(43, 10);
-    let blocks = generate_chain(&net, &params(), 40, 2);
+    let net = DevNet::with_params(43, 10, params());
+    let blocks = generate_chain(&net, 40, 2);
     let mut sim = Sim::new(&net, 40, 4);
     let cfg = ServiceConfig { ban_ms: 20_000, ..service_cfg() };
     let (c, s) = seeded(&net, &blocks);
@@ -557,8 +558,8 @@ fn bans_expire_and_the_peer_may_reconnect() {
 /// its peers are not affected.
 #[test]
 fn a_failed_commit_stops_the_node_and_says_so() {
-    let net = DevNet::new(44, 10);
-    let blocks = generate_chain(&net, &params(), 60, 2);
+    let net = DevNet::with_params(44, 10, params());
+    let blocks = generate_chain(&net, 60, 2);
     let mut sim = Sim::new(&net, 60, 5);
     let (c, s) = seeded(&net, &blocks);
     sim.add(c, s, Kind::Honest, false, service_cfg());

@@ -151,12 +151,12 @@ pub enum OpenError {
 pub async fn open_chain<S: Store>(
     store: &S,
     genesis: protoblock_core::Genesis,
-    params: protoblock_core::ChainParams,
+    limits: protoblock_core::ChainLimits,
 ) -> Result<protoblock_core::Chain, OpenError> {
     match store.load().await? {
-        Some(stored) => Ok(protoblock_core::Chain::restore(genesis, params, stored)?),
+        Some(stored) => Ok(protoblock_core::Chain::restore(genesis, limits, stored)?),
         None => {
-            let (chain, batch) = protoblock_core::Chain::new(genesis, params)?;
+            let (chain, batch) = protoblock_core::Chain::new(genesis, limits)?;
             store.commit(batch).await?;
             Ok(chain)
         }

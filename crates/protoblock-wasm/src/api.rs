@@ -14,7 +14,7 @@ use std::rc::{Rc, Weak};
 use futures::StreamExt;
 use libp2p::{Multiaddr, identity};
 use protoblock_core::crypto::signing_key_from_seed;
-use protoblock_core::{ChainParams, Genesis, Hash32};
+use protoblock_core::{ChainLimits, Genesis, Hash32};
 use protoblock_net::node::{NodeConfig, NodeEvent, NodeHandle, now_ms};
 use protoblock_net::{Node, NodeStatus};
 use protoblock_store::{Store, open_chain};
@@ -253,8 +253,8 @@ impl ProtoblockNode {
                 addrs.push(m);
             }
         }
-        let params = ChainParams::default();
-        let chain = open_chain(&store, genesis.clone(), params.clone())
+        let params = genesis.params.clone();
+        let chain = open_chain(&store, genesis.clone(), ChainLimits::default())
             .await
             .map_err(|e| js_err(format!("resuming the chain from {db_name}: {e}")))?;
         let producer_key = match &opts.oracle_key {

@@ -10,8 +10,8 @@
 use futures::channel::mpsc;
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
+use protoblock_core::Genesis;
 use protoblock_core::crypto::KeyCache;
-use protoblock_core::{ChainParams, Genesis};
 use protoblock_net::{SignatureVerifier, VerifyDone, VerifyJob};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
@@ -33,7 +33,6 @@ extern "C" {
 #[wasm_bindgen]
 pub struct SignatureChecker {
     genesis: Genesis,
-    params: ChainParams,
     keys: KeyCache,
 }
 
@@ -42,13 +41,13 @@ impl SignatureChecker {
     #[wasm_bindgen(constructor)]
     pub fn new(genesis: &[u8]) -> Result<SignatureChecker, JsError> {
         let genesis = Genesis::from_bytes(genesis).map_err(|e| JsError::new(&format!("genesis: {e}")))?;
-        Ok(Self { genesis, params: ChainParams::default(), keys: KeyCache::default() })
+        Ok(Self { genesis, keys: KeyCache::default() })
     }
 
     /// Whether every signature in `block` verifies (false for anything that
     /// does not decode).
     pub fn check(&mut self, block: &[u8]) -> bool {
-        protoblock_core::block::verify_signatures(block, &self.genesis, &self.params, &mut self.keys).is_ok()
+        protoblock_core::block::verify_signatures(block, &self.genesis, &self.genesis.params, &mut self.keys).is_ok()
     }
 
     /// [`SignatureChecker::check`] for each block of a range (an array of
@@ -60,9 +59,13 @@ impl SignatureChecker {
         let owned: Vec<Option<Vec<u8>>> =
             blocks.iter().map(|b| b.dyn_into::<js_sys::Uint8Array>().ok().map(|b| b.to_vec())).collect();
         let present: Vec<&[u8]> = owned.iter().flatten().map(Vec::as_slice).collect();
-        let mut verdicts =
-            protoblock_core::block::verify_signatures_run(&present, &self.genesis, &self.params, &mut self.keys)
-                .into_iter();
+        let mut verdicts = protoblock_core::block::verify_signatures_run(
+            &present,
+            &self.genesis,
+            &self.genesis.params,
+            &mut self.keys,
+        )
+        .into_iter();
         owned.iter().map(|b| u8::from(b.is_some() && verdicts.next().unwrap_or(false))).collect()
     }
 }

@@ -351,15 +351,14 @@ pub fn status(s: &protoblock_net::NodeStatus) -> StatusView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protoblock_core::ChainParams;
+    use protoblock_core::ChainLimits;
     use protoblock_devnet::{DevNet, generate_chain};
 
     #[test]
     fn views_of_a_dev_chain() {
         let net = DevNet::new(7, 12);
-        let params = ChainParams::default();
-        let blocks = generate_chain(&net, &params, 80, 6);
-        let (mut chain, _) = Chain::new(net.genesis.clone(), params).unwrap();
+        let blocks = generate_chain(&net, 80, 6);
+        let (mut chain, _) = Chain::new(net.genesis.clone(), ChainLimits::default()).unwrap();
         for (i, b) in blocks.iter().enumerate() {
             let ts = net.genesis.timestamp_ms + (i as u64 + 1) * 1000;
             chain.insert_block(b, ts + 1).unwrap();

@@ -8,8 +8,9 @@
 
 mod common;
 
+use protoblock_core::ChainLimits;
+use protoblock_core::WriteBatch;
 use protoblock_devnet::{DevNet, generate_chain};
-use protoblock_core::{ChainParams, WriteBatch};
 use protoblock_store::{Store, open_chain};
 use protoblock_wasm::store::IndexedDbStore;
 use wasm_bindgen_test::*;
@@ -31,11 +32,10 @@ fn crypto_and_validation_match_native() {
 #[wasm_bindgen_test]
 async fn indexeddb_commits_and_reopens_to_the_same_chain() {
     let net = DevNet::new(5, 10);
-    let params = ChainParams::default();
-    let blocks = generate_chain(&net, &params, 60, 8);
+    let blocks = generate_chain(&net, 60, 8);
     let name = db("reopen");
     let store = IndexedDbStore::open(&name).await.unwrap();
-    let mut chain = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let mut chain = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     // Blocks one by one, then in a batch of many (as sync commits).
     for b in &blocks[..20] {
         let u = chain.insert_block(b, FAR).unwrap();
@@ -58,7 +58,7 @@ async fn indexeddb_commits_and_reopens_to_the_same_chain() {
     store.close();
 
     let store = IndexedDbStore::open(&name).await.unwrap();
-    let resumed = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let resumed = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     assert_eq!(resumed.head(), chain.head());
     assert_eq!(resumed.commitment().root(), chain.commitment().root());
     assert_eq!(resumed.state(), chain.state());
@@ -73,11 +73,10 @@ async fn indexeddb_commits_and_reopens_to_the_same_chain() {
 #[wasm_bindgen_test]
 async fn a_torn_commit_leaves_the_previous_head() {
     let net = DevNet::new(6, 10);
-    let params = ChainParams::default();
-    let blocks = generate_chain(&net, &params, 12, 8);
+    let blocks = generate_chain(&net, 12, 8);
     let name = db("torn");
     let store = IndexedDbStore::open(&name).await.unwrap();
-    let mut chain = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let mut chain = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     for b in &blocks[..10] {
         store.commit(chain.insert_block(b, FAR).unwrap().batch.unwrap()).await.unwrap();
     }
@@ -95,7 +94,7 @@ async fn a_torn_commit_leaves_the_previous_head() {
     for cut in [0, 1, ops / 2, ops - 1, ops] {
         assert_eq!(store.commit_torn(batch.clone(), cut).await.unwrap(), cut);
         let reopened = IndexedDbStore::open(&name).await.unwrap();
-        let resumed = open_chain(&reopened, net.genesis.clone(), params.clone()).await.unwrap();
+        let resumed = open_chain(&reopened, net.genesis.clone(), ChainLimits::default()).await.unwrap();
         assert_eq!(resumed.head(), before_head, "cut after {cut} requests");
         assert_eq!(resumed.commitment().root(), before_root);
         assert_eq!(resumed.replay(), &before_replay);
@@ -104,11 +103,11 @@ async fn a_torn_commit_leaves_the_previous_head() {
     }
     // The handle that saw the torn commits still commits the whole batch.
     store.commit(batch).await.unwrap();
-    let resumed = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let resumed = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     assert_eq!(resumed.head(), chain.head());
     store.close();
     let reopened = IndexedDbStore::open(&name).await.unwrap();
-    let resumed = open_chain(&reopened, net.genesis.clone(), params.clone()).await.unwrap();
+    let resumed = open_chain(&reopened, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     assert_eq!(resumed.head(), chain.head());
     assert_eq!(resumed.commitment().root(), chain.commitment().root());
     assert_eq!(resumed.replay(), chain.replay());
@@ -122,11 +121,10 @@ async fn a_torn_commit_leaves_the_previous_head() {
 #[wasm_bindgen_test]
 async fn a_reorg_reads_back_the_winning_branch_from_the_index() {
     let net = DevNet::new(8, 10);
-    let params = ChainParams::default();
-    let a = generate_chain(&net, &params, 24, 4);
+    let a = generate_chain(&net, 24, 4);
     let name = db("reorg");
     let store = IndexedDbStore::open(&name).await.unwrap();
-    let mut chain = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let mut chain = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     let mut batch = WriteBatch::default();
     for b in &a {
         batch.merge(chain.insert_block(b, FAR).unwrap().batch.unwrap());
@@ -135,7 +133,7 @@ async fn a_reorg_reads_back_the_winning_branch_from_the_index() {
     // Branch B forks after height 15 (empty blocks at other times, so other
     // ids) and grows past A: 16..=30.
     let mut b_chain =
-        open_chain(&protoblock_store::MemoryStore::new(), net.genesis.clone(), params.clone()).await.unwrap();
+        open_chain(&protoblock_store::MemoryStore::new(), net.genesis.clone(), ChainLimits::default()).await.unwrap();
     for blk in &a[..15] {
         b_chain.insert_block(blk, FAR).unwrap();
     }
@@ -171,7 +169,7 @@ async fn a_reorg_reads_back_the_winning_branch_from_the_index() {
     assert_eq!(store.blocks_range(31, 5, usize::MAX).await.unwrap(), Vec::<Vec<u8>>::new());
     store.close();
     let store = IndexedDbStore::open(&name).await.unwrap();
-    let resumed = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let resumed = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     assert_eq!(resumed.head(), chain.head());
     assert_eq!(resumed.commitment().root(), chain.commitment().root());
     for h in 1..=30 {
@@ -187,11 +185,10 @@ async fn a_reorg_reads_back_the_winning_branch_from_the_index() {
 #[wasm_bindgen_test]
 async fn a_version_2_index_of_one_record_per_height_reads_as_it_is() {
     let net = DevNet::new(9, 10);
-    let params = ChainParams::default();
-    let blocks = generate_chain(&net, &params, 40, 4);
+    let blocks = generate_chain(&net, 40, 4);
     let name = db("v2-index");
     let store = IndexedDbStore::open(&name).await.unwrap();
-    let mut chain = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let mut chain = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     let mut batch = WriteBatch::default();
     for b in &blocks[..25] {
         batch.merge(chain.insert_block(b, FAR).unwrap().batch.unwrap());
@@ -212,7 +209,7 @@ async fn a_version_2_index_of_one_record_per_height_reads_as_it_is() {
     raw.close();
 
     let store = IndexedDbStore::open(&name).await.unwrap();
-    let mut resumed = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let mut resumed = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     assert_eq!(resumed.head(), chain.head());
     assert_eq!(store.blocks_range(3, 10, usize::MAX).await.unwrap(), blocks[2..12].to_vec());
     for b in &blocks[25..] {
@@ -220,7 +217,7 @@ async fn a_version_2_index_of_one_record_per_height_reads_as_it_is() {
     }
     store.close();
     let store = IndexedDbStore::open(&name).await.unwrap();
-    let again = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let again = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     assert_eq!(again.head().height, 40);
     assert_eq!(store.blocks_range(1, 100, usize::MAX).await.unwrap(), blocks);
     store.close();
@@ -230,11 +227,10 @@ async fn a_version_2_index_of_one_record_per_height_reads_as_it_is() {
 #[wasm_bindgen_test]
 async fn a_version_1_replay_index_is_migrated_to_segments() {
     let net = DevNet::new(5, 10);
-    let params = ChainParams::default();
-    let blocks = generate_chain(&net, &params, 12, 8);
+    let blocks = generate_chain(&net, 12, 8);
     let name = db("migrate");
     let store = IndexedDbStore::open(&name).await.unwrap();
-    let mut chain = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let mut chain = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     for b in &blocks {
         store.commit(chain.insert_block(b, FAR).unwrap().batch.unwrap()).await.unwrap();
     }
@@ -278,7 +274,7 @@ async fn a_version_1_replay_index_is_migrated_to_segments() {
 
     // Opening upgrades it to version 2 and moves the ids into a segment.
     let store = IndexedDbStore::open(&old).await.unwrap();
-    let resumed = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let resumed = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     assert_eq!(resumed.replay(), chain.replay());
     assert!(!chain.replay().is_empty());
     assert_eq!(resumed.head(), chain.head());
@@ -286,7 +282,7 @@ async fn a_version_1_replay_index_is_migrated_to_segments() {
     // The old records are gone and the chain goes on from the migrated store.
     store.close();
     let store = IndexedDbStore::open(&old).await.unwrap();
-    let again = open_chain(&store, net.genesis.clone(), params.clone()).await.unwrap();
+    let again = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     assert_eq!(again.replay(), chain.replay());
     store.close();
     IndexedDbStore::delete(&old).await.unwrap();
@@ -331,8 +327,7 @@ async fn a_state_delete_is_issued_only_for_a_stored_key() {
 fn the_signature_checker_passes_good_blocks_and_fails_tampered_ones() {
     use prost::Message;
     let net = DevNet::new(6, 10);
-    let params = ChainParams::default();
-    let blocks = generate_chain(&net, &params, 12, 8);
+    let blocks = generate_chain(&net, 12, 8);
     let mut checker = protoblock_wasm::verifier::SignatureChecker::new(&net.genesis.bytes).unwrap();
     assert!(blocks.iter().all(|b| checker.check(b)));
     let mut tampered = protoblock_core::proto::v1::Block::decode(blocks[5].as_slice()).unwrap();
@@ -360,8 +355,7 @@ async fn the_worker_pool_answers_and_never_passes_a_tampered_block() {
     use futures::{SinkExt, StreamExt};
     use prost::Message;
     let net = DevNet::new(8, 10);
-    let params = ChainParams::default();
-    let blocks = generate_chain(&net, &params, 4, 8);
+    let blocks = generate_chain(&net, 4, 8);
     let mut tampered = protoblock_core::proto::v1::Block::decode(blocks[2].as_slice()).unwrap();
     tampered.signature[0] ^= 1;
     let job = vec![blocks[1].clone(), tampered.encode_to_vec(), b"garbage".to_vec()];

@@ -8,12 +8,12 @@ use ed25519_dalek::SigningKey;
 use prost::Message;
 use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
 use protoblock_core::crypto::{public_key_of, sign_block};
-use protoblock_devnet::{self, DevNet};
 use protoblock_core::hash::{Hash32, sha256};
 use protoblock_core::producer::{Produced, produce_block};
 use protoblock_core::proto::v1 as pb;
 use protoblock_core::state::StateMap;
-use protoblock_core::{BlockMeta, Chain, ChainParams, ChainUpdate, Genesis, Placement};
+use protoblock_core::{BlockMeta, Chain, ChainLimits, ChainParams, ChainUpdate, Genesis, Placement};
+use protoblock_devnet::{self as devnet, DevNet};
 
 pub use pb::data_transition::Kind as DataKind;
 pub use pb::transaction::Body;
@@ -25,8 +25,15 @@ pub fn params_small() -> ChainParams {
     ChainParams { finality_depth: 8, ..ChainParams::default() }
 }
 
+/// A chain at `g`, which must carry the rules `p` the test expects (build the
+/// dev net with `DevNet::with_params`): the rules are the genesis's.
+pub fn genesis_chain(g: &Genesis, p: &ChainParams) -> (Chain, protoblock_core::WriteBatch) {
+    assert_eq!(&g.params, p, "the test's genesis does not carry the rules it expects");
+    Chain::new(g.clone(), ChainLimits::default()).expect("genesis")
+}
+
 pub fn new_chain(g: &Genesis, p: &ChainParams) -> Chain {
-    Chain::new(g.clone(), p.clone()).expect("genesis").0
+    genesis_chain(g, p).0
 }
 
 pub fn header_of(block: &[u8]) -> pb::BlockHeader {
@@ -350,7 +357,7 @@ pub fn grow(
 /// A fresh chain that inserted `blocks`, and a store model fed every batch
 /// since `Chain::new` (genesis batch included).
 pub fn chain_with_model(g: &Genesis, p: &ChainParams, blocks: &[Vec<u8>]) -> (Chain, StoreModel) {
-    let (mut c, genesis_batch) = Chain::new(g.clone(), p.clone()).expect("genesis");
+    let (mut c, genesis_batch) = genesis_chain(g, p);
     let mut m = StoreModel::default();
     m.apply(&genesis_batch);
     for b in blocks {

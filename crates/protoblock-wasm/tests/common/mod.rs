@@ -5,9 +5,10 @@
 //! PB_BLESS=1 (and otherwise only checks).
 
 use prost::Message;
-use protoblock_devnet::{DevNet, generate_chain};
+use protoblock_core::Chain;
+use protoblock_core::ChainLimits;
 use protoblock_core::hash::sha256;
-use protoblock_core::{Chain, ChainParams};
+use protoblock_devnet::{DevNet, generate_chain};
 use protoblock_proto::v1 as pb;
 
 pub const VECTORS: &str = include_str!("../parity-vectors.txt");
@@ -15,13 +16,12 @@ pub const VECTORS: &str = include_str!("../parity-vectors.txt");
 /// `name=value` lines describing the chain and how tampered blocks fail.
 pub fn vectors() -> String {
     let net = DevNet::new(42, 8);
-    let params = ChainParams::default();
-    let blocks = generate_chain(&net, &params, 24, 6);
+    let blocks = generate_chain(&net, 24, 6);
     let mut all = Vec::new();
     for b in &blocks {
         all.extend_from_slice(&sha256(b).0);
     }
-    let (mut chain, _) = Chain::new(net.genesis.clone(), params).expect("genesis");
+    let (mut chain, _) = Chain::new(net.genesis.clone(), ChainLimits::default()).expect("genesis");
     let mut out = String::new();
     out.push_str(&format!("genesis={}\n", net.genesis.hash));
     out.push_str(&format!("blocks_digest={}\n", sha256(&all)));
