@@ -14,8 +14,9 @@ if (params.get('genesis')) opts.genesis = params.get('genesis');
 if (params.get('oracleKey')) opts.oracleKey = params.get('oracleKey');
 for (const k of ['blockIntervalMs', 'targetPeers', 'targetDirectPeers', 'signatureWorkers']) if (params.get(k)) opts[k] = Number(params.get(k));
 if (params.get('logLevel')) opts.logLevel = params.get('logLevel');
-// ?pkg=pkg-metrics: load another build of the package from www/ (the mesh benchmark's build with gossip counters).
-const PKG = /^pkg(-[a-z0-9]+)?$/.test(params.get('pkg') || '') ? params.get('pkg') : 'pkg';
+// ?pkg=pkg-metrics: load another build of the package from www/ (the mesh benchmark's build with gossip
+// counters; the browser tests' build with test hooks, pkg-test-hooks). window.pbPkg says which one loaded.
+const PKG = /^pkg(-[a-z0-9]+)*$/.test(params.get('pkg') || '') ? params.get('pkg') : 'pkg';
 // ?relay=none: start from ?genesis= and ?bootstrap= alone (no bootstrap fetch).
 if (opts.relay === 'none') delete opts.relay;
 
@@ -413,6 +414,7 @@ async function main() {
   try {
     performance.mark('pb:import');
     mod = await import(`./${PKG}/protoblock_wasm.js`);
+    window.pbPkg = PKG;
     performance.mark('pb:instantiate');
     window.pbWasm = await mod.default(); // the wasm exports (tests read its memory size)
     performance.mark('pb:start');

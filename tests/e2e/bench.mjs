@@ -82,6 +82,7 @@ async function browserRound(i, query = '') {
     writeFileSync(`${process.env.PB_BENCH_CPUPROFILE}.${i}.cpuprofile`, JSON.stringify(profile));
   }
   const cpu = { script: (m1.ScriptDuration - m0.ScriptDuration) * 1000, task: (m1.TaskDuration - m0.TaskDuration) * 1000 };
+  // Only the bench build publishes store counters (PB_BENCH_PKG=pkg-bench); the product package has none.
   const store = await page.evaluate(() => globalThis.pbStoreStats || null);
   const heap = await page.evaluate(() => performance.memory ? performance.memory.usedJSHeapSize : null);
   // The wasm instance's linear memory: where the node's own heap lives.

@@ -11,6 +11,9 @@ import { chromium } from 'playwright-core';
 export const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 export const RELAY_BIN = process.env.PB_RELAY_BIN || join(ROOT, 'target/debug/protoblock-relay');
 export const OUT_DIR = join(ROOT, 'target/e2e');
+// The package build pages load (www/<PB_E2E_PKG>): `cargo xtask test` runs the browser tests on
+// www/pkg-test-hooks, the product package plus the hooks they drive; benchmarks run the product's.
+export const PKG = process.env.PB_E2E_PKG || 'pkg';
 mkdirSync(OUT_DIR, { recursive: true });
 
 const children = new Set();
@@ -136,7 +139,8 @@ export async function openNodePage(context, relay, store, extraQuery = '') {
     if (process.env.PB_E2E_VERBOSE) console.log(`[page ${store}] ${m.type()}: ${t}`);
   });
   const t0 = Date.now();
-  await page.goto(`${relay.http}/?store=${encodeURIComponent(store)}${extraQuery}`);
+  const pkg = /[?&]pkg=/.test(extraQuery) ? '' : `&pkg=${PKG}`;
+  await page.goto(`${relay.http}/?store=${encodeURIComponent(store)}${pkg}${extraQuery}`);
   // Polled inside the page every 5 ms (a 250 ms poll from here added up to
   // 250 ms to every page's start, and to the benchmark's first-peer figure).
   await page.waitForFunction(() => window.pbReady === true || document.body.dataset.state === 'error', null, { polling: 5, timeout: 60_000 })

@@ -129,7 +129,7 @@ await r.test('bad_signalling_times_out_is_cleaned_up_and_the_page_keeps_working'
   // A hostile node (a second node in another tab): it never answers offers,
   // upgrades nothing itself, and sends bad signalling on purpose.
   const evil = await host.evaluate(async () => {
-    const { ProtoblockNode } = await import('./pkg/protoblock_wasm.js');
+    const { ProtoblockNode } = await import(`./${window.pbPkg}/protoblock_wasm.js`);
     window.evil = await ProtoblockNode.start({
       // targetPeers 0: it dials nobody itself (only its relay), so the victim is the dialer and offers.
       relay: location.origin, storeName: 'evil', targetPeers: 0, targetDirectPeers: 0, _testBlackHole: true,

@@ -4,9 +4,10 @@
 // result lines that xtask adds to its totals.
 
 import {
-  Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, OUT_DIR, cleanup,
+  Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, OUT_DIR, ROOT, PKG, cleanup,
 } from './lib.mjs';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 
 const r = new Runner('e2e');
 const HISTORY = 600; // blocks of dev history before the pages open
@@ -75,7 +76,7 @@ await r.test('a_tx_from_page1s_wallet_is_in_a_block_seen_by_page3', async () => 
 await r.test('one_page_runs_two_more_independent_nodes_and_stops_them', async () => {
   const target = (await relay.status()).head.height;
   const out = await p2.evaluate(async (target) => {
-    const { ProtoblockNode } = await import('./pkg/protoblock_wasm.js');
+    const { ProtoblockNode } = await import(`./${window.pbPkg}/protoblock_wasm.js`);
     const a = await ProtoblockNode.start({ relay: location.origin, storeName: 'multi-a' });
     const b = await ProtoblockNode.start({ relay: location.origin, storeName: 'multi-b' });
     const heights = [];
@@ -227,6 +228,26 @@ if (process.env.PB_E2E_WEBRTC_IP) {
   r.skip('webrtc_direct_when_websocket_fails', 'no network namespace (PB_E2E_WEBRTC_IP unset)');
   r.skip('websocket_when_webrtc_direct_fails', 'no network namespace (PB_E2E_WEBRTC_IP unset)');
 }
+
+// The other tests drive hooks only the test build has (PB_E2E_PKG); this one runs the package
+// users get, www/pkg, in a page, and proves the hooks are not in it.
+await r.test('the_product_package_syncs_and_carries_no_test_hooks', async () => {
+  const hooks = ['_testSignal', 'storedBlocks', '_testBlackHole', 'pbStoreStats'];
+  const files = (pkg) => ['protoblock_wasm.js', 'protoblock_wasm_bg.wasm']
+    .map((f) => readFileSync(join(ROOT, 'www', pkg, f)).toString('latin1')).join('');
+  const shipped = hooks.filter((h) => files('pkg').includes(h));
+  assert(shipped.length === 0, `the product package carries test hooks: ${shipped}`);
+  if (PKG !== 'pkg') {
+    const inTest = files(PKG);
+    assert(hooks.slice(0, 3).every((h) => inTest.includes(h)), `the check can fail: ${PKG} has the hooks`);
+  }
+  const p = await open('product', '&pkg=pkg');
+  assert(await p.evaluate(() => window.pbPkg) === 'pkg', 'the page loaded the product package');
+  const target = (await relay.status()).head.height;
+  await waitFor('the product package at the relay head', async () => (await status(p)).headHeight >= target, 120_000);
+  const exported = await p.evaluate(() => ['_testSignal', 'storedBlocks'].filter((h) => typeof window.pbNode[h] === 'function'));
+  assert(exported.length === 0, `the product node exposes ${exported}`);
+});
 
 await r.test('no_uncaught_errors_in_any_page', async () => {
   const errs = pages.flatMap((p) => p.pbErrors);

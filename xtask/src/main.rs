@@ -296,14 +296,18 @@ fn test() -> Result<()> {
     // wasm-bindgen tests in headless Chromium.
     let mut wasm = cargo();
     wasm.current_dir(root.join("crates/protoblock-wasm"))
-        .args(["test", "-p", "protoblock-wasm", "--target", "wasm32-unknown-unknown"])
+        .args(["test", "-p", "protoblock-wasm", "--target", "wasm32-unknown-unknown", "--features", "test-hooks"])
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
         .env("WASM_BINDGEN_TEST_TIMEOUT", "300");
     total.add(counted("browser (wasm-bindgen) tests", &mut wasm, 1200)?);
 
     // End to end: the release browser package, the relay binary the native
     // tests built, and Chromium pages, inside a network namespace of our own.
+    // The pages run the package plus its test hooks (www/pkg-test-hooks);
+    // run.mjs also runs the product package and checks it carries no hooks.
     web()?;
+    let test_pkg = web_with(&["test-hooks"])?;
+    let test_pkg = test_pkg.file_name().and_then(|n| n.to_str()).context("package folder")?.to_string();
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
     // run.mjs: the browser node against a relay; mesh.mjs: browser-to-browser `/webrtc`;
@@ -316,7 +320,9 @@ fn test() -> Result<()> {
             ("interop.mjs", "js-libp2p interop (/webrtc) tests", 300),
         ] {
             let mut cmd = node_script(ns, script);
-            cmd.current_dir(&e2e).env("PB_RELAY_BIN", target_dir().join("debug/protoblock-relay"));
+            cmd.current_dir(&e2e)
+                .env("PB_RELAY_BIN", target_dir().join("debug/protoblock-relay"))
+                .env("PB_E2E_PKG", &test_pkg);
             if let Some(ip) = webrtc_ip {
                 cmd.env("PB_E2E_WEBRTC_IP", ip);
             }
@@ -327,7 +333,10 @@ fn test() -> Result<()> {
 
     // Two browsers behind two NATs: the script builds (and removes) its own namespaces.
     let mut nat = Command::new("node");
-    nat.current_dir(&e2e).arg("nat.mjs").env("PB_RELAY_BIN", target_dir().join("debug/protoblock-relay"));
+    nat.current_dir(&e2e)
+        .arg("nat.mjs")
+        .env("PB_RELAY_BIN", target_dir().join("debug/protoblock-relay"))
+        .env("PB_E2E_PKG", &test_pkg);
     total.add(counted("browsers behind NAT test", &mut nat, 600)?);
 
     println!("\ntests: {} passed, {} failed, {} skipped", total.passed, total.failed, total.ignored);

@@ -105,7 +105,7 @@ impl RedbStore {
     /// Test hook: writes only the first `ops_before_crash` steps of the batch
     /// and then drops the transaction uncommitted, as a crash at that point
     /// would. The store must look exactly as before.
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn commit_torn(&self, batch: &WriteBatch, ops_before_crash: usize) -> Result<(), StoreError> {
         let all = ops(batch);
         let txn = self.db.begin_write().map_err(be)?;
@@ -115,7 +115,7 @@ impl RedbStore {
     }
 
     /// Number of steps a batch is written in (for torn-commit tests).
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn op_count(batch: &WriteBatch) -> usize {
         ops(batch).len()
     }

@@ -105,6 +105,7 @@ struct StartOptions {
     log_level: Option<String>,
     signature_workers: Option<u32>,
     /// Test hook: accept `/webrtc` signalling and never answer.
+    #[cfg(feature = "test-hooks")]
     #[serde(default, rename = "_testBlackHole")]
     test_black_hole: bool,
 }
@@ -134,6 +135,7 @@ struct Inner {
     genesis: Hash32,
     peer_id: String,
     listeners: Listeners,
+    #[cfg(feature = "test-hooks")]
     control: libp2p_stream::Control,
 }
 
@@ -267,11 +269,15 @@ impl ProtoblockNode {
             }
             None => None,
         };
-        let webrtc =
-            protoblock_webrtc::private::Config { ice_servers, black_hole: opts.test_black_hole, ..Default::default() };
+        let webrtc = protoblock_webrtc::private::Config {
+            ice_servers,
+            #[cfg(feature = "test-hooks")]
+            black_hole: opts.test_black_hole,
+            ..Default::default()
+        };
         #[cfg(feature = "gossip-metrics")]
         let metrics = std::sync::Arc::new(std::sync::Mutex::new(prometheus_client::registry::Registry::default()));
-        let (swarm, signaller, control) = crate::swarm::build(
+        let (swarm, signaller, _control) = crate::swarm::build(
             key.clone(),
             params.max_block_bytes,
             webrtc,
@@ -309,7 +315,8 @@ impl ProtoblockNode {
             genesis: genesis.hash,
             peer_id,
             listeners: RefCell::new(HashMap::new()),
-            control,
+            #[cfg(feature = "test-hooks")]
+            control: _control,
         });
         let weak: Weak<Inner> = Rc::downgrade(&inner);
         spawn_local(async move {
@@ -447,6 +454,7 @@ impl ProtoblockNode {
     /// Test hook: opens a `/webrtc` signalling stream to `peer` (connected
     /// already) and misbehaves as `mode` says ("garbage", "oversized",
     /// "silent", "offer"), holding the stream for `holdMs`.
+    #[cfg(feature = "test-hooks")]
     #[wasm_bindgen(js_name = _testSignal)]
     pub async fn test_signal(&self, peer: String, mode: String, hold_ms: u32) -> Result<(), JsError> {
         let peer: libp2p::PeerId = peer.parse().map_err(|e| js_err(format!("peer id: {e}")))?;
@@ -461,6 +469,7 @@ impl ProtoblockNode {
     }
 
     /// Blocks stored in IndexedDB (tests use it to prove a reload resumed).
+    #[cfg(feature = "test-hooks")]
     #[wasm_bindgen(js_name = storedBlocks)]
     pub async fn stored_blocks(&self) -> Result<u32, JsError> {
         self.inner.store.block_count().await.map_err(js_err)

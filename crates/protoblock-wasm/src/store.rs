@@ -144,13 +144,17 @@ fn to_hash(v: &JsValue) -> Result<Hash32, StoreError> {
 
 use wasm_bindgen::JsCast;
 
-/// Milliseconds from the page's monotonic clock (`Date.now()` where there is none).
+/// Milliseconds from the page's monotonic clock (`Date.now()` where there is none),
+/// for the benchmark's counters.
+#[cfg(feature = "bench")]
 pub(crate) fn now_ms() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or_else(js_sys::Date::now)
 }
 
 /// Commit counters for the browser benchmark, published on
-/// `globalThis.pbStoreStats` (commits, blocks, ms awaiting commits, requests).
+/// `globalThis.pbStoreStats` (commits, blocks, ms awaiting commits, requests)
+/// by the benchmark's build (`bench` feature) only.
+#[cfg(feature = "bench")]
 mod stats {
     use std::cell::Cell;
     thread_local! {
@@ -295,6 +299,7 @@ impl IndexedDbStore {
             match v {
                 Some(v) => s.put_with_key(v, k).map(|_| ()),
                 None => {
+                    #[cfg(feature = "bench")]
                     stats::DELETES.set(stats::DELETES.get() + 1.0);
                     s.delete(k).map(|_| ())
                 }
@@ -385,6 +390,7 @@ impl IndexedDbStore {
             }
             Ok(())
         })();
+        #[cfg(feature = "bench")]
         stats::REQUESTS.set(stats::REQUESTS.get() + issued as f64);
         if abort_after.is_some() || r.is_err() {
             // Abort with the issued requests pending: none may survive.
@@ -409,7 +415,7 @@ impl IndexedDbStore {
 
     /// Test hook: a commit interrupted after `ops` requests; returns how
     /// many it issued (all of them when `ops` is larger).
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub async fn commit_torn(&self, mut batch: WriteBatch, ops: usize) -> Result<usize, StoreError> {
         batch.compact();
         self.flush().await?;
@@ -472,7 +478,7 @@ impl IndexedDbStore {
 
     /// Number of undo records stored (for tests: exactly the non-final
     /// main blocks', none left behind).
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub async fn undo_count(&self) -> Result<u32, StoreError> {
         let tx = self.db.transaction(&[UNDO], TransactionMode::ReadOnly).map_err(backend)?;
         tx.store(UNDO).map_err(backend)?.count(None).await.map_err(backend)
@@ -480,6 +486,7 @@ impl IndexedDbStore {
 
     /// Number of blocks stored (for tests: proves what a reload did not
     /// download again).
+    #[cfg(feature = "test-hooks")]
     pub async fn block_count(&self) -> Result<u32, StoreError> {
         let tx = self.db.transaction(&[BLOCKS], TransactionMode::ReadOnly).map_err(backend)?;
         tx.store(BLOCKS).map_err(backend)?.count(None).await.map_err(backend)
@@ -554,8 +561,8 @@ impl Store for IndexedDbStore {
         if self.poisoned.get() {
             return Err(poisoned());
         }
-        let t0 = now_ms();
-        let blocks = batch.put_blocks.len();
+        #[cfg(feature = "bench")]
+        let (t0, blocks) = (now_ms(), batch.put_blocks.len());
         // Resolves once the transaction is durable. The node keeps one
         // commit out and validates meanwhile (group commit), so the browser
         // writes batch N while the node validates N+1 without a second
@@ -569,6 +576,7 @@ impl Store for IndexedDbStore {
         if r.is_err() {
             self.poisoned.set(true);
         }
+        #[cfg(feature = "bench")]
         stats::record(blocks, now_ms() - t0);
         r
     }

@@ -27,7 +27,7 @@
 //! one drops its `RTCPeerConnection`, which closes it and clears its handlers.
 
 mod signaling;
-#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
 pub mod testing;
 mod transport;
 

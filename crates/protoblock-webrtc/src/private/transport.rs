@@ -39,13 +39,19 @@ pub struct Config {
     pub max_inbound_handshakes: usize,
     /// Test hook: accept signalling streams and never answer (a peer that
     /// never answers an offer), holding each until the handshake timeout.
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub black_hole: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { ice_servers: Vec::new(), timeout: Duration::from_secs(20), max_inbound_handshakes: 8, black_hole: false }
+        Self {
+            ice_servers: Vec::new(),
+            timeout: Duration::from_secs(20),
+            max_inbound_handshakes: 8,
+            #[cfg(feature = "test-hooks")]
+            black_hole: false,
+        }
     }
 }
 
@@ -209,6 +215,7 @@ impl Signaller {
                     let mut connections = connections.clone();
                     let config = config.clone();
                     wasm_bindgen_futures::spawn_local(async move {
+                        #[cfg(feature = "test-hooks")]
                         if config.black_hole {
                             futures_timer::Delay::new(config.timeout).await;
                             drop(stream);
