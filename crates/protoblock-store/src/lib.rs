@@ -89,7 +89,7 @@ pub trait Store: MaybeSend + MaybeSync {
 /// One write of a batch, the list every store applies in this order (the
 /// head last, so a torn write can never point it at something missing). The
 /// memory and redb stores apply exactly these; the IndexedDB store (in
-/// protoblock-wasm) writes their net effect with its own index layout.
+/// protoblock-wasm) issues each one's net effect in its own index layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOp<'a> {
     /// The block's bytes as the batch shares them (a memory store keeps the `Arc`).

@@ -31,7 +31,7 @@ use futures::future::try_join_all;
 use js_sys::Uint8Array;
 use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
 use protoblock_core::hash::Hash32;
-use protoblock_store::{Store, StoreError, decode_head, encode_head};
+use protoblock_store::{Store, StoreError, WriteOp, decode_head, encode_head, write_ops};
 use rexie::{ObjectStore, Rexie, TransactionMode};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -306,36 +306,105 @@ impl IndexedDbStore {
             }
             .map_err(js)
         };
-        let r = (|| {
-            for (_, id, b) in batch.put_blocks.iter() {
-                op(&blocks, &bytes(&id.0), Some(&bytes(b)))?;
+        // The batch's writes are the list every store applies
+        // (`protoblock_store::write_ops`); this store issues each one's net
+        // effect in its own layout. What needs the whole list is derived
+        // first: the main-chain index's runs of heights, the replay index's
+        // segment records, the undo records put and deleted within the batch.
+        let ops = write_ops(batch);
+        let main_runs = main_index::segments(ops.iter().filter_map(|op| match op {
+            WriteOp::PutBlock(h, id, _) => Some((*h, **id)),
+            _ => None,
+        }));
+        let (mut replay_put, mut replay_delete) = (Vec::new(), Vec::new());
+        let mut undone: HashSet<&Hash32> = HashSet::new();
+        for op in &ops {
+            match op {
+                WriteOp::PutReplay(id, nonce) => replay_put.push((**id, *nonce)),
+                WriteOp::DeleteReplay(id) => replay_delete.push(**id),
+                WriteOp::DeleteUndo(id) => {
+                    undone.insert(*id);
+                }
+                _ => {}
             }
-            // The index: the batch's main blocks as one record per run of
-            // heights (one per commit), after deleting the records keyed
-            // above its lowest height, which it overrides.
-            let segments = main_index::segments(batch.put_blocks.iter().map(|(h, id, _)| (*h, *id)));
-            if let Some((lo, _)) = segments.first() {
+        }
+        let r = (|| {
+            // The index: one record per run of heights (one per commit),
+            // after deleting the records keyed above its lowest height, which
+            // it overrides.
+            if let Some((lo, _)) = main_runs.first() {
                 let above = IdbKeyRange::lower_bound_with_open(&JsValue::from_f64(*lo as f64), true).map_err(js)?;
                 op(&main, &above.into(), None)?;
             }
-            for (start, ids) in &segments {
+            for (start, ids) in &main_runs {
                 op(&main, &JsValue::from_f64(*start as f64), Some(&bytes(ids)))?;
-            }
-            for id in &batch.delete_blocks {
-                op(&blocks, &bytes(&id.0), None)?;
             }
             // Each IndexedDB request costs the page's thread: the node hands
             // over compacted batches (`WriteBatch::compact`: each state key
             // once), and a delete of a key never stored is not issued.
             let mut keys = self.state_keys.borrow_mut();
             let mut changed: Vec<(&[u8], bool)> = Vec::new();
-            for (k, v) in batch.state.iter() {
-                match v {
-                    Some(v) => op(&state, &bytes(k), Some(&bytes(v)))?,
-                    None if keys.as_ref().is_some_and(|s| !s.contains(k.as_slice())) => continue,
-                    None => op(&state, &bytes(k), None)?,
+            // Undo records are put for new blocks and deleted once final,
+            // during sync mostly within the same batch: such a record is
+            // neither written nor deleted (the set of stored ids says which
+            // deletes have something to delete). The torn-commit hook works
+            // on a copy, as the aborted transaction leaves the database.
+            let mut stored_undo = self.undo_ids.borrow_mut();
+            let mut torn_copy;
+            let stored_undo: &mut HashSet<Hash32> = match abort_after {
+                Some(_) => {
+                    torn_copy = stored_undo.clone();
+                    &mut torn_copy
                 }
-                changed.push((k, v.is_some()));
+                None => &mut stored_undo,
+            };
+            let mut replay_written = false;
+            for w in &ops {
+                match *w {
+                    WriteOp::PutBlock(_, id, b) => op(&blocks, &bytes(&id.0), Some(&bytes(b)))?,
+                    WriteOp::DeleteBlock(id) => op(&blocks, &bytes(&id.0), None)?,
+                    WriteOp::State(k, Some(v)) => {
+                        op(&state, &bytes(k), Some(&bytes(v)))?;
+                        changed.push((k, true));
+                    }
+                    WriteOp::State(k, None) => {
+                        if keys.as_ref().is_some_and(|s| !s.contains(k)) {
+                            continue;
+                        }
+                        op(&state, &bytes(k), None)?;
+                        changed.push((k, false));
+                    }
+                    WriteOp::PutUndo(id, _) if undone.contains(id) => {}
+                    WriteOp::PutUndo(id, u) => {
+                        op(&undo, &bytes(&id.0), Some(&bytes(u)))?;
+                        stored_undo.insert(*id);
+                    }
+                    WriteOp::DeleteUndo(id) => {
+                        if stored_undo.remove(id) {
+                            op(&undo, &bytes(&id.0), None)?;
+                        }
+                    }
+                    WriteOp::PutReplay(..) | WriteOp::DeleteReplay(_) if replay_written => {}
+                    WriteOp::PutReplay(..) | WriteOp::DeleteReplay(_) => {
+                        replay_written = true;
+                        // The hook must leave the mirror as the aborted
+                        // transaction leaves the database.
+                        let plan = match abort_after {
+                            Some(_) => self.replay.borrow().clone().apply(&replay_put, &replay_delete),
+                            None => self.replay.borrow_mut().apply(&replay_put, &replay_delete),
+                        };
+                        for (seg, v) in &plan.put {
+                            op(&replay, &JsValue::from_f64(*seg as f64), Some(&bytes(v)))?;
+                        }
+                        for seg in &plan.delete {
+                            op(&replay, &JsValue::from_f64(*seg as f64), None)?;
+                        }
+                    }
+                    // Reads stop at the head, so an index record reaching
+                    // above it (never with longest-chain fork choice) is
+                    // never read.
+                    WriteOp::Head(h) => op(&meta, &JsValue::from_str(HEAD_KEY), Some(&bytes(&encode_head(h))))?,
+                }
             }
             // The torn-commit hook leaves the set as the database stays.
             if let (Some(set), None) = (keys.as_mut(), abort_after) {
@@ -346,47 +415,6 @@ impl IndexedDbStore {
                         set.remove(k);
                     }
                 }
-            }
-            drop(keys);
-            // Undo records are put for new blocks and deleted once final,
-            // during sync mostly within the same batch: such a record is
-            // neither written nor deleted (the set of stored ids says which
-            // deletes have something to delete).
-            let undone: HashSet<&Hash32> = batch.delete_undo.iter().collect();
-            let mut stored = self.undo_ids.borrow_mut();
-            let mut torn_copy;
-            let stored: &mut HashSet<Hash32> = match abort_after {
-                Some(_) => {
-                    torn_copy = stored.clone();
-                    &mut torn_copy
-                }
-                None => &mut stored,
-            };
-            for (id, u) in batch.put_undo.iter().filter(|(id, _)| !undone.contains(id)) {
-                op(&undo, &bytes(&id.0), Some(&bytes(u)))?;
-                stored.insert(*id);
-            }
-            for id in &batch.delete_undo {
-                if stored.remove(id) {
-                    op(&undo, &bytes(&id.0), None)?;
-                }
-            }
-            // The test hook must leave the mirror as the aborted
-            // transaction leaves the database.
-            let plan = match abort_after {
-                Some(_) => self.replay.borrow().clone().apply(&batch.replay_put, &batch.replay_delete),
-                None => self.replay.borrow_mut().apply(&batch.replay_put, &batch.replay_delete),
-            };
-            for (seg, v) in &plan.put {
-                op(&replay, &JsValue::from_f64(*seg as f64), Some(&bytes(v)))?;
-            }
-            for seg in &plan.delete {
-                op(&replay, &JsValue::from_f64(*seg as f64), None)?;
-            }
-            if let Some(h) = &batch.head {
-                // Reads stop at the head, so an index record reaching above
-                // it (never with longest-chain fork choice) is never read.
-                op(&meta, &JsValue::from_str(HEAD_KEY), Some(&bytes(&encode_head(h))))?;
             }
             Ok(())
         })();
