@@ -228,22 +228,21 @@ async fn submit_tx(State(s): State<HttpState>, body: axum::body::Bytes) -> Respo
     match s.node.submit_tx(body.to_vec()).await {
         Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "id": id.to_hex() }))).into_response(),
         Err(e) => {
-            let (code, kind) = submit_error_kind(&e);
-            (code, Json(json!({ "error": e.to_string(), "kind": kind }))).into_response()
+            let body = json!({ "error": e.to_string(), "kind": e.kind(), "rule": e.rule() });
+            (submit_error_status(&e), Json(body)).into_response()
         }
     }
 }
 
-/// A submit error's HTTP status and a stable name for programs (the message is for people).
-fn submit_error_kind(e: &SubmitError) -> (StatusCode, &'static str) {
+/// A submit error's HTTP status (its `kind` and `rule` name it for programs).
+fn submit_error_status(e: &SubmitError) -> StatusCode {
     use protoblock_core::mempool::MempoolError as M;
     match e {
-        SubmitError::Rejected(M::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
-        SubmitError::Rejected(M::Duplicate) => (StatusCode::UNPROCESSABLE_ENTITY, "duplicate"),
-        SubmitError::Rejected(M::SignerLimit) => (StatusCode::TOO_MANY_REQUESTS, "signer_limit"),
-        SubmitError::Rejected(M::Full) => (StatusCode::SERVICE_UNAVAILABLE, "mempool_full"),
-        SubmitError::StoreFailed(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_failed"),
-        SubmitError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "stopped"),
+        SubmitError::Rejected(M::Invalid(_) | M::Duplicate) => StatusCode::UNPROCESSABLE_ENTITY,
+        SubmitError::Rejected(M::SignerLimit) => StatusCode::TOO_MANY_REQUESTS,
+        SubmitError::Rejected(M::Full) | SubmitError::StoreFailed(_) | SubmitError::Stopped => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
     }
 }
 

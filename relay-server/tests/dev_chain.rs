@@ -244,10 +244,14 @@ fn http_api_health_metrics_blocks_and_tx_submission() {
     assert_eq!(tx_id["id"], protoblock_core::hash::sha256(&st.tx).to_hex());
     let r = client.post(format!("{base}/api/tx")).body(tx).send().unwrap();
     assert_eq!(r.status().as_u16(), 422, "a duplicate is refused");
+    let e: serde_json::Value = r.json().unwrap();
+    assert_eq!((e["kind"].as_str(), e["rule"].as_str()), (Some("duplicate"), None), "{e}");
     let r = client.post(format!("{base}/api/tx")).body(vec![0xff; 40]).send().unwrap();
     assert_eq!(r.status().as_u16(), 422);
     let e: serde_json::Value = r.json().unwrap();
     assert!(e["error"].as_str().unwrap().contains("malformed"), "{e}");
+    // Programs read the kind and the rule, not the message.
+    assert_eq!((e["kind"].as_str(), e["rule"].as_str()), (Some("invalid"), Some("malformed")), "{e}");
     let r = client.post(format!("{base}/api/tx")).body(vec![0u8; 200 * 1024]).send().unwrap();
     assert_eq!(r.status().as_u16(), 413, "oversized body refused");
 

@@ -69,8 +69,13 @@ await r.test('a_tx_from_page1s_wallet_is_in_a_block_seen_by_page3', async () => 
   const names = await p3.evaluate(() => window.pbNode.fantasy().then((f) => f.names.map((n) => n.name)));
   assert(names.includes(name), 'page 3 state has the name');
   // The same name again is refused with a plain error.
-  const err = await p2.evaluate((n) => window.pbNode.registerName(n).then(() => null, (e) => e.message), name);
-  assert(err && /taken/i.test(err), `duplicate name refused: ${err}`);
+  const err = await p2.evaluate((n) => window.pbNode.registerName(n)
+    .then(() => null, (e) => ({ name: e.name, code: e.code, rule: e.rule, message: e.message })), name);
+  assert(err && /taken/i.test(err.message), `duplicate name refused: ${JSON.stringify(err)}`);
+  // Programs branch on names, not on the message.
+  assert(err.name === 'ProtoblockError' && err.code === 'invalid' && err.rule === 'name_taken', `typed error: ${JSON.stringify(err)}`);
+  const bad = await p2.evaluate(() => window.pbNode.transfer('nobody', 0.5).then(() => null, (e) => e.code));
+  assert(bad === 'bad_argument', `a bad amount is a bad_argument: ${bad}`);
 });
 
 await r.test('one_page_runs_two_more_independent_nodes_and_stops_them', async () => {

@@ -61,6 +61,42 @@ pub enum TxError {
     BadTransition(&'static str),
 }
 
+impl TxError {
+    /// The rule that failed, as a stable snake_case name for programs (the
+    /// relay's HTTP answers, the page's JS errors); the message is for people.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            TxError::Oversized { .. } => "oversized",
+            TxError::Malformed => "malformed",
+            TxError::BadSignerKey(_) => "bad_signer_key",
+            TxError::BadSignature => "bad_signature",
+            TxError::UnsupportedVersion(_) => "unsupported_version",
+            TxError::MissingBody => "missing_body",
+            TxError::NonceTooOld => "nonce_too_old",
+            TxError::NonceTooNew => "nonce_too_new",
+            TxError::Replayed => "replayed",
+            TxError::InvalidName(_) => "invalid_name",
+            TxError::NameTaken => "name_taken",
+            TxError::AlreadyNamed => "already_named",
+            TxError::UnknownName => "unknown_name",
+            TxError::NoName => "no_name",
+            TxError::InsufficientBalance { .. } => "insufficient_balance",
+            TxError::ZeroAmount => "zero_amount",
+            TxError::BalanceOverflow => "balance_overflow",
+            TxError::NotOracle => "not_oracle",
+            TxError::NotInSeason => "not_in_season",
+            TxError::WrongWeek => "wrong_week",
+            TxError::UnknownPlayer => "unknown_player",
+            TxError::UnknownTeam => "unknown_team",
+            TxError::BadId => "bad_id",
+            TxError::ProjectionLocked => "projection_locked",
+            TxError::PointsOutOfRange => "points_out_of_range",
+            TxError::ResultAlreadyPosted => "result_already_posted",
+            TxError::BadTransition(_) => "bad_transition",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
     #[error("block is {size} bytes, over the {max}-byte limit")]

@@ -231,3 +231,27 @@ pub enum SubmitError {
     #[error("node stopped")]
     Stopped,
 }
+
+impl SubmitError {
+    /// A stable name for programs: the relay's HTTP `kind`, the page's JS
+    /// `error.code`. The message is for people.
+    pub fn kind(&self) -> &'static str {
+        use protoblock_core::mempool::MempoolError as M;
+        match self {
+            SubmitError::Rejected(M::Invalid(_)) => "invalid",
+            SubmitError::Rejected(M::Duplicate) => "duplicate",
+            SubmitError::Rejected(M::SignerLimit) => "signer_limit",
+            SubmitError::Rejected(M::Full) => "mempool_full",
+            SubmitError::StoreFailed(_) => "store_failed",
+            SubmitError::Stopped => "stopped",
+        }
+    }
+
+    /// For an invalid tx, the rule it broke (`TxError::rule`).
+    pub fn rule(&self) -> Option<&'static str> {
+        match self {
+            SubmitError::Rejected(protoblock_core::mempool::MempoolError::Invalid(e)) => Some(e.rule()),
+            _ => None,
+        }
+    }
+}

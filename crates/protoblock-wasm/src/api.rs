@@ -15,7 +15,7 @@ use futures::StreamExt;
 use libp2p::{Multiaddr, identity};
 use protoblock_core::crypto::signing_key_from_seed;
 use protoblock_core::{ChainLimits, Genesis, Hash32};
-use protoblock_net::node::{NodeConfig, NodeEvent, NodeHandle, now_ms};
+use protoblock_net::node::{NodeConfig, NodeEvent, NodeHandle, SubmitError, now_ms};
 use protoblock_net::{Node, NodeStatus};
 use protoblock_store::{Store, open_chain};
 use serde::{Deserialize, Serialize};
@@ -77,6 +77,14 @@ export interface FantasyView { season: number; week: number; phase: "preseason" 
   results: { playerId: string; points: number }[]; }
 export interface WalletView { publicKey: string; name: string | null; balance: number; }
 export type NodeEventName = "block" | "peer" | "tx" | "sync" | "reachable" | "error";
+/** What `registerName`, `submitProjection` and `transfer` reject with. `code` names what failed for
+ *  programs (the relay's `/api/tx` answers the same names as `kind`); `rule` names the chain rule an
+ *  invalid tx broke (e.g. "name_taken", "insufficient_balance"); `message` is for people. */
+export interface ProtoblockError extends Error {
+  name: "ProtoblockError";
+  code: "invalid" | "duplicate" | "signer_limit" | "mempool_full" | "store_failed" | "stopped" | "bad_argument";
+  rule?: string;
+}
 "#;
 
 const DEFAULT_STORE: &str = "protoblock";
@@ -147,6 +155,23 @@ pub struct ProtoblockNode {
 
 fn js_err(msg: impl std::fmt::Display) -> JsError {
     JsError::new(&msg.to_string())
+}
+
+/// A `ProtoblockError` (see the TypeScript above): an `Error` with a `code`
+/// and, for an invalid tx, the `rule`, so a page branches on names, not on
+/// message text.
+fn coded_err(code: &str, rule: Option<&str>, message: &str) -> JsValue {
+    let e = js_sys::Error::new(message);
+    e.set_name("ProtoblockError");
+    let _ = js_sys::Reflect::set(&e, &"code".into(), &code.into());
+    if let Some(rule) = rule {
+        let _ = js_sys::Reflect::set(&e, &"rule".into(), &rule.into());
+    }
+    e.into()
+}
+
+fn submit_err(e: SubmitError) -> JsValue {
+    coded_err(e.kind(), e.rule(), &e.to_string())
 }
 
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
@@ -375,23 +400,24 @@ impl ProtoblockNode {
     /// Registers a fantasy name for this wallet. Resolves to the tx id once
     /// the tx is valid against the head and gossiped.
     #[wasm_bindgen(js_name = registerName)]
-    pub async fn register_name(&self, name: String) -> Result<String, JsError> {
+    pub async fn register_name(&self, name: String) -> Result<String, JsValue> {
         let tx = self.inner.wallet.borrow_mut().register_name(&self.inner.genesis, now_ms(), &name);
         self.submit(tx).await
     }
 
     /// A projection for this week (season and week are the chain's current).
     #[wasm_bindgen(js_name = submitProjection)]
-    pub async fn submit_projection(&self, player_id: String, points: u32) -> Result<String, JsError> {
-        let (season, week) = self.inner.handle.read_chain(view::current_week).await.ok_or_else(stopped)?;
+    pub async fn submit_projection(&self, player_id: String, points: u32) -> Result<String, JsValue> {
+        let (season, week) =
+            self.inner.handle.read_chain(view::current_week).await.ok_or_else(|| submit_err(SubmitError::Stopped))?;
         let tx =
             self.inner.wallet.borrow_mut().projection(&self.inner.genesis, now_ms(), season, week, &player_id, points);
         self.submit(tx).await
     }
 
-    pub async fn transfer(&self, to_name: String, amount: f64) -> Result<String, JsError> {
+    pub async fn transfer(&self, to_name: String, amount: f64) -> Result<String, JsValue> {
         if !(amount.is_finite() && amount >= 1.0 && amount.fract() == 0.0 && amount <= 9.0e15) {
-            return Err(js_err("amount: a whole number of at least 1"));
+            return Err(coded_err("bad_argument", None, "amount: a whole number of at least 1"));
         }
         let tx = self.inner.wallet.borrow_mut().transfer(&self.inner.genesis, now_ms(), &to_name, amount as u64);
         self.submit(tx).await
@@ -502,8 +528,8 @@ impl ProtoblockNode {
         self.inner.handle.status().await.ok_or_else(stopped)
     }
 
-    async fn submit(&self, tx: Vec<u8>) -> Result<String, JsError> {
-        self.inner.handle.submit_tx(tx).await.map(|id| id.to_hex()).map_err(js_err)
+    async fn submit(&self, tx: Vec<u8>) -> Result<String, JsValue> {
+        self.inner.handle.submit_tx(tx).await.map(|id| id.to_hex()).map_err(submit_err)
     }
 }
 
