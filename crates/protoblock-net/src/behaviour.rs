@@ -203,6 +203,9 @@ pub struct Behaviour {
     /// Browser nodes: streams for `/webrtc` signalling (opened and accepted
     /// through a `libp2p_stream::Control`, see `protoblock_webrtc::private`).
     pub signaling: Toggle<libp2p_stream::Behaviour>,
+    /// Connection policy (`crate::policy`), inert until the node starts it.
+    pub mesh: crate::policy::Mesh,
+    pub discovery: crate::policy::Discovery,
 }
 
 impl Behaviour {
@@ -309,6 +312,8 @@ impl Behaviour {
             relay: None.into(),
             relay_client: relay_client.into(),
             signaling: None.into(),
+            mesh: Default::default(),
+            discovery: Default::default(),
         })
     }
 }

@@ -15,5 +15,6 @@ pub mod codec;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 pub mod node;
+pub mod policy;
 
 pub use node::{Node, NodeConfig, NodeEvent, NodeHandle, NodeStatus, SignatureVerifier, VerifyDone, VerifyJob};

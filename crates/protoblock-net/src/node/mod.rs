@@ -2,10 +2,9 @@
 //! [`protoblock_node::NodeService`]; [`Node`] is the thin driver that owns the
 //! swarm, the store and one timer, moving inputs into the service and its
 //! actions out (see `driver.rs`); connection-level policy that needs only
-//! swarm facts is in `connections.rs`; [`NodeHandle`] is the application's
-//! side (see `handle.rs`).
+//! swarm facts is in [`crate::policy`], as behaviours of the swarm;
+//! [`NodeHandle`] is the application's side (see `handle.rs`).
 
-mod connections;
 mod driver;
 mod handle;
 
@@ -17,7 +16,7 @@ use protoblock_core::mempool::MempoolConfig;
 use protoblock_core::sync::SyncConfig;
 
 pub use crate::clock::now_ms;
-pub use connections::{WEBRTC_SIGNALING_PROTOCOL, dialable, slow_direct_peer, we_offer};
+pub use crate::policy::{WEBRTC_SIGNALING_PROTOCOL, dialable, slow_direct_peer, we_offer};
 pub use driver::Node;
 pub use handle::{ChainRead, Command, NodeHandle};
 pub use protoblock_node::{Counters, PROTOCOL_VERSION, SubmitError, TxSource};

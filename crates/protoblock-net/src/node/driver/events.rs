@@ -1,4 +1,5 @@
-//! Swarm events into service inputs (and connection-policy calls).
+//! Swarm events into service inputs, and into the connection policy what
+//! only other behaviours learn (identify, ping, rendezvous answers).
 
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::request_response;
@@ -11,74 +12,86 @@ use protoblock_store::Store;
 use super::Node;
 use crate::behaviour::BehaviourEvent;
 use crate::node::NodeEvent;
-use crate::node::connections::ConnInfo;
+use crate::policy::{DiscoveryEvent, RENDEZVOUS_TTL_SECS, discovered_dials};
 
 impl<S: Store + 'static> Node<S> {
     pub(super) fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
-        let mono = self.clock.mono_ms();
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
-                if self.conns.on_new_listen_addr(&mut self.swarm, &address, mono) {
+                if address.iter().any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit) {
                     self.emit(NodeEvent::Reachable { addr: address.clone() });
                 }
                 self.emit(NodeEvent::Listening { addr: address });
             }
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
                 if self.service.is_banned(&peer_id, self.clock.now()) {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
-                let conn = ConnInfo {
-                    peer: peer_id,
-                    addr: endpoint.get_remote_address().clone(),
-                    relayed: endpoint.is_relayed(),
-                    dialer: endpoint.is_dialer(),
-                };
-                self.conns.on_established(&mut self.swarm, connection_id, conn);
                 if num_established.get() == 1 {
                     self.input(Input::Connected { peer: peer_id });
                 }
             }
-            SwarmEvent::ExpiredListenAddr { address, .. } => {
-                self.conns.on_expired_listen_addr(&mut self.swarm, &address)
-            }
-            SwarmEvent::ListenerClosed { listener_id, addresses, .. } => {
-                self.conns.on_listener_closed(&mut self.swarm, listener_id, &addresses)
-            }
-            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
-                if self.conns.on_dial_failed(peer, mono) {
-                    tracing::info!(%peer, ?error, "no direct /webrtc path; staying relayed");
-                }
-            }
-            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
-                let last = num_established == 0;
-                let was_direct = self.conns.on_closed(connection_id, peer_id, last);
-                if last {
-                    self.input(Input::Disconnected { peer: peer_id });
-                }
-                if was_direct {
-                    self.conns.scan_upgrades(&mut self.swarm, mono);
-                }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                self.input(Input::Disconnected { peer: peer_id });
             }
             SwarmEvent::Behaviour(BehaviourEvent::Status(e)) => self.on_status_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. })) => {
-                if self.swarm.is_connected(&peer) {
-                    self.conns.latency.insert(peer, rtt.as_millis() as u64);
-                }
+                self.swarm.behaviour_mut().mesh.on_ping(peer, rtt.as_millis() as u64);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 let addrs = info.listen_addrs.iter().take(8).map(|a| a.to_vec()).collect();
                 self.input(Input::ListenAddrs { peer: peer_id, addrs });
-                let connected = self.swarm.is_connected(&peer_id);
-                self.conns.on_identify(&mut self.swarm, peer_id, &info, connected, mono);
+                let b = self.swarm.behaviour_mut();
+                b.mesh.on_identify(peer_id, &info.protocols);
+                let addr = b.mesh.best_conn(&peer_id).map(|c| c.addr.clone());
+                b.discovery.on_identify(peer_id, &info.protocols, addr.as_ref());
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Rendezvous(e)) => {
-                if let Some((point, peers)) = self.conns.on_rendezvous_event(&mut self.swarm, &self.service, e, mono) {
-                    self.emit(NodeEvent::Discovered { point, peers });
+            SwarmEvent::Behaviour(BehaviourEvent::Rendezvous(e)) => self.on_rendezvous_event(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Discovery(e)) => {
+                let client = &mut self.swarm.behaviour_mut().rendezvous;
+                match e {
+                    DiscoveryEvent::Register { point, namespace } => {
+                        if let Err(e) = client.register(namespace, point, Some(RENDEZVOUS_TTL_SECS)) {
+                            tracing::debug!(%point, error = %e, "rendezvous register");
+                        }
+                    }
+                    DiscoveryEvent::Discover { point, namespace, cookie } => {
+                        client.discover(Some(namespace), cookie, Some(crate::policy::MAX_DISCOVERED as u64), point)
+                    }
                 }
+            }
+            _ => {}
+        }
+    }
+
+    /// Peers found at a rendezvous point (not us); dialled while the node wants peers.
+    fn on_rendezvous_event(&mut self, e: libp2p::rendezvous::client::Event) {
+        use libp2p::rendezvous::client::Event;
+        match e {
+            Event::Discovered { rendezvous_node, registrations, cookie } => {
+                self.swarm.behaviour_mut().discovery.on_discovered(rendezvous_node, cookie);
+                let me = *self.swarm.local_peer_id();
+                let now = self.clock.now();
+                let skip = |p: &libp2p::PeerId| self.service.knows_peer(p) || self.service.is_banned(p, now);
+                for opts in discovered_dials(&registrations, me, skip, self.service.wants_peers()) {
+                    let _ = self.swarm.dial(opts);
+                }
+                let found: Vec<libp2p::PeerId> = registrations
+                    .iter()
+                    .take(crate::policy::MAX_DISCOVERED)
+                    .map(|r| r.record.peer_id())
+                    .filter(|p| *p != me)
+                    .collect();
+                if !found.is_empty() {
+                    self.emit(NodeEvent::Discovered { point: rendezvous_node, peers: found });
+                }
+            }
+            Event::RegisterFailed { rendezvous_node, error, .. } => {
+                tracing::debug!(point = %rendezvous_node, ?error, "rendezvous registration failed");
             }
             _ => {}
         }

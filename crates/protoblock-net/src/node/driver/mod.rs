@@ -27,11 +27,11 @@ use protoblock_store::Store;
 mod events;
 mod status;
 
-use super::connections::{Connections, dial_bootstrap, dial_once, dialable};
 use super::handle::{Command, NodeHandle};
 use super::{NodeConfig, NodeEvent, SignatureVerifier, VerifyJob};
 use crate::behaviour::Behaviour;
 use crate::clock::Clock;
+use crate::policy::{DiscoveryConfig, MeshConfig, dial_once, dialable};
 
 /// A store operation's outcome, back to the loop.
 enum StoreDone {
@@ -54,7 +54,6 @@ pub struct Node<S: Store> {
     armed: Option<u64>,
     /// Give the swarm an event before the next local one.
     swarm_turn: bool,
-    conns: Connections,
     verifier: Option<SignatureVerifier>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NodeEvent>,
@@ -84,24 +83,34 @@ impl<S: Store + 'static> Node<S> {
         let txs_topic = IdentTopic::new(format!("/protoblock/{tag}/txs/1"));
         swarm.behaviour_mut().gossipsub.subscribe(&blocks_topic).map_err(|e| e.to_string())?;
         swarm.behaviour_mut().gossipsub.subscribe(&txs_topic).map_err(|e| e.to_string())?;
-        dial_bootstrap(&mut swarm, &cfg.bootstrap, true);
         let namespace = rendezvous::Namespace::new(format!("protoblock/{tag}")).map_err(|e| e.to_string())?;
-        for addr in &cfg.external_addrs {
-            swarm.add_external_address(addr.clone());
-        }
-        if swarm.behaviour().signaling.is_enabled() {
+        let clock = Clock::new();
+        let me = *swarm.local_peer_id();
+        let webrtc = swarm.behaviour().signaling.is_enabled();
+        let relay_client = swarm.behaviour().relay_client.is_enabled();
+        let b = swarm.behaviour_mut();
+        b.mesh.start(MeshConfig { webrtc, target_direct_peers: cfg.target_direct_peers }, clock, me);
+        let discovery = DiscoveryConfig {
+            bootstrap: cfg.bootstrap.clone(),
+            external_addrs: cfg.external_addrs.clone(),
+            advertise_listen_addrs: cfg.advertise_listen_addrs,
+            max_relay_reservations: cfg.max_relay_reservations,
+            relay_client,
+            webrtc,
+            namespace,
+        };
+        b.discovery.start(discovery, clock, me);
+        if webrtc {
             // Inbound `/webrtc` connections (we answered a peer's offer) arrive on this listener.
             if let Err(e) = swarm.listen_on(Multiaddr::empty().with(Protocol::WebRTC)) {
                 tracing::warn!(error = %e, "cannot listen on /webrtc");
             }
         }
-        let clock = Clock::new();
         let now = clock.now();
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(1024);
         let service = NodeService::new(*swarm.local_peer_id(), chain, cfg.service(), false, now);
         let node = Self {
-            conns: Connections::new(&cfg, namespace, now.mono_ms),
             swarm,
             service,
             store: Arc::new(store),
@@ -152,11 +161,11 @@ impl<S: Store + 'static> Node<S> {
             // after another) never starves the network: peers' requests,
             // pings and our own responses keep moving.
             let due_now = self.arm_timer();
-            if std::mem::take(&mut self.swarm_turn) {
-                if let Some(Some(ev)) = self.swarm.next().now_or_never() {
-                    self.on_swarm_event(ev);
-                    continue;
-                }
+            if std::mem::take(&mut self.swarm_turn)
+                && let Some(Some(ev)) = self.swarm.next().now_or_never()
+            {
+                self.on_swarm_event(ev);
+                continue;
             }
             self.swarm_turn = true;
             futures::select_biased! {
@@ -198,8 +207,10 @@ impl<S: Store + 'static> Node<S> {
         self.timer = None;
         self.armed = None;
         self.input(Input::Timer);
-        let mono = self.clock.mono_ms();
-        self.conns.on_timer(&mut self.swarm, &self.service, mono);
+        let now = self.clock.now();
+        let b = self.swarm.behaviour_mut();
+        b.mesh.on_timer();
+        b.discovery.on_timer(|p| self.service.is_banned(p, now));
     }
 
     /// Commits what is validated and waits for the store, then returns.
@@ -231,10 +242,9 @@ impl<S: Store + 'static> Node<S> {
     /// Arms the one timer for the next wake-up; true if that is now.
     fn arm_timer(&mut self) -> bool {
         let mono = self.clock.mono_ms();
-        let wake = match (self.service.next_wakeup(), self.conns.next_wakeup(&self.swarm, mono)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let b = self.swarm.behaviour();
+        let wake =
+            [self.service.next_wakeup(), b.mesh.next_wakeup(), b.discovery.next_wakeup()].into_iter().flatten().min();
         if wake.is_some_and(|t| t <= mono) {
             self.timer = None;
             self.armed = None;

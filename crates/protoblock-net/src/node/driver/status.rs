@@ -13,11 +13,12 @@ impl<S: Store + 'static> Node<S> {
             .iter()
             .filter(|p| p.ready == ready)
             .map(|p| {
-                let best = self.conns.best_conn(&p.peer);
+                let mesh = &self.swarm.behaviour().mesh;
+                let best = mesh.best_conn(&p.peer);
                 PeerStatus {
                     peer: p.peer,
                     head: p.head,
-                    latency_ms: self.conns.latency.get(&p.peer).copied(),
+                    latency_ms: mesh.latency(&p.peer),
                     addr: best.map(|c| c.addr.clone()),
                     // A relayed inbound connection's remote address is just
                     // `/p2p/<peer>`; the endpoint knows it came via a circuit.
@@ -40,7 +41,7 @@ impl<S: Store + 'static> Node<S> {
             mempool: s.mempool,
             peers: self.peer_statuses(&s, true),
             others: self.peer_statuses(&s, false),
-            listen: self.conns.listen.clone(),
+            listen: self.swarm.behaviour().discovery.listen().to_vec(),
             blocks_validated: s.counters.blocks_validated,
             blocks_downloaded: s.counters.blocks_downloaded,
             blocks_served: s.counters.blocks_served,
