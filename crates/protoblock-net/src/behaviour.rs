@@ -114,12 +114,8 @@ pub use no_rendezvous::RendezvousClient;
 mod no_rendezvous {
     use std::task::{Context, Poll};
 
-    use libp2p::core::{Endpoint, transport::PortUse};
-    use libp2p::swarm::{
-        ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent,
-        ToSwarm, dummy,
-    };
-    use libp2p::{Multiaddr, PeerId, identity, rendezvous};
+    use libp2p::swarm::{FromSwarm, NetworkBehaviour, THandlerInEvent, ToSwarm};
+    use libp2p::{PeerId, identity, rendezvous};
 
     /// `rendezvous::client::Behaviour`'s calls, doing nothing.
     pub struct RendezvousClient;
@@ -149,33 +145,8 @@ mod no_rendezvous {
     }
 
     impl NetworkBehaviour for RendezvousClient {
-        type ConnectionHandler = dummy::ConnectionHandler;
+        crate::policy::no_protocol_handler!();
         type ToSwarm = rendezvous::client::Event;
-
-        fn handle_established_inbound_connection(
-            &mut self,
-            _: ConnectionId,
-            _: PeerId,
-            _: &Multiaddr,
-            _: &Multiaddr,
-        ) -> Result<THandler<Self>, ConnectionDenied> {
-            Ok(dummy::ConnectionHandler)
-        }
-
-        fn handle_established_outbound_connection(
-            &mut self,
-            _: ConnectionId,
-            _: PeerId,
-            _: &Multiaddr,
-            _: Endpoint,
-            _: PortUse,
-        ) -> Result<THandler<Self>, ConnectionDenied> {
-            Ok(dummy::ConnectionHandler)
-        }
-
-        fn on_connection_handler_event(&mut self, _: PeerId, _: ConnectionId, event: THandlerOutEvent<Self>) {
-            match event {}
-        }
 
         fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
             Poll::Pending

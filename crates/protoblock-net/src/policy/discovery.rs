@@ -6,20 +6,16 @@
 //! connections and listen addresses from the swarm; the driver feeds it
 //! identify's protocols, rendezvous answers and its timer.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::convert::Infallible;
-use std::task::{Context, Poll, Waker};
+use std::collections::{HashMap, HashSet};
+use std::task::{Context, Poll};
 
-use libp2p::core::Endpoint;
-use libp2p::core::transport::{ListenerId, PortUse};
+use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{
-    ConnectionDenied, ConnectionId, FromSwarm, ListenOpts, NetworkBehaviour, THandler, THandlerInEvent,
-    THandlerOutEvent, ToSwarm, dummy,
-};
+use libp2p::swarm::{FromSwarm, ListenOpts, NetworkBehaviour, THandlerInEvent, ToSwarm};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, rendezvous};
 
+use super::Actions;
 use crate::addr::{AddrKind, classify};
 use crate::clock::Clock;
 
@@ -177,8 +173,7 @@ pub struct Discovery {
     listen: Vec<Multiaddr>,
     /// Bounded by what it is fed: dials per bootstrap peer, one listen per
     /// relay, two addresses per listen address, two requests per point.
-    actions: VecDeque<ToSwarm<DiscoveryEvent, Infallible>>,
-    waker: Option<Waker>,
+    actions: Actions<DiscoveryEvent>,
 }
 
 impl Discovery {
@@ -186,10 +181,10 @@ impl Discovery {
     pub fn start(&mut self, cfg: DiscoveryConfig, clock: Clock, local: PeerId) {
         self.next_bootstrap_ms = clock.mono_ms() + FIRST_FALLBACK_MS;
         for opts in bootstrap_dials(&cfg.bootstrap, true) {
-            self.push(ToSwarm::Dial { opts });
+            self.actions.push(ToSwarm::Dial { opts });
         }
         for addr in &cfg.external_addrs {
-            self.push(ToSwarm::ExternalAddrConfirmed(addr.clone()));
+            self.actions.push(ToSwarm::ExternalAddrConfirmed(addr.clone()));
         }
         self.started = Some((cfg, clock, local));
     }
@@ -239,7 +234,7 @@ impl Discovery {
             if !missing.is_empty() {
                 tracing::debug!(n = missing.len(), "redialling bootstrap peers");
                 for opts in bootstrap_dials(&missing, false) {
-                    self.push(ToSwarm::Dial { opts });
+                    self.actions.push(ToSwarm::Dial { opts });
                 }
             }
         }
@@ -292,9 +287,9 @@ impl Discovery {
             None => return,
         };
         if !self.external.is_empty() {
-            self.push(ToSwarm::GenerateEvent(DiscoveryEvent::Register { point, namespace: namespace.clone() }));
+            self.actions.push(ToSwarm::GenerateEvent(DiscoveryEvent::Register { point, namespace: namespace.clone() }));
         }
-        self.push(ToSwarm::GenerateEvent(DiscoveryEvent::Discover { point, namespace, cookie }));
+        self.actions.push(ToSwarm::GenerateEvent(DiscoveryEvent::Discover { point, namespace, cookie }));
     }
 
     /// Listens on a relay's circuit (the relay client then keeps the
@@ -311,7 +306,7 @@ impl Discovery {
         let opts = ListenOpts::new(addr.clone());
         tracing::info!(%addr, "reserving a relay slot");
         self.relay_listeners.insert(relay, opts.listener_id());
-        self.push(ToSwarm::ListenOn { opts });
+        self.actions.push(ToSwarm::ListenOn { opts });
     }
 
     fn on_new_listen_addr(&mut self, address: &Multiaddr) {
@@ -321,10 +316,10 @@ impl Discovery {
         if advertise || relayed {
             // A circuit address is reachable by construction: it is how
             // peers behind NAT (browsers) get dialled at all.
-            self.push(ToSwarm::ExternalAddrConfirmed(address.clone()));
+            self.actions.push(ToSwarm::ExternalAddrConfirmed(address.clone()));
         }
         if relayed && webrtc {
-            self.push(ToSwarm::ExternalAddrConfirmed(webrtc_form(address, me)));
+            self.actions.push(ToSwarm::ExternalAddrConfirmed(webrtc_form(address, me)));
         }
         if relayed {
             // Register the new address at once rather than at the next
@@ -344,53 +339,21 @@ impl Discovery {
     fn on_expired_listen_addr(&mut self, address: &Multiaddr) {
         self.listen.retain(|a| a != address);
         if self.external.contains(address) {
-            self.push(ToSwarm::ExternalAddrExpired(address.clone()));
+            self.actions.push(ToSwarm::ExternalAddrExpired(address.clone()));
         }
         if let Some((cfg, _, me)) = &self.started
             && cfg.webrtc
             && address.iter().any(|p| p == Protocol::P2pCircuit)
         {
             let form = webrtc_form(address, *me);
-            self.push(ToSwarm::ExternalAddrExpired(form));
-        }
-    }
-
-    fn push(&mut self, a: ToSwarm<DiscoveryEvent, Infallible>) {
-        self.actions.push_back(a);
-        if let Some(w) = self.waker.take() {
-            w.wake();
+            self.actions.push(ToSwarm::ExternalAddrExpired(form));
         }
     }
 }
 
 impl NetworkBehaviour for Discovery {
-    type ConnectionHandler = dummy::ConnectionHandler;
+    super::no_protocol_handler!();
     type ToSwarm = DiscoveryEvent;
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: Endpoint,
-        _: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn on_connection_handler_event(&mut self, _: PeerId, _: ConnectionId, event: THandlerOutEvent<Self>) {
-        match event {}
-    }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
@@ -418,13 +381,7 @@ impl NetworkBehaviour for Discovery {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        match self.actions.pop_front() {
-            Some(a) => Poll::Ready(a),
-            None => {
-                self.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
+        self.actions.poll(cx)
     }
 }
 
@@ -432,6 +389,7 @@ impl NetworkBehaviour for Discovery {
 mod tests {
     use super::*;
     use libp2p::swarm::behaviour::NewListenAddr;
+    use std::convert::Infallible;
 
     #[test]
     fn a_circuit_webrtc_address_is_dialled_by_its_circuit() {
@@ -477,7 +435,7 @@ mod tests {
     }
 
     fn drain(d: &mut Discovery) -> Vec<ToSwarm<DiscoveryEvent, Infallible>> {
-        std::iter::from_fn(|| d.actions.pop_front()).collect()
+        d.actions.drain()
     }
 
     /// A relay is asked for one reservation (the limit), and a circuit

@@ -5,21 +5,18 @@
 //! other behaviours learn (identify's protocols, ping's round trips) and its
 //! timer. Its decisions are the pure functions below.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
-use libp2p::core::Endpoint;
-use libp2p::core::transport::PortUse;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{
-    CloseConnection, ConnectionClosed, ConnectionDenied, ConnectionId, DialFailure, FromSwarm, NetworkBehaviour,
-    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
+    CloseConnection, ConnectionClosed, ConnectionId, DialFailure, FromSwarm, NetworkBehaviour, THandlerInEvent, ToSwarm,
 };
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 
-use super::ConnInfo;
+use super::{Actions, ConnInfo};
 use crate::clock::Clock;
 
 /// A peer that speaks this can be upgraded from a relayed connection to a
@@ -85,8 +82,7 @@ pub struct Mesh {
     upgrade_failed: HashMap<PeerId, (u64, u32)>,
     last_replace_ms: u64,
     /// Bounded by what it is fed: a dial and a close per connection or capable peer.
-    actions: VecDeque<ToSwarm<Infallible, Infallible>>,
-    waker: Option<Waker>,
+    actions: Actions<Infallible>,
 }
 
 impl Mesh {
@@ -214,7 +210,7 @@ impl Mesh {
         let opts = DialOpts::peer_id(peer).addresses(vec![addr]).condition(PeerCondition::Always).build();
         tracing::info!(%peer, "upgrading a relayed peer to /webrtc");
         self.upgrading.insert(peer, (mono, opts.connection_id()));
-        self.push(ToSwarm::Dial { opts });
+        self.actions.push(ToSwarm::Dial { opts });
     }
 
     fn upgrade_failed_now(&mut self, peer: PeerId, mono: u64) {
@@ -252,7 +248,7 @@ impl Mesh {
         let ids: Vec<ConnectionId> =
             self.conns.iter().filter(|(_, c)| c.peer == slow && c.is_direct_webrtc()).map(|(id, _)| *id).collect();
         for id in ids {
-            self.push(ToSwarm::CloseConnection { peer_id: slow, connection: CloseConnection::One(id) });
+            self.actions.push(ToSwarm::CloseConnection { peer_id: slow, connection: CloseConnection::One(id) });
         }
         // Not straight back into the direct set: the longest delay.
         self.upgrade_failed.insert(slow, (mono, u32::MAX));
@@ -266,7 +262,7 @@ impl Mesh {
         let relayed: Vec<ConnectionId> =
             self.conns.iter().filter(|(_, c)| c.peer == peer && c.relayed).map(|(id, _)| *id).collect();
         for id in relayed {
-            self.push(ToSwarm::CloseConnection { peer_id: peer, connection: CloseConnection::One(id) });
+            self.actions.push(ToSwarm::CloseConnection { peer_id: peer, connection: CloseConnection::One(id) });
         }
     }
 
@@ -300,43 +296,11 @@ impl Mesh {
             self.upgrade_failed_now(peer, mono);
         }
     }
-
-    fn push(&mut self, a: ToSwarm<Infallible, Infallible>) {
-        self.actions.push_back(a);
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
 }
 
 impl NetworkBehaviour for Mesh {
-    type ConnectionHandler = dummy::ConnectionHandler;
+    super::no_protocol_handler!();
     type ToSwarm = Infallible;
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: Endpoint,
-        _: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn on_connection_handler_event(&mut self, _: PeerId, _: ConnectionId, event: THandlerOutEvent<Self>) {
-        match event {}
-    }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
@@ -350,20 +314,15 @@ impl NetworkBehaviour for Mesh {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        match self.actions.pop_front() {
-            Some(a) => Poll::Ready(a),
-            None => {
-                self.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
+        self.actions.poll(cx)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libp2p::core::ConnectedPoint;
+    use libp2p::core::transport::PortUse;
+    use libp2p::core::{ConnectedPoint, Endpoint};
 
     #[test]
     fn failed_webrtc_upgrades_back_off_from_5_s_to_a_minute() {
@@ -420,7 +379,7 @@ mod tests {
     }
 
     fn drain(mesh: &mut Mesh) -> Vec<ToSwarm<Infallible, Infallible>> {
-        std::iter::from_fn(|| mesh.actions.pop_front()).collect()
+        mesh.actions.drain()
     }
 
     /// The behaviour on swarm facts alone: a relayed peer we dialled that

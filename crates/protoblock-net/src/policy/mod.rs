@@ -13,7 +13,12 @@
 mod discovery;
 mod mesh;
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::task::{Context, Poll, Waker};
+
 use libp2p::core::ConnectedPoint;
+use libp2p::swarm::ToSwarm;
 use libp2p::{Multiaddr, PeerId};
 
 use crate::addr::{AddrKind, classify};
@@ -48,5 +53,81 @@ impl ConnInfo {
     /// A direct browser-to-browser connection (`/webrtc`, not via a relay).
     pub fn is_direct_webrtc(&self) -> bool {
         !self.relayed && classify(&self.addr) == AddrKind::WebRtc
+    }
+}
+
+/// The connection-handler half of a behaviour with no protocol of its own:
+/// a dummy handler on every connection, and no handler events.
+macro_rules! no_protocol_handler {
+    () => {
+        type ConnectionHandler = libp2p::swarm::dummy::ConnectionHandler;
+
+        fn handle_established_inbound_connection(
+            &mut self,
+            _: libp2p::swarm::ConnectionId,
+            _: libp2p::PeerId,
+            _: &libp2p::Multiaddr,
+            _: &libp2p::Multiaddr,
+        ) -> Result<libp2p::swarm::THandler<Self>, libp2p::swarm::ConnectionDenied> {
+            Ok(libp2p::swarm::dummy::ConnectionHandler)
+        }
+
+        fn handle_established_outbound_connection(
+            &mut self,
+            _: libp2p::swarm::ConnectionId,
+            _: libp2p::PeerId,
+            _: &libp2p::Multiaddr,
+            _: libp2p::core::Endpoint,
+            _: libp2p::core::transport::PortUse,
+        ) -> Result<libp2p::swarm::THandler<Self>, libp2p::swarm::ConnectionDenied> {
+            Ok(libp2p::swarm::dummy::ConnectionHandler)
+        }
+
+        fn on_connection_handler_event(
+            &mut self,
+            _: libp2p::PeerId,
+            _: libp2p::swarm::ConnectionId,
+            event: libp2p::swarm::THandlerOutEvent<Self>,
+        ) {
+            match event {}
+        }
+    };
+}
+pub(crate) use no_protocol_handler;
+
+/// A behaviour's actions waiting for the swarm's next poll. Each behaviour
+/// bounds what it queues by what it is fed (see theirs).
+pub(crate) struct Actions<E> {
+    queue: VecDeque<ToSwarm<E, Infallible>>,
+    waker: Option<Waker>,
+}
+
+impl<E> Default for Actions<E> {
+    fn default() -> Self {
+        Self { queue: VecDeque::new(), waker: None }
+    }
+}
+
+impl<E> Actions<E> {
+    pub fn push(&mut self, a: ToSwarm<E, Infallible>) {
+        self.queue.push_back(a);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    pub fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<E, Infallible>> {
+        match self.queue.pop_front() {
+            Some(a) => Poll::Ready(a),
+            None => {
+                self.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub fn drain(&mut self) -> Vec<ToSwarm<E, Infallible>> {
+        self.queue.drain(..).collect()
     }
 }
