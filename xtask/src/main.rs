@@ -493,7 +493,8 @@ fn bench_mesh() -> Result<()> {
 fn bench_web() -> Result<()> {
     ensure_wasm_target()?;
     ensure_chromium()?;
-    // The signature-bound hook is in its own build (www/pkg-bench); the sync runs the product package.
+    // The signature-bound hook is in its own build (www/pkg-bench); the sync runs the product package, so its
+    // store counters read n/a (`PB_BENCH_PKG=pkg-bench cargo xtask bench-web` runs the sync on the bench build).
     web_with(&["bench"])?;
     web()?;
     let root = workspace_root();
