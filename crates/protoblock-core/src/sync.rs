@@ -121,6 +121,13 @@ impl<P: Clone + Ord, B: AsRef<[u8]>> SyncPlanner<P, B> {
         self.peers.get(peer).map(|p| p.strikes).unwrap_or(0)
     }
 
+    /// Peers with at least `min` strikes (timeouts, failures, bad shapes
+    /// since their last useful response): a claimed head they do not serve
+    /// is a lie, and the node drops them.
+    pub fn struck(&self, min: u32) -> Vec<P> {
+        self.peers.iter().filter(|(_, s)| s.strikes >= min).map(|(p, _)| p.clone()).collect()
+    }
+
     /// Highest head announced by any peer.
     pub fn best_peer_head(&self) -> u64 {
         self.peers.values().map(|p| p.head).max().unwrap_or(0)
@@ -157,12 +164,18 @@ impl<P: Clone + Ord, B: AsRef<[u8]>> SyncPlanner<P, B> {
         let mut out = Vec::new();
         let best = self.best_peer_head();
         let mut start = local_head + 1;
-        while start <= best && self.pending.len() < self.cfg.max_in_flight {
+        // Bounded by what can be requested, never by the claimed `best`: a
+        // window is skipped only while covered by a request in flight or by
+        // buffered blocks (both bounded), and a full buffer ends the walk.
+        while start <= best
+            && self.pending.len() < self.cfg.max_in_flight
+            && self.buffered.len() + self.pending_blocks() < self.cfg.max_buffered
+        {
             let count = (self.cfg.range_len as u64).min(best - start + 1) as u32;
             let end = start + count as u64 - 1;
             let covered = self.pending.values().any(|p| p.start <= end && start < p.start + p.count as u64)
                 || (start..=end).all(|h| self.buffered.contains_key(&h));
-            if !covered && self.buffered.len() + self.pending_blocks() < self.cfg.max_buffered {
+            if !covered {
                 let avoid = self.avoid.get(&start);
                 let candidate = self
                     .peers
@@ -228,6 +241,12 @@ impl<P: Clone + Ord, B: AsRef<[u8]>> SyncPlanner<P, B> {
             }
         }
         let n = checked.len();
+        if n > 0
+            && let Some(ps) = self.peers.get_mut(&p.peer)
+        {
+            // It served what it claimed: earlier timeouts were the network's.
+            ps.strikes = 0;
+        }
         for (h, b) in checked {
             if self.buffered.len() >= self.cfg.max_buffered {
                 break;
@@ -280,5 +299,49 @@ impl<P: Clone + Ord, B: AsRef<[u8]>> SyncPlanner<P, B> {
         if let Some(ps) = self.peers.get_mut(peer) {
             ps.strikes += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The planner's work per call is bounded by what it can request, not by
+    /// a claimed head: with the buffer full and a peer claiming 2^60, a poll
+    /// returns at once (it used to walk towards the claim 16 heights a step).
+    #[test]
+    fn a_claim_of_2_pow_60_with_a_full_buffer_costs_nothing() {
+        let cfg =
+            SyncConfig { range_len: 16, max_in_flight: 4, per_peer_in_flight: 2, timeout_ms: 1_000, max_buffered: 32 };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut p: SyncPlanner<u32, Vec<u8>> = SyncPlanner::new(cfg, ChainParams::default());
+            p.peer_head(1, 1 << 60);
+            for h in 100..132 {
+                assert!(p.buffer_gossip(1, h, vec![0], 0));
+            }
+            let _ = tx.send(p.poll_requests(0, 0).len());
+        });
+        let requests = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("poll_requests returned (it did not walk to the claimed head)");
+        assert_eq!(requests, 0, "nothing can be requested with the buffer full");
+    }
+
+    /// A peer whose requests time out gathers strikes and is reported.
+    #[test]
+    fn timeouts_strike_a_peer_until_it_is_reported() {
+        let cfg =
+            SyncConfig { range_len: 4, max_in_flight: 1, per_peer_in_flight: 1, timeout_ms: 100, max_buffered: 64 };
+        let mut p: SyncPlanner<u32, Vec<u8>> = SyncPlanner::new(cfg, ChainParams::default());
+        p.peer_head(7, 1_000);
+        let mut t = 0;
+        for _ in 0..3 {
+            assert_eq!(p.poll_requests(0, t).len(), 1);
+            t += 101;
+        }
+        p.poll_requests(0, t);
+        assert_eq!(p.struck(3), vec![7]);
+        assert!(p.struck(4).is_empty());
     }
 }

@@ -1,6 +1,8 @@
-//! Block production: in this node's slots, every `block_interval_ms`, on a
-//! head that is not behind any peer's, and (with bootstrap peers) only after
-//! meeting one, since producing on a stale head would only fork the chain.
+//! Block production: in this node's slots, every `block_interval_ms`, and
+//! (with bootstrap peers) only after meeting one. It pauses while synced
+//! blocks are extending the head (producing on a stale head would only fork
+//! the chain), but never for a claimed head alone: anyone can claim one, and
+//! a claim that is not served would halt the chain.
 
 use protoblock_core::producer::produce_block;
 
@@ -18,6 +20,13 @@ impl<P: PeerKey> NodeService<P> {
             && (self.met_a_peer || !self.cfg.meet_a_peer_before_producing)
     }
 
+    /// Behind a longer chain that is actually arriving: synced blocks
+    /// extended the head within the last sync timeout.
+    fn catching_up(&self, now: Now) -> bool {
+        self.planner.is_syncing(self.chain.head().height)
+            && self.last_sync_progress_ms.is_some_and(|t| now.mono_ms.saturating_sub(t) < self.cfg.sync.timeout_ms)
+    }
+
     pub(crate) fn next_production(&self) -> Option<u64> {
         self.may_produce().then_some(self.next_produce_ms)
     }
@@ -26,7 +35,7 @@ impl<P: PeerKey> NodeService<P> {
         if !self.may_produce() || now.mono_ms < self.next_produce_ms {
             return;
         }
-        if self.planner.is_syncing(self.chain.head().height) {
+        if self.catching_up(now) {
             self.next_produce_ms = now.mono_ms + SYNCING_RECHECK_MS;
             return;
         }

@@ -84,6 +84,9 @@ pub struct NodeService<P: PeerKey> {
     /// A backfill request is out (since when); one at a time.
     pub(crate) backfilling: Option<u64>,
     pub(crate) next_produce_ms: u64,
+    /// When synced blocks last extended the head: evidence of a longer chain,
+    /// which (unlike a claimed head) may pause production.
+    pub(crate) last_sync_progress_ms: Option<u64>,
     /// Some peer passed the handshake (so the chain's height is known).
     pub(crate) met_a_peer: bool,
     pub(crate) counters: Counters,
@@ -118,6 +121,7 @@ impl<P: PeerKey> NodeService<P> {
             more_ready: false,
             backfilling: None,
             next_produce_ms: 0,
+            last_sync_progress_ms: None,
             met_a_peer: false,
             counters: Counters::default(),
             actions: VecDeque::new(),

@@ -11,6 +11,10 @@ use crate::PeerKey;
 use crate::io::{Action, Event, Now};
 use crate::service::{MEMPOOL_SYNC, NodeService, Purpose};
 
+/// Timeouts and failures (since its last useful response) after which a peer
+/// that claims blocks is dropped: a claim it does not serve is a lie.
+pub(crate) const MAX_SYNC_STRIKES: u32 = 3;
+
 /// A block waiting in the sync buffer, and whether its signatures were
 /// verified already (over these bytes) off the loop.
 #[derive(Debug)]
@@ -38,6 +42,10 @@ impl<P: PeerKey> NodeService<P> {
             let kind =
                 pb::sync_request::Kind::Blocks(pb::BlockRangeRequest { start_height: req.start, count: req.count });
             self.send_request(req.peer, Purpose::Blocks(req.id), kind);
+        }
+        for peer in self.planner.struck(MAX_SYNC_STRIKES) {
+            self.planner.peer_gone(&peer);
+            self.actions.push_back(Action::Disconnect { peer });
         }
     }
 
@@ -125,6 +133,9 @@ impl<P: PeerKey> NodeService<P> {
             }
         }
         let placed = !updates.is_empty();
+        if placed {
+            self.last_sync_progress_ms = Some(now.mono_ms);
+        }
         self.apply_updates(now, updates);
         let head = self.chain.head().height;
         let target = self.planner.best_peer_head().max(head);

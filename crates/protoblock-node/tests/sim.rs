@@ -30,7 +30,13 @@ enum Kind {
     Silent,
     /// Serves blocks with a tampered signature (the service's test hook).
     Liar,
+    /// Claims a head 1,000 blocks above its own in every status and serves
+    /// none of it (block requests time out).
+    Claimer,
 }
+
+/// How far a `Claimer` lies.
+const CLAIM: u64 = 1_000;
 
 enum Owed {
     Status,
@@ -271,7 +277,10 @@ impl Sim {
 
     fn act(&mut self, i: Peer, action: Action<Peer>) {
         match action {
-            Action::SendStatus { peer, status } => {
+            Action::SendStatus { peer, mut status } => {
+                if self.nodes[i as usize].kind == Kind::Claimer {
+                    status.head_height += CLAIM;
+                }
                 let j = &mut self.nodes[peer as usize];
                 let reply = j.next_reply;
                 j.next_reply += 1;
@@ -279,14 +288,17 @@ impl Sim {
                 let l = self.latency();
                 self.send(peer, l, Input::StatusRequest { peer: i, reply, status });
             }
-            Action::ReplyStatus { reply, status } => {
+            Action::ReplyStatus { reply, mut status } => {
+                if self.nodes[i as usize].kind == Kind::Claimer {
+                    status.head_height += CLAIM;
+                }
                 if let Some((asker, Owed::Status)) = self.nodes[i as usize].owed.remove(&reply) {
                     let l = self.latency();
                     self.send(asker, l, Input::StatusResponse { peer: i, status });
                 }
             }
             Action::SendRequest { peer, id, request } => {
-                let silent = self.nodes[peer as usize].kind == Kind::Silent;
+                let silent = matches!(self.nodes[peer as usize].kind, Kind::Silent | Kind::Claimer);
                 if silent && matches!(request.kind, Some(pb::sync_request::Kind::Blocks(_))) {
                     // The transport's request timeout.
                     self.send(i, 10_000, Input::SyncFailed { peer, id });
@@ -595,4 +607,30 @@ fn a_failed_commit_stops_the_node_and_says_so() {
     );
     let now = Now { mono_ms: sim.now, unix_ms: sim.unix_base + sim.now };
     assert!(matches!(sim.nodes[failing as usize].service.submit_tx(now, tx), Err(SubmitError::StoreFailed(_))));
+}
+
+/// A claimed head is a hint. A peer that claims 1,000 blocks above a
+/// producer and serves none of them must not halt production (it did: the
+/// producer waited for a sync that never came), and it is dropped once its
+/// requests have timed out a few times.
+#[test]
+fn a_claimed_head_that_is_never_served_neither_halts_production_nor_stays() {
+    let net = DevNet::with_params(45, 10, params());
+    let blocks = generate_chain(&net, 20, 2);
+    let mut sim = Sim::new(&net, 20, 6);
+    let (c, s) = seeded(&net, &blocks);
+    let producer =
+        sim.add(c, s, Kind::Honest, false, ServiceConfig { producer_key: Some(net.oracle.clone()), ..service_cfg() });
+    let (c, s) = seeded(&net, &blocks);
+    let claimer = sim.add(c, s, Kind::Claimer, false, service_cfg());
+    sim.link(producer, claimer);
+    sim.run(16_000, |_| false);
+    let produced = sim.head(producer).0 - 20;
+    assert!(produced >= 12, "the producer made {produced} blocks in 16 s at one a second");
+    let dropped = sim.run(60_000, |s| !s.connected.contains(&pair(producer, claimer)));
+    assert!(!sim.connected.contains(&pair(producer, claimer)), "the claimer is dropped after its strikes");
+    assert!(dropped <= 3 * 10_000 + 5_000, "after three request timeouts, at {dropped} ms");
+    sim.run(60_000, |_| false);
+    let produced = sim.head(producer).0 - 20;
+    assert!(produced >= 50, "production went on: {produced} blocks in 60 s");
 }
