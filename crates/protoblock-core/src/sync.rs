@@ -64,6 +64,9 @@ struct PeerSync {
     head: u64,
     in_flight: usize,
     strikes: u32,
+    /// Requests that timed out since its last useful response: silence, not
+    /// an answer ("busy" and "not serving" are answers, and honest).
+    timeouts: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -121,11 +124,11 @@ impl<P: Clone + Ord, B: AsRef<[u8]>> SyncPlanner<P, B> {
         self.peers.get(peer).map(|p| p.strikes).unwrap_or(0)
     }
 
-    /// Peers with at least `min` strikes (timeouts, failures, bad shapes
-    /// since their last useful response): a claimed head they do not serve
-    /// is a lie, and the node drops them.
+    /// Peers whose last `min` requests (or more) timed out without a useful
+    /// response between: a claimed head they do not serve is a lie, and the
+    /// node drops them.
     pub fn struck(&self, min: u32) -> Vec<P> {
-        self.peers.iter().filter(|(_, s)| s.strikes >= min).map(|(p, _)| p.clone()).collect()
+        self.peers.iter().filter(|(_, s)| s.timeouts >= min).map(|(p, _)| p.clone()).collect()
     }
 
     /// Highest head announced by any peer.
@@ -154,6 +157,7 @@ impl<P: Clone + Ord, B: AsRef<[u8]>> SyncPlanner<P, B> {
                 if let Some(ps) = self.peers.get_mut(&p.peer) {
                     ps.in_flight = ps.in_flight.saturating_sub(1);
                     ps.strikes += 1;
+                    ps.timeouts += 1;
                 }
                 self.avoid.insert(p.start, p.peer);
             }
@@ -245,7 +249,7 @@ impl<P: Clone + Ord, B: AsRef<[u8]>> SyncPlanner<P, B> {
             && let Some(ps) = self.peers.get_mut(&p.peer)
         {
             // It served what it claimed: earlier timeouts were the network's.
-            ps.strikes = 0;
+            ps.timeouts = 0;
         }
         for (h, b) in checked {
             if self.buffered.len() >= self.cfg.max_buffered {

@@ -11,8 +11,10 @@ use crate::PeerKey;
 use crate::io::{Action, Event, Now};
 use crate::service::{MEMPOOL_SYNC, NodeService, Purpose};
 
-/// Timeouts and failures (since its last useful response) after which a peer
-/// that claims blocks is dropped: a claim it does not serve is a lie.
+/// Request timeouts in a row (no useful response between) after which a peer
+/// that claims blocks is dropped: a claim it does not serve is a lie. Refusals
+/// ("busy", "not serving") do not count: they are honest answers, and a
+/// browser dropping its busy relay would lose its circuit with it.
 pub(crate) const MAX_SYNC_STRIKES: u32 = 3;
 
 /// A block waiting in the sync buffer, and whether its signatures were

@@ -634,3 +634,24 @@ fn a_claimed_head_that_is_never_served_neither_halts_production_nor_stays() {
     let produced = sim.head(producer).0 - 20;
     assert!(produced >= 50, "production went on: {produced} blocks in 60 s");
 }
+
+/// Refusing to serve ("not serving", "busy") is an honest answer, not a lie:
+/// a fresh node syncs from whoever serves and stays connected to the peer
+/// that refuses (in a browser, its relay and circuit).
+#[test]
+fn a_peer_that_refuses_to_serve_is_not_dropped() {
+    let net = DevNet::with_params(46, 10, params());
+    let blocks = generate_chain(&net, 60, 2);
+    let mut sim = Sim::new(&net, 60, 7);
+    let (c, s) = seeded(&net, &blocks);
+    let refuser = sim.add(c, s, Kind::Honest, false, ServiceConfig { serve_sync: false, ..service_cfg() });
+    let (c, s) = seeded(&net, &blocks);
+    let server = sim.add(c, s, Kind::Honest, false, service_cfg());
+    let (c, s) = seeded(&net, &[]);
+    let fresh = sim.add(c, s, Kind::Honest, false, service_cfg());
+    sim.link(fresh, refuser);
+    sim.link(fresh, server);
+    sim.run(60_000, |s| s.head(fresh).0 == 60);
+    assert_eq!(sim.head(fresh).0, 60, "synced from the peer that serves");
+    assert!(sim.connected.contains(&pair(fresh, refuser)), "still connected to the one that refused");
+}

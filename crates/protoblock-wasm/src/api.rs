@@ -588,6 +588,7 @@ impl Inner {
                 #[serde(rename_all = "camelCase")]
                 struct Sync {
                     head_height: u64,
+                    #[serde(serialize_with = "crate::view::js_number")]
                     target_height: u64,
                     syncing: bool,
                 }

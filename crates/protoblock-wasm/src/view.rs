@@ -261,10 +261,19 @@ fn data_summary(d: &pb::DataTransition) -> String {
     }
 }
 
+/// A height a peer claims, as a JS number. serde-wasm-bindgen refuses a u64
+/// above 2^53 (an error that would make `status()` throw for every page
+/// whose peer claims one); above that the number is approximate, which is
+/// all a claim that large deserves.
+pub(crate) fn js_number<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(*v as f64)
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerView {
     pub peer_id: String,
+    #[serde(serialize_with = "js_number")]
     pub head: u64,
     pub latency_ms: Option<u64>,
     pub addr: Option<String>,
@@ -280,6 +289,7 @@ pub struct StatusView {
     pub head_id: String,
     pub final_height: u64,
     pub syncing: bool,
+    #[serde(serialize_with = "js_number")]
     pub target_height: u64,
     pub mempool: usize,
     pub blocks_validated: u64,

@@ -371,3 +371,22 @@ async fn the_worker_pool_answers_and_never_passes_a_tampered_block() {
         assert!(v.done.next().await.is_none());
     }
 }
+
+/// A peer may claim any height; above 2^53 the page's `status()` must still
+/// answer (serde-wasm-bindgen refused such a u64, so one lying peer made
+/// every page's status throw). The claim reaches JS as an approximate number.
+#[wasm_bindgen_test]
+fn a_claimed_height_above_2_pow_53_reaches_js_as_a_number() {
+    use serde::Serialize;
+    let claim = 1u64 << 60;
+    let peer = protoblock_wasm::view::PeerView {
+        peer_id: "p".into(),
+        head: claim,
+        latency_ms: None,
+        addr: None,
+        transport: "websocket",
+    };
+    let js = peer.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).expect("a claimed head serializes");
+    let head = js_sys::Reflect::get(&js, &"head".into()).unwrap().as_f64().expect("a number");
+    assert_eq!(head, claim as f64);
+}
