@@ -447,3 +447,36 @@ fn sigterm_stops_cleanly_and_loses_no_committed_block() {
     let head = block_on(store.head()).unwrap().unwrap();
     assert!(head.height >= last, "reported {last}, stored {}", head.height);
 }
+
+/// The dev endpoints (the oracle's seed, switching sync serving off) exist
+/// only on a `--dev` relay: a node started on a genesis file answers 404 to
+/// both, while the dev relay beside it answers (so the check can fail).
+#[test]
+fn dev_endpoints_exist_only_with_dev() {
+    let dev_dir = tempfile::tempdir().unwrap();
+    let dev = start_dev_relay(dev_dir.path(), 200);
+    let (code, seed) = get_json(&format!("{}/api/dev/oracle-key", dev.http));
+    assert_eq!(code, 200, "the dev relay serves its oracle seed: {seed}");
+
+    let node_dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
+        .arg("--genesis")
+        .arg(&dev.genesis)
+        .arg("--data-dir")
+        .arg(node_dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let http = lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("http ").map(str::to_string)).unwrap();
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let (code, body) = get_json(&format!("{http}/api/dev/oracle-key"));
+    let client = reqwest::blocking::Client::new();
+    let serve = client.post(format!("{http}/api/dev/serve-sync")).body("false").send().unwrap().status().as_u16();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code, 404, "no oracle seed without --dev: {body}");
+    assert_eq!(serve, 404, "no sync switch without --dev");
+}
