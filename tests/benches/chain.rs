@@ -126,7 +126,7 @@ fn main() {
             assert_eq!(chain.head().height, n_blocks);
         }
     }
-    breakdown(&net.genesis, &params, &blocks);
+    breakdown(&net.genesis, &blocks);
     let b = median(&mut rows[0].1.clone());
     // Each round runs the bound and then the full rows back to back, so a
     // round's own ratio cancels drift between rounds (frequency, neighbours);
@@ -165,7 +165,7 @@ fn main() {
 /// signature, merkle root, batched tx signatures), the state transition and
 /// root, and applying to the chain plus the store commit, timed separately
 /// over one pass.
-fn breakdown(genesis: &Genesis, params: &ChainParams, blocks: &[Vec<u8>]) {
+fn breakdown(genesis: &Genesis, blocks: &[Vec<u8>]) {
     use protoblock_core::block::{apply_block, check_block};
     use protoblock_core::crypto::KeyCache;
     use protoblock_store::Store;
@@ -175,10 +175,9 @@ fn breakdown(genesis: &Genesis, params: &ChainParams, blocks: &[Vec<u8>]) {
     let (mut check, mut apply, mut rest) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for b in blocks {
         let t0 = Instant::now();
-        let checked = check_block(b, &chain.head(), genesis, params, u64::MAX / 2, &mut keys).unwrap();
+        let checked = check_block(b, &chain.head(), genesis, u64::MAX / 2, &mut keys).unwrap();
         let t1 = Instant::now();
-        let applied =
-            apply_block(&checked, chain.state(), chain.commitment(), chain.replay(), genesis, params).unwrap();
+        let applied = apply_block(&checked, chain.state(), chain.commitment(), chain.replay(), genesis).unwrap();
         let t2 = Instant::now();
         drop(applied);
         let t3 = Instant::now();
@@ -197,7 +196,7 @@ fn breakdown(genesis: &Genesis, params: &ChainParams, blocks: &[Vec<u8>]) {
     let mut keys = KeyCache::default();
     let t = Instant::now();
     for b in blocks {
-        parent = check_block(b, &parent, genesis, params, u64::MAX / 2, &mut keys).unwrap().meta();
+        parent = check_block(b, &parent, genesis, u64::MAX / 2, &mut keys).unwrap().meta();
     }
     let alone = t.elapsed();
     let per = |d: Duration| d.as_secs_f64() * 1e6 / blocks.len() as f64;

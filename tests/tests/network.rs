@@ -234,7 +234,7 @@ fn thread_verifier(genesis: Genesis) -> (SignatureVerifier, Arc<VerifierCounts>)
             while let Some(job) = jobs_rx.next().await {
                 c.jobs.fetch_add(1, Relaxed);
                 let run: Vec<&[u8]> = job.blocks.iter().map(Vec::as_slice).collect();
-                let ok = protoblock_core::block::verify_signatures_run(&run, &genesis, &params(), &mut keys);
+                let ok = protoblock_core::block::verify_signatures_run(&run, &genesis, &mut keys);
                 c.passed.fetch_add(ok.iter().filter(|o| **o).count(), Relaxed);
                 c.failed.fetch_add(ok.iter().filter(|o| !**o).count(), Relaxed);
                 if done_tx.send(VerifyDone { token: job.token, blocks: job.blocks, ok }).await.is_err() {

@@ -140,7 +140,8 @@ pub fn decode_tx_cached(
 }
 
 /// Decodes and fully checks one signed tx on its own (mempool admission).
-pub fn check_tx_bytes(bytes: &[u8], genesis: &Genesis, params: &ChainParams) -> Result<CheckedTx, TxError> {
+pub fn check_tx_bytes(bytes: &[u8], genesis: &Genesis) -> Result<CheckedTx, TxError> {
+    let params = &genesis.params;
     if bytes.len() > params.max_tx_bytes + 16 {
         return Err(TxError::Oversized { size: bytes.len(), max: params.max_tx_bytes });
     }
@@ -181,12 +182,8 @@ pub enum Signatures {
 /// the txs' signatures (batched). A block that passes may be inserted with
 /// [`Signatures::AlreadyChecked`], but only as the very bytes checked here: the
 /// block id covers the header, not the signatures.
-pub fn verify_signatures(
-    bytes: &[u8],
-    genesis: &Genesis,
-    params: &ChainParams,
-    keys: &mut KeyCache,
-) -> Result<(), BlockError> {
+pub fn verify_signatures(bytes: &[u8], genesis: &Genesis, keys: &mut KeyCache) -> Result<(), BlockError> {
+    let params = &genesis.params;
     let (_, header, block) = peek_block(bytes, params)?;
     verify_header_signature(&header, &block, genesis)?;
     let (_, vks, sigs) = decode_txs(&block, params, keys)?;
@@ -204,12 +201,8 @@ pub const MAX_RUN_SIGNATURES: usize = 4096;
 /// A batch that fails is checked again block by block, so the answers are
 /// exactly those of [`verify_signatures`] on each block (tested), and a bad
 /// block costs its run one repeated check.
-pub fn verify_signatures_run(
-    blocks: &[&[u8]],
-    genesis: &Genesis,
-    params: &ChainParams,
-    keys: &mut KeyCache,
-) -> Vec<bool> {
+pub fn verify_signatures_run(blocks: &[&[u8]], genesis: &Genesis, keys: &mut KeyCache) -> Vec<bool> {
+    let params = &genesis.params;
     let mut ok = vec![false; blocks.len()];
     let mut batch = RunBatch::default();
     for (i, bytes) in blocks.iter().enumerate() {
@@ -344,12 +337,12 @@ pub fn check_block(
     bytes: &[u8],
     parent: &BlockMeta,
     genesis: &Genesis,
-    params: &ChainParams,
     now_ms: u64,
     keys: &mut KeyCache,
 ) -> Result<CheckedBlock, BlockError> {
+    let params = &genesis.params;
     let (id, header, block) = peek_block(bytes, params)?;
-    check_decoded_block(id, header, block, parent, genesis, params, now_ms, keys, Signatures::Check)
+    check_decoded_block(id, header, block, parent, genesis, now_ms, keys, Signatures::Check)
 }
 
 /// [`check_block`] on a block already decoded by [`peek_block`], so callers
@@ -361,11 +354,11 @@ pub fn check_decoded_block(
     block: pb::Block,
     parent: &BlockMeta,
     genesis: &Genesis,
-    params: &ChainParams,
     now_ms: u64,
     keys: &mut KeyCache,
     signatures: Signatures,
 ) -> Result<CheckedBlock, BlockError> {
+    let params = &genesis.params;
     if header.version != BLOCK_VERSION {
         return Err(BlockError::UnsupportedVersion(header.version));
     }
@@ -412,12 +405,12 @@ pub fn check_decoded_block(
 pub fn apply_tx_at(
     ov: &mut Overlay<'_>,
     genesis: &Genesis,
-    params: &ChainParams,
     tx: &CheckedTx,
     block_ts_ms: u64,
     replay: &ReplayIndex,
     taken: &mut FastSet<Hash32>,
 ) -> Result<(), TxError> {
+    let params = &genesis.params;
     let nonce_ms = tx.tx.nonce / 1_000_000;
     if nonce_ms.saturating_add(params.nonce_max_age_ms) < block_ts_ms {
         return Err(TxError::NonceTooOld);
@@ -447,7 +440,6 @@ pub fn apply_block(
     commitment: &LtHash,
     replay: &ReplayIndex,
     genesis: &Genesis,
-    params: &ChainParams,
 ) -> Result<AppliedBlock, BlockError> {
     // A tx writes one to three keys (a transfer two balances; the oracle's
     // results more, and the map grows for those).
@@ -455,8 +447,7 @@ pub fn apply_block(
     let ts = block.header.timestamp_ms;
     let mut taken = FastSet::with_capacity_and_hasher(block.txs.len(), Default::default());
     for (index, tx) in block.txs.iter().enumerate() {
-        apply_tx_at(&mut ov, genesis, params, tx, ts, replay, &mut taken)
-            .map_err(|error| BlockError::Tx { index, error })?;
+        apply_tx_at(&mut ov, genesis, tx, ts, replay, &mut taken).map_err(|error| BlockError::Tx { index, error })?;
     }
     let (writes, after) = ov.finish(commitment);
     let got = after.root();

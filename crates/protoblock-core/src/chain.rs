@@ -444,25 +444,16 @@ impl Chain {
         }
         let prev = Hash32::from_slice(&header.prev_hash).ok_or(BlockError::BrokenPrevHash)?;
         let parent = self.parent_meta(&prev).ok_or(BlockError::UnknownParent(prev))?;
-        let checked = match check_decoded_block(
-            id,
-            header,
-            block,
-            &parent,
-            &self.genesis,
-            &self.genesis.params,
-            now_ms,
-            &mut self.keys,
-            signatures,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                if e.is_peer_fault() {
-                    self.mark_invalid(sha256(bytes));
+        let checked =
+            match check_decoded_block(id, header, block, &parent, &self.genesis, now_ms, &mut self.keys, signatures) {
+                Ok(c) => c,
+                Err(e) => {
+                    if e.is_peer_fault() {
+                        self.mark_invalid(sha256(bytes));
+                    }
+                    return Err(e);
                 }
-                return Err(e);
-            }
-        };
+            };
         let bytes: Arc<[u8]> = Arc::from(bytes);
         if prev == self.head().id {
             return self.extend(checked, bytes);
@@ -485,14 +476,7 @@ impl Chain {
     }
 
     fn extend(&mut self, checked: CheckedBlock, bytes: Arc<[u8]>) -> Result<ChainUpdate, BlockError> {
-        let applied = match apply_block(
-            &checked,
-            &self.state,
-            &self.commitment,
-            &self.replay,
-            &self.genesis,
-            &self.genesis.params,
-        ) {
+        let applied = match apply_block(&checked, &self.state, &self.commitment, &self.replay, &self.genesis) {
             Ok(a) => a,
             Err(e) => {
                 self.mark_invalid(sha256(&bytes));
@@ -585,14 +569,7 @@ impl Chain {
         let mut applied_ids = Vec::new();
         for id in &path {
             let side = self.side.get(id).expect("path built from side map");
-            match apply_block(
-                &side.block,
-                &self.state,
-                &self.commitment,
-                &self.replay,
-                &self.genesis,
-                &self.genesis.params,
-            ) {
+            match apply_block(&side.block, &self.state, &self.commitment, &self.replay, &self.genesis) {
                 Ok(a) => {
                     let undo = self.state.apply_uncommitted(&a.writes);
                     self.commitment = a.commitment;
@@ -652,9 +629,7 @@ impl Chain {
                 let bytes = e.bytes.expect("non-genesis");
                 // Keep the valid branch blocks for a later fork choice.
                 let parent = self.parent_meta(&e.prev).expect("linked");
-                if let Ok(block) =
-                    check_block(&bytes, &parent, &self.genesis, &self.genesis.params, u64::MAX, &mut self.keys)
-                {
+                if let Ok(block) = check_block(&bytes, &parent, &self.genesis, u64::MAX, &mut self.keys) {
                     self.side.insert(e.meta.id, SideEntry { bytes, block });
                 }
             }

@@ -105,14 +105,13 @@ impl Mempool {
         {
             return Err(MempoolError::Duplicate);
         }
-        let tx = check_tx_bytes(bytes, chain.genesis(), chain.params())?;
+        let tx = check_tx_bytes(bytes, chain.genesis())?;
         if self.per_signer.get(&tx.signer).copied().unwrap_or(0) >= self.cfg.max_per_signer {
             return Err(MempoolError::SignerLimit);
         }
         let mut ov = Overlay::with_writes(chain.state(), std::mem::take(&mut self.pending));
         // Pool ids are unique already, so only the chain's index matters here.
-        let res =
-            apply_tx_at(&mut ov, chain.genesis(), chain.params(), &tx, now_ms, chain.replay(), &mut FastSet::default());
+        let res = apply_tx_at(&mut ov, chain.genesis(), &tx, now_ms, chain.replay(), &mut FastSet::default());
         self.pending = ov.into_raw_writes();
         // apply_tx_at checks every rule before writing, so a refusal left
         // `pending` as it was.
@@ -188,8 +187,7 @@ impl Mempool {
         let mut dropped = Vec::new();
         for id in self.order.values() {
             let p = &self.entries[id];
-            if apply_tx_at(&mut ov, chain.genesis(), chain.params(), &p.tx, now_ms, chain.replay(), &mut taken).is_err()
-            {
+            if apply_tx_at(&mut ov, chain.genesis(), &p.tx, now_ms, chain.replay(), &mut taken).is_err() {
                 dropped.push(*id);
             }
         }

@@ -62,7 +62,7 @@ pub fn produce_block<'a>(
             continue;
         }
         let sp = ov.savepoint();
-        if apply_tx_at(&mut ov, genesis, params, tx, ts, chain.replay(), &mut taken).is_err() {
+        if apply_tx_at(&mut ov, genesis, tx, ts, chain.replay(), &mut taken).is_err() {
             ov.rollback_to(sp);
             continue;
         }

@@ -49,7 +49,7 @@ fn now(f: &Fixture) -> u64 {
 fn feed_all(f: &Fixture, c: &mut Chain, mp: &mut Mempool, bytes: &[u8]) -> bool {
     let before = snapshot(c);
     let _ = peek_block(bytes, &f.params);
-    let _ = check_tx_bytes(bytes, &f.net.genesis, &f.params);
+    let _ = check_tx_bytes(bytes, &f.net.genesis);
     let _ = Genesis::from_bytes(bytes);
     let pool_before: Vec<_> = mp.iter().map(|p| p.tx.id).collect();
     if mp.insert(bytes, c, now(f)).is_err() {
@@ -205,7 +205,7 @@ proptest! {
         FIXTURE.with(|f| {
             let c = chain(f);
             let bad = mutate(f.tx.clone(), &ms);
-            let _ = check_tx_bytes(&bad, &f.net.genesis, &f.params);
+            let _ = check_tx_bytes(&bad, &f.net.genesis);
             let mut mp = Mempool::new(MempoolConfig::default());
             let before = snapshot(&c);
             match mp.insert(&bad, &c, now(f)) {
@@ -247,10 +247,7 @@ fn oversized_input_is_refused_before_decoding() {
     );
     assert_untouched(&c, &before, "oversized");
     let big_tx = vec![0u8; f.params.max_tx_bytes + 17];
-    assert!(matches!(
-        check_tx_bytes(&big_tx, &f.net.genesis, &f.params),
-        Err(protoblock_core::TxError::Oversized { .. })
-    ));
+    assert!(matches!(check_tx_bytes(&big_tx, &f.net.genesis), Err(protoblock_core::TxError::Oversized { .. })));
 }
 
 #[test]

@@ -531,7 +531,7 @@ fn the_signature_worker_and_the_chain_split_the_rules_without_a_gap() {
     let template = b.chain();
     let mut keys = KeyCache::default();
     let honest = b.honest(&template);
-    assert_eq!(verify_signatures(&honest, b.g(), &b.params, &mut keys), Ok(()));
+    assert_eq!(verify_signatures(&honest, b.g(), &mut keys), Ok(()));
     let mut chain = b.chain();
     let placed = chain.insert_block_with(&honest, b.ts, Signatures::AlreadyChecked).unwrap();
     assert_eq!(placed.placement, Placement::Extended);
@@ -544,7 +544,7 @@ fn the_signature_worker_and_the_chain_split_the_rules_without_a_gap() {
                 | BlockError::UnauthorizedProducer { .. }
                 | BlockError::Tx { error: TxError::BadSignature | TxError::BadSignerKey(_), .. }
         );
-        let worker = verify_signatures(&case.block, b.g(), &b.params, &mut keys);
+        let worker = verify_signatures(&case.block, b.g(), &mut keys);
         if signature_rule {
             assert!(worker.is_err(), "case {:?}: the worker passed a signature fault", case.name);
             refused_by_worker += 1;
@@ -714,12 +714,12 @@ fn a_run_checked_in_one_batch_answers_as_each_block_alone() {
     let template = b.chain();
     let honest = b.honest(&template);
     let mut keys = KeyCache::default();
-    let alone = |block: &[u8], keys: &mut KeyCache| verify_signatures(block, b.g(), &b.params, keys).is_ok();
+    let alone = |block: &[u8], keys: &mut KeyCache| verify_signatures(block, b.g(), keys).is_ok();
 
     let many = MAX_RUN_SIGNATURES / 2 + 3; // two txs each: more than one batch
     let run: Vec<&[u8]> = vec![honest.as_slice(); many];
-    assert_eq!(verify_signatures_run(&run, b.g(), &b.params, &mut keys), vec![true; many]);
-    assert!(verify_signatures_run(&[], b.g(), &b.params, &mut keys).is_empty());
+    assert_eq!(verify_signatures_run(&run, b.g(), &mut keys), vec![true; many]);
+    assert!(verify_signatures_run(&[], b.g(), &mut keys).is_empty());
 
     let cases = cases(&b, &template);
     let mut run: Vec<&[u8]> = vec![&honest];
@@ -729,12 +729,12 @@ fn a_run_checked_in_one_batch_answers_as_each_block_alone() {
     }
     let want: Vec<bool> = run.iter().map(|block| alone(block, &mut keys)).collect();
     assert!(want.iter().filter(|ok| !**ok).count() >= 5, "the cases include signature faults");
-    assert_eq!(verify_signatures_run(&run, b.g(), &b.params, &mut keys), want);
+    assert_eq!(verify_signatures_run(&run, b.g(), &mut keys), want);
     // Each fault alone in a run of honest blocks.
     for case in &cases {
         let run: Vec<&[u8]> = vec![&honest, &case.block, &honest];
         let want = vec![true, alone(&case.block, &mut keys), true];
-        assert_eq!(verify_signatures_run(&run, b.g(), &b.params, &mut keys), want, "case {:?}", case.name);
+        assert_eq!(verify_signatures_run(&run, b.g(), &mut keys), want, "case {:?}", case.name);
     }
 }
 
@@ -812,14 +812,14 @@ fn a_signature_with_a_small_order_part_is_judged_alike_on_every_path() {
     let msg = protoblock_core::crypto::tx_message(&b.g().hash, &st.tx);
     assert!(user.verifying_key().verify_strict(&msg, &sig).is_err(), "the cofactorless rule refuses it");
 
-    assert!(protoblock_core::block::check_tx_bytes(&torsioned, b.g(), &b.params).is_ok());
+    assert!(protoblock_core::block::check_tx_bytes(&torsioned, b.g()).is_ok());
     let produced = produce(&chain, &b.net.oracle, std::slice::from_ref(&torsioned), b.ts);
     assert_eq!(produced.tx_ids.len(), 1, "the block carries it");
     let block = produced.bytes;
     let mut keys = KeyCache::default();
-    assert_eq!(verify_signatures(&block, b.g(), &b.params, &mut keys), Ok(()));
+    assert_eq!(verify_signatures(&block, b.g(), &mut keys), Ok(()));
     for run in [vec![&block[..]], vec![&honest[..], &block[..]], vec![&block[..], &honest[..], &honest[..]]] {
-        assert!(verify_signatures_run(&run, b.g(), &b.params, &mut keys).iter().all(|ok| *ok));
+        assert!(verify_signatures_run(&run, b.g(), &mut keys).iter().all(|ok| *ok));
     }
     chain.insert_block(&block, b.ts).expect("the chain accepts it too");
 }

@@ -75,7 +75,6 @@ struct Sim {
     bans: Vec<(Peer, Peer)>,
     unbans: Vec<(Peer, Peer)>,
     genesis: protoblock_core::Genesis,
-    params: ChainParams,
     unix_base: u64,
 }
 
@@ -130,7 +129,6 @@ impl Sim {
             bans: Vec::new(),
             unbans: Vec::new(),
             genesis: net.genesis.clone(),
-            params: params(),
             unix_base: DEV_GENESIS_TIME_MS + (chain_len + 1) * 1000,
         }
     }
@@ -349,10 +347,7 @@ impl Sim {
             Action::Verify { token, blocks } => {
                 let node = &mut self.nodes[i as usize];
                 assert!(node.verifier, "Verify from a node without a verifier");
-                let ok = blocks
-                    .iter()
-                    .map(|b| verify_signatures(b, &self.genesis, &self.params, &mut node.keys).is_ok())
-                    .collect();
+                let ok = blocks.iter().map(|b| verify_signatures(b, &self.genesis, &mut node.keys).is_ok()).collect();
                 self.send(i, 5, Input::Verified { token, blocks, ok });
             }
             Action::Ban { peer, reason } => {

@@ -47,7 +47,7 @@ impl SignatureChecker {
     /// Whether every signature in `block` verifies (false for anything that
     /// does not decode).
     pub fn check(&mut self, block: &[u8]) -> bool {
-        protoblock_core::block::verify_signatures(block, &self.genesis, &self.genesis.params, &mut self.keys).is_ok()
+        protoblock_core::block::verify_signatures(block, &self.genesis, &mut self.keys).is_ok()
     }
 
     /// [`SignatureChecker::check`] for each block of a range (an array of
@@ -59,13 +59,8 @@ impl SignatureChecker {
         let owned: Vec<Option<Vec<u8>>> =
             blocks.iter().map(|b| b.dyn_into::<js_sys::Uint8Array>().ok().map(|b| b.to_vec())).collect();
         let present: Vec<&[u8]> = owned.iter().flatten().map(Vec::as_slice).collect();
-        let mut verdicts = protoblock_core::block::verify_signatures_run(
-            &present,
-            &self.genesis,
-            &self.genesis.params,
-            &mut self.keys,
-        )
-        .into_iter();
+        let mut verdicts =
+            protoblock_core::block::verify_signatures_run(&present, &self.genesis, &mut self.keys).into_iter();
         owned.iter().map(|b| u8::from(b.is_some() && verdicts.next().unwrap_or(false))).collect()
     }
 }

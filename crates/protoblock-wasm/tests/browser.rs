@@ -1,7 +1,7 @@
 //! wasm-bindgen tests in headless Chromium: the IndexedDB store under the
 //! real chain (commit, reopen, torn commits) and crypto and validation
 //! giving the native answers. Run with
-//! `cargo test -p protoblock-wasm --target wasm32-unknown-unknown`
+//! `cargo test -p protoblock-wasm --target wasm32-unknown-unknown --features test-hooks`
 //! (`cargo xtask test` sets up the runner and chromedriver).
 
 #![cfg(target_arch = "wasm32")]
