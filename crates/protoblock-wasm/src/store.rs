@@ -308,26 +308,14 @@ impl IndexedDbStore {
         };
         // The batch's writes are the list every store applies
         // (`protoblock_store::write_ops`); this store issues each one's net
-        // effect in its own layout. What needs the whole list is derived
-        // first: the main-chain index's runs of heights, the replay index's
-        // segment records, the undo records put and deleted within the batch.
+        // effect in its own layout. What needs a whole kind of write at once
+        // reads it from the batch the list is made of: the main-chain index's
+        // runs of heights, the replay index's segment records, the undo
+        // records put and deleted within the batch.
         let ops = write_ops(batch);
-        let main_runs = main_index::segments(ops.iter().filter_map(|op| match op {
-            WriteOp::PutBlock(h, id, _) => Some((*h, **id)),
-            _ => None,
-        }));
-        let (mut replay_put, mut replay_delete) = (Vec::new(), Vec::new());
-        let mut undone: HashSet<&Hash32> = HashSet::new();
-        for op in &ops {
-            match op {
-                WriteOp::PutReplay(id, nonce) => replay_put.push((**id, *nonce)),
-                WriteOp::DeleteReplay(id) => replay_delete.push(**id),
-                WriteOp::DeleteUndo(id) => {
-                    undone.insert(*id);
-                }
-                _ => {}
-            }
-        }
+        let main_runs = main_index::segments(batch.put_blocks.iter().map(|(h, id, _)| (*h, *id)));
+        let (replay_put, replay_delete) = (&batch.replay_put, &batch.replay_delete);
+        let undone: HashSet<&Hash32> = batch.delete_undo.iter().collect();
         let r = (|| {
             // The index: one record per run of heights (one per commit),
             // after deleting the records keyed above its lowest height, which
@@ -390,8 +378,8 @@ impl IndexedDbStore {
                         // The hook must leave the mirror as the aborted
                         // transaction leaves the database.
                         let plan = match abort_after {
-                            Some(_) => self.replay.borrow().clone().apply(&replay_put, &replay_delete),
-                            None => self.replay.borrow_mut().apply(&replay_put, &replay_delete),
+                            Some(_) => self.replay.borrow().clone().apply(replay_put, replay_delete),
+                            None => self.replay.borrow_mut().apply(replay_put, replay_delete),
                         };
                         for (seg, v) in &plan.put {
                             op(&replay, &JsValue::from_f64(*seg as f64), Some(&bytes(v)))?;
