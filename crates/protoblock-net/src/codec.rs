@@ -10,13 +10,48 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use prost::Message;
+use protoblock_proto::repeated;
+use protoblock_proto::v1 as pb;
 
 /// Status handshake: request and response are both `Status`.
 pub const STATUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/protoblock/status/1");
 /// Blocks by range, mempool and peer exchange.
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/protoblock/sync/1");
 
-pub async fn read_frame<T: AsyncRead + Unpin + Send, M: Message + Default>(io: &mut T, max: usize) -> io::Result<M> {
+/// A message whose repeated fields are counted on the encoding before it is
+/// decoded (`protoblock_proto::repeated`): a frame's byte limit alone lets
+/// two-byte empty entries decode to tens of times their size.
+pub trait Bounded: Message + Default {
+    fn check_repeated(_bytes: &[u8]) -> Result<(), repeated::DecodeError> {
+        Ok(())
+    }
+}
+
+impl Bounded for pb::Status {}
+
+impl Bounded for pb::SyncRequest {
+    fn check_repeated(bytes: &[u8]) -> Result<(), repeated::DecodeError> {
+        // The mempool request's known ids.
+        repeated::nested_at_most(bytes, 2, 1, protoblock_node::MAX_MEMPOOL_SYNC)
+    }
+}
+
+impl Bounded for pb::SyncResponse {
+    fn check_repeated(bytes: &[u8]) -> Result<(), repeated::DecodeError> {
+        repeated::nested_at_most(bytes, 1, 1, protoblock_node::MAX_RANGE as usize)?;
+        repeated::nested_at_most(bytes, 2, 1, protoblock_node::MAX_MEMPOOL_SYNC)?;
+        repeated::nested_at_most(bytes, 3, 1, protoblock_node::MAX_PEERS_SHARED)?;
+        // Each peer record's addresses.
+        for peers in repeated::occurrences(bytes, 3)? {
+            for record in repeated::occurrences(peers, 1)? {
+                repeated::at_most(record, 2, protoblock_node::MAX_ADDRS_SHARED)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub async fn read_frame<T: AsyncRead + Unpin + Send, M: Bounded>(io: &mut T, max: usize) -> io::Result<M> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -28,6 +63,7 @@ pub async fn read_frame<T: AsyncRead + Unpin + Send, M: Message + Default>(io: &
     }
     let mut buf = vec![0u8; len];
     io.read_exact(&mut buf).await?;
+    M::check_repeated(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     M::decode(buf.as_slice()).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
@@ -67,8 +103,8 @@ impl<Req, Resp> Clone for ProtoCodec<Req, Resp> {
 
 impl<Req, Resp> Codec for ProtoCodec<Req, Resp>
 where
-    Req: Message + Default + Send + 'static,
-    Resp: Message + Default + Send + 'static,
+    Req: Bounded + Send + 'static,
+    Resp: Bounded + Send + 'static,
 {
     type Protocol = StreamProtocol;
     type Request = Req;
@@ -104,7 +140,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protoblock_proto::v1 as pb;
 
     #[test]
     fn round_trip_and_limits() {
@@ -126,6 +161,39 @@ mod tests {
             let mut junk = 4u32.to_be_bytes().to_vec();
             junk.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
             assert!(read_frame::<_, pb::Status>(&mut futures::io::Cursor::new(junk), 4096).await.is_err());
+        });
+    }
+
+    /// A response of a million empty block entries fits the 4 MiB frame
+    /// and would decode to 24 MiB of `Vec`s; it is refused on the count.
+    #[test]
+    fn entries_are_counted_before_decoding() {
+        futures::executor::block_on(async {
+            let frame = |r: &pb::SyncResponse| {
+                let body = r.encode_to_vec();
+                [(body.len() as u32).to_be_bytes().to_vec(), body].concat()
+            };
+            let flood = pb::SyncResponse {
+                kind: Some(pb::sync_response::Kind::Blocks(pb::BlockRangeResponse { blocks: vec![vec![]; 1 << 20] })),
+            };
+            let bytes = frame(&flood);
+            assert!(bytes.len() < 4 << 20);
+            let err =
+                read_frame::<_, pb::SyncResponse>(&mut futures::io::Cursor::new(bytes), 4 << 20).await.unwrap_err();
+            assert!(err.to_string().contains("more than 256 entries"), "{err}");
+            let ok = pb::SyncResponse {
+                kind: Some(pb::sync_response::Kind::Blocks(pb::BlockRangeResponse { blocks: vec![vec![1]; 256] })),
+            };
+            assert_eq!(
+                read_frame::<_, pb::SyncResponse>(&mut futures::io::Cursor::new(frame(&ok)), 4 << 20).await.unwrap(),
+                ok
+            );
+            let rec = pb::PeerRecord { peer_id: vec![1], addrs: vec![vec![2]; 9] };
+            let peers =
+                pb::SyncResponse { kind: Some(pb::sync_response::Kind::Peers(pb::PeersResponse { peers: vec![rec] })) };
+            assert!(
+                read_frame::<_, pb::SyncResponse>(&mut futures::io::Cursor::new(frame(&peers)), 4096).await.is_err()
+            );
         });
     }
 }

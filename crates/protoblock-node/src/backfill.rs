@@ -5,13 +5,32 @@
 //! ancestor as side blocks, and the chain switches once that branch is
 //! longer. One request at a time; the planner re-requests the block that
 //! failed.
+//!
+//! The answer is held to what it claims: every header must carry the
+//! producer's signature (junk is a ban), a branch asked for from just above
+//! our final block must attach there (it cannot be on our chain otherwise:
+//! a ban), and a peer whose backfills place nothing new
+//! `MAX_SYNC_STRIKES` times in a row is dropped, so an unknown parent can
+//! never stall a sync forever.
 
-use protoblock_core::block::peek_block;
+use protoblock_core::BlockError;
+use protoblock_core::block::{Signatures, check_header, peek_block};
+use protoblock_core::chain::Placement;
 use protoblock_proto::v1 as pb;
 
 use crate::PeerKey;
-use crate::io::Now;
+use crate::io::{Action, Now};
 use crate::service::{NodeService, Purpose, RANGE};
+use crate::sync::MAX_SYNC_STRIKES;
+
+/// The backfill request out, at most one.
+#[derive(Debug)]
+pub(crate) struct Backfill<P> {
+    pub since_ms: u64,
+    pub peer: P,
+    /// It starts just above our final block: the branch must attach there.
+    pub from_floor: bool,
+}
 
 impl<P: PeerKey> NodeService<P> {
     fn backfill_window(&self) -> u64 {
@@ -29,16 +48,17 @@ impl<P: PeerKey> NodeService<P> {
             return;
         }
         let start = floor.max(top.saturating_sub(u64::from(RANGE) - 1));
+        let from_floor = start == floor;
         let kind = pb::sync_request::Kind::Blocks(pb::BlockRangeRequest {
             start_height: start,
             count: (top - start + 1) as u32,
         });
         self.send_request(peer, Purpose::Backfill, kind);
-        self.backfilling = Some(now.mono_ms);
+        self.backfilling = Some(Backfill { since_ms: now.mono_ms, peer, from_floor });
     }
 
     pub(crate) fn backfill_deadline(&self) -> Option<u64> {
-        self.backfilling.map(|t| t + self.backfill_window())
+        self.backfilling.as_ref().map(|b| b.since_ms + self.backfill_window())
     }
 
     /// An answer that never came frees the slot after the window.
@@ -49,17 +69,28 @@ impl<P: PeerKey> NodeService<P> {
     }
 
     pub(crate) fn on_backfill(&mut self, now: Now, peer: P, blocks: Vec<Vec<u8>>) {
-        self.backfilling = None;
+        let Some(asked) = self.backfilling.take().filter(|b| b.peer == peer) else { return };
         self.counters.blocks_downloaded += blocks.len() as u64;
         if self.commit.failed().is_some() {
             return;
         }
         let mut updates = Vec::new();
-        for bytes in blocks.iter().take(RANGE as usize) {
-            match self.chain.insert_block(bytes, now.unix_ms) {
+        let mut fault = None;
+        for (index, bytes) in blocks.iter().take(RANGE as usize).enumerate() {
+            let header_ok = peek_block(bytes, self.chain.params())
+                .and_then(|(_, header, block)| check_header(&header, &block, self.chain.genesis()));
+            if let Err(e) = header_ok {
+                fault = Some(format!("sent a block with a bad header in a backfill: {e}"));
+                break;
+            }
+            match self.chain.insert_block_with(bytes, now.unix_ms, Signatures::HeaderChecked) {
                 Ok(u) => updates.push(u),
                 Err(e) if e.is_peer_fault() => {
-                    self.ban(now, peer, format!("sent an invalid block: {e}"));
+                    fault = Some(format!("sent an invalid block: {e}"));
+                    break;
+                }
+                Err(BlockError::UnknownParent(_)) if index == 0 && asked.from_floor => {
+                    fault = Some("sent a branch that does not attach above our final block".into());
                     break;
                 }
                 // Below its fork point (duplicates are `Ok`) or past what
@@ -67,7 +98,25 @@ impl<P: PeerKey> NodeService<P> {
                 Err(_) => break,
             }
         }
+        if let Some(reason) = fault {
+            self.apply_updates(now, updates);
+            self.ban(now, peer, reason);
+            self.plan_sync(now);
+            return;
+        }
+        let fruitful = updates.iter().any(|u| !matches!(u.placement, Placement::Duplicate));
+        let strikes = match &mut self.fruitless_backfills {
+            _ if fruitful => 0,
+            Some((p, n)) if *p == peer => *n + 1,
+            _ => 1,
+        };
+        self.fruitless_backfills = (strikes > 0).then_some((peer, strikes));
         self.apply_updates(now, updates);
+        if strikes >= MAX_SYNC_STRIKES {
+            self.fruitless_backfills = None;
+            self.planner.peer_gone(&peer);
+            self.actions.push_back(Action::Disconnect { peer });
+        }
         self.place_ready(now);
         self.plan_sync(now);
     }

@@ -12,6 +12,8 @@ pub const MAX_RANGE: u32 = 256;
 pub const MAX_MEMPOOL_SYNC: usize = 1000;
 /// Peer records in one peer-exchange answer, at most.
 pub const MAX_PEERS_SHARED: usize = 32;
+/// Addresses per peer record (shared, or learned from identify), at most.
+pub const MAX_ADDRS_SHARED: usize = 8;
 
 /// Called before each block this node produces, with the chain and the new
 /// block's height and (wall) time; the txs it returns go through the mempool

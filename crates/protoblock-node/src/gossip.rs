@@ -1,8 +1,11 @@
-//! Verdicts on gossiped blocks and txs. A block ahead of the head waits in
-//! the sync buffer (not forwarded: we cannot validate it yet); a block that
-//! breaks a rule is the sender's fault (Reject, and a ban).
+//! Verdicts on gossiped blocks and txs. The cheap checks come first: a block
+//! that does not decode, or whose header is not signed by the producer the
+//! genesis schedules at its height, is the sender's fault (Reject, and a ban)
+//! before it costs a parent lookup or a buffer slot. A block ahead of the
+//! head then waits in the sync buffer (not forwarded: we cannot validate it
+//! yet); a block that breaks any other rule is Reject and a ban too.
 
-use protoblock_core::block::peek_block;
+use protoblock_core::block::{Signatures, check_header, peek_block};
 use protoblock_core::mempool::MempoolError;
 use protoblock_core::{BlockError, TxError};
 
@@ -13,12 +16,19 @@ use crate::sync::SyncedBlock;
 
 impl<P: PeerKey> NodeService<P> {
     pub(crate) fn on_gossip_block(&mut self, now: Now, from: P, data: Vec<u8>) -> Verdict {
-        let (id, header, _) = match peek_block(&data, self.chain.params()) {
+        let (id, header, block) = match peek_block(&data, self.chain.params()) {
             Ok(x) => x,
-            Err(_) => return Verdict::Reject,
+            Err(e) => {
+                self.ban(now, from, format!("gossiped an undecodable block: {e}"));
+                return Verdict::Reject;
+            }
         };
         if self.chain.is_known(&id) {
             return Verdict::Ignore;
+        }
+        if let Err(e) = check_header(&header, &block, self.chain.genesis()) {
+            self.ban(now, from, format!("gossiped a block with a bad header: {e}"));
+            return Verdict::Reject;
         }
         if self.commit.failed().is_some() {
             // Not placing blocks any more (see `Event::StoreFailed`).
@@ -30,10 +40,11 @@ impl<P: PeerKey> NodeService<P> {
         self.planner.peer_head(from, self.peers.get(&from).map(|p| p.head).unwrap_or(header.height));
         let head = self.chain.head().height;
         if header.height > head + 1 {
-            self.planner.buffer_gossip(from, header.height, SyncedBlock::unchecked(data), head);
+            let block = SyncedBlock { bytes: data, signatures: Signatures::HeaderChecked };
+            self.planner.buffer_gossip(from, header.height, block, head);
             return Verdict::Ignore;
         }
-        let verdict = match self.chain.insert_block(&data, now.unix_ms) {
+        let verdict = match self.chain.insert_block_with(&data, now.unix_ms, Signatures::HeaderChecked) {
             Ok(update) => {
                 let placed = update.batch.is_some();
                 self.apply_updates(now, vec![update]);

@@ -42,7 +42,9 @@ mod service;
 mod sync;
 mod verify;
 
-pub use config::{MAX_MEMPOOL_SYNC, MAX_PEERS_SHARED, MAX_RANGE, PROTOCOL_VERSION, ServiceConfig, TxSource};
+pub use config::{
+    MAX_ADDRS_SHARED, MAX_MEMPOOL_SYNC, MAX_PEERS_SHARED, MAX_RANGE, PROTOCOL_VERSION, ServiceConfig, TxSource,
+};
 pub use counters::Counters;
 pub use io::{Action, Event, Input, Now, ReplyId, RequestId, SubmitError, Token, Topic, Verdict};
 pub use service::{NodeService, PeerView, ServiceStatus};

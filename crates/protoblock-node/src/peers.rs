@@ -6,8 +6,8 @@ use crate::PeerKey;
 use crate::io::{Action, Event, Now};
 use crate::service::{NodeService, PEERS_SHARED, Purpose};
 
-/// Addresses kept per peer and taken per peer record, at most.
-const MAX_ADDRS: usize = 8;
+// Addresses kept per peer and taken per peer record, at most.
+use crate::config::MAX_ADDRS_SHARED as MAX_ADDRS;
 
 #[derive(Debug, Default)]
 pub(crate) struct PeerInfo {

@@ -82,7 +82,9 @@ pub struct NodeService<P: PeerKey> {
     /// More ready blocks to place: wake at once.
     pub(crate) more_ready: bool,
     /// A backfill request is out (since when); one at a time.
-    pub(crate) backfilling: Option<u64>,
+    pub(crate) backfilling: Option<crate::backfill::Backfill<P>>,
+    /// The peer whose last backfills placed nothing new, and how many.
+    pub(crate) fruitless_backfills: Option<(P, u32)>,
     pub(crate) next_produce_ms: u64,
     /// When synced blocks last extended the head: evidence of a longer chain,
     /// which (unlike a claimed head) may pause production.
@@ -120,6 +122,7 @@ impl<P: PeerKey> NodeService<P> {
             ready_backlog: VecDeque::new(),
             more_ready: false,
             backfilling: None,
+            fruitless_backfills: None,
             next_produce_ms: 0,
             last_sync_progress_ms: None,
             met_a_peer: false,

@@ -4,7 +4,7 @@
 
 use pb::sync_response::Kind as R;
 use protoblock_core::BlockError;
-use protoblock_core::block::Signatures;
+use protoblock_core::block::{Signatures, check_header, peek_block};
 use protoblock_proto::v1 as pb;
 
 use crate::PeerKey;
@@ -80,8 +80,21 @@ impl<P: PeerKey> NodeService<P> {
         }
     }
 
-    /// A synced range, its signatures checked or not, goes to the planner.
-    pub(crate) fn on_range(&mut self, now: Now, id: u64, peer: P, blocks: Vec<SyncedBlock>) {
+    /// A synced range, its signatures checked or not, goes to the planner,
+    /// once every header not verified off the loop passes [`check_header`]:
+    /// junk (a random parent, no producer's signature) is the sender's
+    /// fault before it takes a buffer slot or sets off a backfill.
+    pub(crate) fn on_range(&mut self, now: Now, id: u64, peer: P, mut blocks: Vec<SyncedBlock>) {
+        for (index, b) in blocks.iter_mut().enumerate().filter(|(_, b)| b.signatures == Signatures::Check) {
+            let checked = peek_block(&b.bytes, self.chain.params())
+                .and_then(|(_, header, block)| check_header(&header, &block, self.chain.genesis()));
+            if let Err(e) = checked {
+                self.ban(now, peer, format!("sent a block with a bad header (#{index} of its response): {e}"));
+                self.plan_sync(now);
+                return;
+            }
+            b.signatures = Signatures::HeaderChecked;
+        }
         match self.planner.on_response(id, &peer, blocks) {
             Ok(_) => {}
             // Timed out (or the peer left) while the range was out for

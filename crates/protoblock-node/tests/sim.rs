@@ -90,6 +90,7 @@ fn service_cfg() -> ServiceConfig {
             per_peer_in_flight: 2,
             timeout_ms: 2_000,
             max_buffered: 256,
+            max_buffered_bytes: 1 << 20,
         },
         block_interval_ms: 1_000,
         ..ServiceConfig::default()
@@ -649,4 +650,87 @@ fn a_peer_that_refuses_to_serve_is_not_dropped() {
     sim.run(60_000, |s| s.head(fresh).0 == 60);
     assert_eq!(sim.head(fresh).0, 60, "synced from the peer that serves");
     assert!(sim.connected.contains(&pair(fresh, refuser)), "still connected to the one that refused");
+}
+
+/// A block that decodes, at `height`, with a random parent and a header
+/// signature of zeros: what costs an attacker nothing to make by the
+/// thousand. `producer` is the key the genesis schedules there (or not).
+fn junk_block(genesis: &protoblock_core::Genesis, height: u64, rng: &mut SplitMix64, right_producer: bool) -> Vec<u8> {
+    use prost::Message;
+    let prev: Vec<u8> = (0..4).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
+    let producer = if right_producer { genesis.producer_for(height).0.0.to_vec() } else { vec![7; 32] };
+    let header = pb::BlockHeader {
+        version: 1,
+        height,
+        prev_hash: prev,
+        timestamp_ms: DEV_GENESIS_TIME_MS + height * 1000,
+        producer,
+        tx_root: vec![0; 32],
+        state_root: vec![0; 32],
+        ..Default::default()
+    };
+    pb::Block { header: header.encode_to_vec(), signature: vec![0; 64], txs: Vec::new() }.encode_to_vec()
+}
+
+/// Junk ahead of the head (a decodable header, a random parent, no valid
+/// signature) gossiped by the hundred, by a peer that also claims a far
+/// head: it filled the sync buffer, so a fresh node stopped asking anyone
+/// for blocks and never synced; and it cost the sender nothing. A block's
+/// header signature and producer slot are now checked before it takes a
+/// buffer slot, and a bad one bans its sender.
+#[test]
+fn junk_gossiped_ahead_of_the_head_neither_fills_the_buffer_nor_goes_unpunished() {
+    let net = DevNet::with_params(47, 10, params());
+    let blocks = generate_chain(&net, 60, 2);
+    let mut sim = Sim::new(&net, 60, 8);
+    let (c, s) = seeded(&net, &blocks);
+    let server = sim.add(c, s, Kind::Honest, false, service_cfg());
+    let (c, s) = seeded(&net, &blocks);
+    let junker = sim.add(c, s, Kind::Claimer, false, service_cfg());
+    let (c, s) = seeded(&net, &[]);
+    let fresh = sim.add(c, s, Kind::Honest, false, service_cfg());
+    sim.link(fresh, junker);
+    let max_buffered = service_cfg().sync.max_buffered as u64;
+    let mut rng = SplitMix64(99);
+    for h in 2..2 + max_buffered + 50 {
+        let data = junk_block(&sim.genesis, h, &mut rng, h % 2 == 0);
+        let id = sha256(&data).0.to_vec();
+        sim.send(fresh, 100 + h, Input::Gossip { from: junker, id, topic: Topic::Blocks, data });
+    }
+    sim.run(2_000, |_| false);
+    sim.link(fresh, server);
+    sim.run(60_000, |s| s.head(fresh).0 == 60);
+    assert_eq!(sim.head(fresh).0, 60, "the fresh node synced from the honest server despite the junk");
+    assert!(sim.bans.contains(&(fresh, junker)), "the junk's sender is banned");
+    assert!(
+        sim.verdicts.iter().filter(|(to, from, v)| *to == fresh && *from == junker && *v == Verdict::Reject).count()
+            >= 1,
+        "junk is rejected (not forwarded, and scored against its sender), not ignored"
+    );
+}
+
+/// A peer serving a branch that cannot be ours: every block signed by the
+/// producer's key (an equivocating producer), forked below our final
+/// block, and longer than the honest chain. Its ranges never attach, so the
+/// victim backfilled from it, got a branch whose lowest block had an
+/// unknown parent, and asked again, for as long as the peer stayed. An
+/// unknown parent in a backfill that starts just above the final block is
+/// now the sender's fault.
+#[test]
+fn a_branch_that_does_not_attach_above_the_final_block_bans_its_sender() {
+    let net = DevNet::with_params(48, 10, params());
+    let blocks = generate_chain(&net, 60, 2);
+    let mut sim = Sim::new(&net, 80, 9);
+    let (c, s) = seeded(&net, &blocks);
+    let server = sim.add(c, s, Kind::Honest, false, service_cfg());
+    let (c, s) = forked(&net, &blocks, 0, 80);
+    let forker = sim.add(c, s, Kind::Honest, false, service_cfg());
+    let (c, s) = seeded(&net, &blocks[..40]);
+    let victim = sim.add(c, s, Kind::Honest, false, service_cfg());
+    sim.link(victim, forker);
+    sim.link(victim, server);
+    sim.run(60_000, |s| s.bans.contains(&(victim, forker)));
+    assert!(sim.bans.contains(&(victim, forker)), "the peer whose branch cannot attach is banned");
+    sim.run(60_000, |s| s.head(victim) == s.head(server));
+    assert_eq!(sim.head(victim), sim.head(server), "the victim follows the honest chain");
 }

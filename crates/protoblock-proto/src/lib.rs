@@ -12,4 +12,6 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/protoblock.v1.rs"));
 }
 
+pub mod repeated;
+
 pub use prost::Message;
