@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use libp2p::allow_block_list;
 use libp2p::connection_limits::{self, ConnectionLimits};
 #[cfg(not(target_arch = "wasm32"))]
 use libp2p::rendezvous;
@@ -88,6 +89,58 @@ pub fn gossip_config(max_block_bytes: usize) -> gossipsub::ConfigBuilder {
     b
 }
 
+/// Gossipsub peer scoring for the two topics (`(topic, weight)`), so a
+/// Reject verdict costs its sender in every node's mesh, not only where our
+/// own ban catches it (invalid txs are not banned: a tx that fails on our
+/// state may be our lag, but one that does not decode or verify is scored).
+///
+/// - P4, invalid messages: -100 per invalid block squared (one is below the
+///   graylist threshold of -80), -10 per invalid tx squared (three).
+/// - P3 (mesh delivery rates) is off: blocks come every few seconds and txs
+///   in bursts, so any rate threshold would punish honest quiet peers.
+/// - P6, IP colocation: more than 10 peers from one address start to cost,
+///   loopback excepted (a relay behind a local reverse proxy sees every
+///   browser from 127.0.0.1, as do the tests).
+/// - Scores of peers that left are kept 10 minutes (the ban time), which
+///   bounds what churned identities leave behind.
+pub fn gossip_scoring(
+    topics: &[(gossipsub::TopicHash, f64)],
+) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let mut params = gossipsub::PeerScoreParams {
+        topic_score_cap: 100.0,
+        ip_colocation_factor_weight: -5.0,
+        ip_colocation_factor_threshold: 10.0,
+        ip_colocation_factor_whitelist: [std::net::Ipv4Addr::LOCALHOST.into(), std::net::Ipv6Addr::LOCALHOST.into()]
+            .into_iter()
+            .collect(),
+        decay_interval: Duration::from_secs(1),
+        retain_score: Duration::from_secs(600),
+        ..Default::default()
+    };
+    for (i, (topic, weight)) in topics.iter().enumerate() {
+        let invalid_weight = if i == 0 { -100.0 } else { -10.0 };
+        params.topics.insert(
+            topic.clone(),
+            gossipsub::TopicScoreParams {
+                topic_weight: *weight,
+                time_in_mesh_weight: 0.01,
+                time_in_mesh_quantum: Duration::from_secs(1),
+                time_in_mesh_cap: 600.0,
+                first_message_deliveries_weight: 1.0,
+                first_message_deliveries_decay: 0.9,
+                first_message_deliveries_cap: 50.0,
+                mesh_message_deliveries_weight: 0.0,
+                mesh_failure_penalty_weight: 0.0,
+                invalid_message_deliveries_weight: invalid_weight,
+                // Halves in about a minute at one decay a second.
+                invalid_message_deliveries_decay: 0.99,
+                ..Default::default()
+            },
+        );
+    }
+    (params, gossipsub::PeerScoreThresholds::default())
+}
+
 // Server roles are never switched on in a browser, so the browser build
 // links a do-nothing behaviour in their place (the relay server and the
 // rendezvous point are a sizeable part of the wasm otherwise).
@@ -158,6 +211,9 @@ mod no_rendezvous {
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Banned peers, refused when a connection is established (before any
+    /// other behaviour sees it). The node service's bans fill and empty it.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
@@ -251,6 +307,7 @@ impl Behaviour {
             )
         });
         Ok(Self {
+            blocked: Default::default(),
             limits: connection_limits::Behaviour::new(limits),
             // Pushing listen-address changes tells peers a browser's relayed
             // address as soon as its reservation is accepted.

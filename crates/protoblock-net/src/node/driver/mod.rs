@@ -81,6 +81,9 @@ impl<S: Store + 'static> Node<S> {
         let tag = &chain.genesis().hash.to_hex()[..16];
         let blocks_topic = IdentTopic::new(format!("/protoblock/{tag}/blocks/1"));
         let txs_topic = IdentTopic::new(format!("/protoblock/{tag}/txs/1"));
+        let (score, thresholds) =
+            crate::behaviour::gossip_scoring(&[(blocks_topic.hash(), 1.0), (txs_topic.hash(), 0.5)]);
+        swarm.behaviour_mut().gossipsub.with_peer_score(score, thresholds)?;
         swarm.behaviour_mut().gossipsub.subscribe(&blocks_topic).map_err(|e| e.to_string())?;
         swarm.behaviour_mut().gossipsub.subscribe(&txs_topic).map_err(|e| e.to_string())?;
         let namespace = rendezvous::Namespace::new(format!("protoblock/{tag}")).map_err(|e| e.to_string())?;
@@ -349,10 +352,17 @@ impl<S: Store + 'static> Node<S> {
                 Action::Verify { token, blocks } => self.verify(token, blocks),
                 Action::Ban { peer, reason } => {
                     tracing::warn!(%peer, %reason, "banning peer");
-                    self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+                    let b = self.swarm.behaviour_mut();
+                    b.gossipsub.blacklist_peer(&peer);
+                    // Refuses its new connections, and closes the ones open.
+                    b.blocked.block_peer(peer);
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }
-                Action::Unban { peer } => self.swarm.behaviour_mut().gossipsub.remove_blacklisted_peer(&peer),
+                Action::Unban { peer } => {
+                    let b = self.swarm.behaviour_mut();
+                    b.gossipsub.remove_blacklisted_peer(&peer);
+                    b.blocked.unblock_peer(peer);
+                }
                 Action::Disconnect { peer } => {
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }

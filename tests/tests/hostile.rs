@@ -1,0 +1,146 @@
+//! Hostile peers against a real native node over TCP on loopback: raw
+//! rust-libp2p swarms that speak only what an attacker needs.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, identity};
+use protoblock_core::ChainLimits;
+use protoblock_core::proto::v1 as pb;
+use protoblock_devnet::{DevNet, sign_transaction};
+use protoblock_net::behaviour::{Role, gossip_config};
+use protoblock_net::native::build_swarm;
+use protoblock_net::node::{Node, NodeConfig, NodeEvent, NodeHandle};
+use protoblock_store::{MemoryStore, open_chain};
+
+struct Victim {
+    _handle: NodeHandle,
+    events: futures::channel::mpsc::Receiver<NodeEvent>,
+    addr: Multiaddr,
+    peer: PeerId,
+}
+
+async fn victim(net: &DevNet) -> Victim {
+    let store = MemoryStore::new();
+    let chain = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
+    let key = identity::Keypair::generate_ed25519();
+    let peer = key.public().to_peer_id();
+    let mut swarm = build_swarm(key, net.genesis.params.max_block_bytes, &Role::default()).unwrap();
+    swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
+    let (node, handle, mut events) = Node::new(swarm, chain, store, NodeConfig::default()).unwrap();
+    tokio::spawn(node.run());
+    let addr = loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("listening").unwrap() {
+            NodeEvent::Listening { addr } => break addr,
+            _ => continue,
+        }
+    };
+    Victim { _handle: handle, events, addr, peer }
+}
+
+/// A peer that speaks gossipsub and nothing else, with the node's settings.
+fn gossiper(max_block_bytes: usize) -> Swarm<gossipsub::Behaviour> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(libp2p::tcp::Config::default(), libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|key| {
+            let cfg = gossip_config(max_block_bytes).build().unwrap();
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), cfg).unwrap()
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+fn tx_topic(net: &DevNet) -> IdentTopic {
+    IdentTopic::new(format!("/protoblock/{}/txs/1", &net.genesis.hash.to_hex()[..16]))
+}
+
+/// Connects `g` to the victim and waits until the victim's subscription to
+/// `topic` is known (so a publish reaches it).
+async fn join(g: &mut Swarm<gossipsub::Behaviour>, v: &Victim, topic: &IdentTopic) {
+    g.behaviour_mut().subscribe(topic).unwrap();
+    g.dial(v.addr.clone()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, topic: t }) =
+                g.select_next_some().await
+                && peer_id == v.peer
+                && t == topic.hash()
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the victim's subscription arrives");
+}
+
+fn valid_tx(net: &DevNet, seed: u8, name: &str) -> Vec<u8> {
+    let user = protoblock_core::crypto::signing_key_from_seed(&[seed; 32]);
+    sign_transaction(
+        &user,
+        &net.genesis.hash,
+        protoblock_net::node::now_ms() * 1_000_000,
+        pb::transaction::Body::Name(pb::NameRegistration { fantasy_name: name.into() }),
+    )
+}
+
+/// Polls the swarm for `d` (it must keep running to deliver what it publishes).
+async fn drive(g: &mut Swarm<gossipsub::Behaviour>, d: Duration) {
+    let _ = tokio::time::timeout(d, async {
+        loop {
+            g.select_next_some().await;
+        }
+    })
+    .await;
+}
+
+/// Whether the victim accepted a tx within `d`.
+async fn accepts_a_tx(v: &mut Victim, g: &mut Swarm<gossipsub::Behaviour>, d: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + d;
+    while tokio::time::Instant::now() < deadline {
+        drive(g, Duration::from_millis(50)).await;
+        while let Ok(e) = v.events.try_recv() {
+            if matches!(e, NodeEvent::TxAccepted { .. }) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Invalid gossip costs its sender its gossipsub standing: a peer that
+/// publishes a few txs that do not decode is graylisted by the node's peer
+/// scoring, so even its valid tx afterwards goes unheard; a fresh peer's
+/// valid tx is accepted (the control). Without scoring, a Reject verdict
+/// cost the sender nothing and its next message was heard as any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_gossip_costs_its_sender_its_standing() {
+    let net = DevNet::new(61, 10);
+    let mut v = victim(&net).await;
+    let topic = tx_topic(&net);
+    let max = net.genesis.params.max_block_bytes;
+
+    let mut honest = gossiper(max);
+    join(&mut honest, &v, &topic).await;
+    honest.behaviour_mut().publish(topic.clone(), valid_tx(&net, 1, "honest")).unwrap();
+    assert!(accepts_a_tx(&mut v, &mut honest, Duration::from_secs(10)).await, "a fresh peer's valid tx is accepted");
+
+    let mut attacker = gossiper(max);
+    join(&mut attacker, &v, &topic).await;
+    for i in 0..6u8 {
+        // Distinct junk (the duplicate cache would drop a repeat).
+        attacker.behaviour_mut().publish(topic.clone(), vec![0xff, i, 0xff]).unwrap();
+        drive(&mut attacker, Duration::from_millis(100)).await;
+    }
+    drive(&mut attacker, Duration::from_millis(500)).await;
+    attacker.behaviour_mut().publish(topic.clone(), valid_tx(&net, 2, "attacker")).unwrap();
+    assert!(
+        !accepts_a_tx(&mut v, &mut attacker, Duration::from_secs(3)).await,
+        "the sender of invalid gossip is graylisted: its valid tx goes unheard"
+    );
+}
