@@ -108,6 +108,15 @@ struct Args {
     /// Circuit relay v2: most bytes one circuit may carry.
     #[arg(long, env = "PROTOBLOCK_RELAY_MAX_CIRCUIT_BYTES", default_value_t = 256 << 20)]
     relay_max_circuit_bytes: u64,
+    /// Connections held at once. When full, a newcomer takes the place of
+    /// the oldest connection that has neither passed the status handshake
+    /// within a few seconds nor uses the relay as a relay.
+    #[arg(long, env = "PROTOBLOCK_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+    /// Connections from one IP address (loopback is exempt: a local reverse
+    /// proxy shows every browser as 127.0.0.1).
+    #[arg(long, env = "PROTOBLOCK_MAX_CONNECTIONS_PER_IP", default_value_t = 32)]
+    max_connections_per_ip: usize,
     /// Do not answer block-range requests (peers must sync from each other).
     /// A dev relay can also switch this at run time: `POST /api/dev/serve-sync`.
     #[arg(long, env = "PROTOBLOCK_NO_SERVE_SYNC")]
@@ -283,7 +292,9 @@ async fn main() -> Result<()> {
         max_circuit_bytes: args.relay_max_circuit_bytes,
         ..RelayLimits::default()
     };
-    let role = Role { relay: Some(relay_limits), rendezvous_point: true, ..Role::default() };
+    let mut role = Role::public_relay(relay_limits);
+    role.admission.max_connections = args.max_connections;
+    role.admission.max_per_ip = args.max_connections_per_ip;
     let cert = webrtc_cert(&args.data_dir)?;
     let mut swarm =
         build_server_swarm(key, cert, params.max_block_bytes, &role).await.map_err(|e| anyhow::anyhow!(e))?;

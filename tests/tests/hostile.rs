@@ -13,23 +13,28 @@ use protoblock_devnet::{DevNet, sign_transaction};
 use protoblock_net::behaviour::{Role, gossip_config};
 use protoblock_net::native::build_swarm;
 use protoblock_net::node::{Node, NodeConfig, NodeEvent, NodeHandle};
+use protoblock_net::policy::AdmissionConfig;
 use protoblock_store::{MemoryStore, open_chain};
 
 struct Victim {
-    _handle: NodeHandle,
+    handle: NodeHandle,
     events: futures::channel::mpsc::Receiver<NodeEvent>,
     addr: Multiaddr,
     peer: PeerId,
 }
 
 async fn victim(net: &DevNet) -> Victim {
+    victim_with(net, &Role::default(), NodeConfig::default()).await
+}
+
+async fn victim_with(net: &DevNet, role: &Role, cfg: NodeConfig) -> Victim {
     let store = MemoryStore::new();
     let chain = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
     let key = identity::Keypair::generate_ed25519();
     let peer = key.public().to_peer_id();
-    let mut swarm = build_swarm(key, net.genesis.params.max_block_bytes, &Role::default()).unwrap();
+    let mut swarm = build_swarm(key, net.genesis.params.max_block_bytes, role).unwrap();
     swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
-    let (node, handle, mut events) = Node::new(swarm, chain, store, NodeConfig::default()).unwrap();
+    let (node, handle, mut events) = Node::new(swarm, chain, store, cfg).unwrap();
     tokio::spawn(node.run());
     let addr = loop {
         match tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("listening").unwrap() {
@@ -37,7 +42,7 @@ async fn victim(net: &DevNet) -> Victim {
             _ => continue,
         }
     };
-    Victim { _handle: handle, events, addr, peer }
+    Victim { handle, events, addr: addr.with_p2p(peer).unwrap(), peer }
 }
 
 /// A peer that speaks gossipsub and nothing else, with the node's settings.
@@ -143,4 +148,107 @@ async fn invalid_gossip_costs_its_sender_its_standing() {
         !accepts_a_tx(&mut v, &mut attacker, Duration::from_secs(3)).await,
         "the sender of invalid gossip is graylisted: its valid tx goes unheard"
     );
+}
+
+/// A peer that connects and does nothing else (no handshake, no relay use),
+/// in its own task; `connected` says whether it holds a connection.
+struct Idle {
+    connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn idle_peer(addr: &Multiaddr) -> Idle {
+    use std::sync::atomic::Ordering;
+    let connected = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut g = gossiper(1 << 20);
+    g.dial(addr.clone()).unwrap();
+    let flag = connected.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            match g.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { .. } => flag.store(true, Ordering::SeqCst),
+                SwarmEvent::ConnectionClosed { num_established: 0, .. } => flag.store(false, Ordering::SeqCst),
+                _ => {}
+            }
+        }
+    });
+    Idle { connected, task }
+}
+
+impl Idle {
+    fn holds(&self) -> bool {
+        self.connected.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Peer ids are free, addresses are not: a fourth connection from one
+/// address over a limit of three is refused, whatever its peer id (with no
+/// such limit, one host with a few keys could hold every slot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_from_one_address_are_limited() {
+    let net = DevNet::new(62, 10);
+    let mut role = Role::default();
+    role.admission = AdmissionConfig { max_per_ip: 3, loopback_exempt: false, ..AdmissionConfig::default() };
+    let v = victim_with(&net, &role, NodeConfig::default()).await;
+    let held: Vec<Idle> = (0..3).map(|_| idle_peer(&v.addr)).collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(held.iter().all(Idle::holds), "three connections from 127.0.0.1 are held");
+    let fourth = idle_peer(&v.addr);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!fourth.holds(), "the fourth from the same address is refused");
+    assert!(held.iter().all(Idle::holds), "and the first three stay");
+    drop(held);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let again = idle_peer(&v.addr);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(again.holds(), "closed connections free their address's slots");
+}
+
+/// When full, a newcomer takes the place of the oldest connection that has
+/// neither passed the handshake in its grace time nor uses us as a relay;
+/// a peer that passed the handshake keeps its place. Before, a full node
+/// refused every newcomer while idle connections held the slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_evicts_idle_connections_for_newcomers_not_its_peers() {
+    let net = DevNet::new(63, 10);
+    let mut role = Role::default();
+    role.admission = AdmissionConfig { max_connections: 3, handshake_grace_ms: 500, ..AdmissionConfig::default() };
+    let v = victim_with(&net, &role, NodeConfig::default()).await;
+    let honest = victim_with(
+        &net,
+        &Role::default(),
+        NodeConfig { bootstrap: vec![v.addr.clone()], ..NodeConfig::default() },
+    )
+    .await;
+    let peer_up = || async {
+        v.handle.status().await.map(|s| s.peers.iter().any(|p| p.peer == honest.peer)).unwrap_or(false)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !peer_up().await {
+        assert!(tokio::time::Instant::now() < deadline, "the honest peer passes the handshake");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let old_a = idle_peer(&v.addr);
+    let old_b = idle_peer(&v.addr);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(old_a.holds() && old_b.holds(), "the node is full: its peer and two idle connections");
+    let newcomer = idle_peer(&v.addr);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(newcomer.holds(), "a newcomer is let in");
+    assert_eq!(
+        [old_a.holds(), old_b.holds()].iter().filter(|h| **h).count(),
+        1,
+        "one idle connection made room"
+    );
+    assert!(peer_up().await, "the peer that passed the handshake keeps its place");
+    // The newcomer is within its grace: a second newcomer takes the other old one.
+    let second = idle_peer(&v.addr);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(second.holds() && newcomer.holds() && !old_a.holds() && !old_b.holds());
 }

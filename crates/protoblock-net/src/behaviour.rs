@@ -19,6 +19,7 @@ use protoblock_core::hash::sha256;
 use protoblock_proto::v1 as pb;
 
 use crate::codec::{ProtoCodec, STATUS_PROTOCOL, SYNC_PROTOCOL};
+use crate::policy::AdmissionConfig;
 
 pub const AGENT_PROTOCOL: &str = "/protoblock/1.0.0";
 pub const MAX_STATUS_BYTES: usize = 1024;
@@ -58,13 +59,34 @@ pub struct Role {
     pub relay: Option<RelayLimits>,
     /// Be a rendezvous point.
     pub rendezvous_point: bool,
-    pub max_established: u32,
+    /// How many connections, from where, and who goes when full.
+    pub admission: AdmissionConfig,
+    /// Inbound connections still in their transport handshake, at most.
     pub max_pending: u32,
 }
 
 impl Default for Role {
     fn default() -> Self {
-        Self { relay: None, rendezvous_point: false, max_established: 128, max_pending: 64 }
+        Self { relay: None, rendezvous_point: false, admission: AdmissionConfig::default(), max_pending: 64 }
+    }
+}
+
+impl Role {
+    /// A public relay's: thousands of browsers, 32 per address (a campus or
+    /// office NAT), pending handshakes bounded well above a burst of page
+    /// loads (see BENCHMARKS.md for what one relay holds).
+    pub fn public_relay(relay: RelayLimits) -> Self {
+        Self {
+            relay: Some(relay),
+            rendezvous_point: true,
+            admission: AdmissionConfig {
+                max_connections: 4096,
+                max_per_ip: 32,
+                loopback_exempt: true,
+                handshake_grace_ms: 5_000,
+            },
+            max_pending: 256,
+        }
     }
 }
 
@@ -215,6 +237,8 @@ pub struct Behaviour {
     /// other behaviour sees it). The node service's bans fill and empty it.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub limits: connection_limits::Behaviour,
+    /// Totals, per address, and eviction when full (`crate::policy::admission`).
+    pub admission: crate::policy::Admission,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
@@ -284,8 +308,9 @@ impl Behaviour {
             gossipsub = gossipsub.with_metrics(registry, gossipsub::MetricsConfig::default());
         }
         let rr = |timeout| request_response::Config::default().with_request_timeout(Duration::from_secs(timeout));
+        // The total is `admission`'s (it can evict to make room; a plain
+        // limit here would refuse first).
         let limits = ConnectionLimits::default()
-            .with_max_established(Some(role.max_established))
             .with_max_pending_incoming(Some(role.max_pending))
             // Two pages may meet through the relay both ways at once (and
             // through two relay addresses), and a direct `/webrtc` connection
@@ -309,6 +334,7 @@ impl Behaviour {
         Ok(Self {
             blocked: Default::default(),
             limits: connection_limits::Behaviour::new(limits),
+            admission: crate::policy::Admission::new(role.admission.clone(), crate::clock::Clock::new()),
             // Pushing listen-address changes tells peers a browser's relayed
             // address as soon as its reservation is accepted.
             identify: identify::Behaviour::new(

@@ -9,6 +9,7 @@ use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::upgrade;
 use libp2p::{Swarm, SwarmBuilder, Transport, identity, noise, websocket_websys, yamux};
 use protoblock_net::behaviour::{Behaviour, Role};
+use protoblock_net::policy::AdmissionConfig;
 
 const IDLE: Duration = Duration::from_secs(60);
 
@@ -23,7 +24,8 @@ pub fn build(
 ) -> Result<(Swarm<Behaviour>, impl std::future::Future<Output = ()> + use<>, libp2p_stream::Control), String> {
     let (webrtc, signaller) = protoblock_webrtc::private::new(webrtc);
     // A page is a small node: fewer connections than a server.
-    let role = Role { relay: None, rendezvous_point: false, max_established: 48, max_pending: 16 };
+    let admission = AdmissionConfig { max_connections: 48, ..AdmissionConfig::default() };
+    let role = Role { relay: None, rendezvous_point: false, admission, max_pending: 16 };
     let mut swarm = SwarmBuilder::with_existing_identity(key)
         .with_wasm_bindgen()
         // First: only it takes `/webrtc/p2p/<peer>`, and `listen_on("/webrtc")`.

@@ -4,12 +4,15 @@
 //! backoff, replacing a slow direct peer, closing relayed paths once
 //! direct). [`Discovery`]: bootstrap redial, relay reservations, our
 //! external addresses (the circuit and its `/webrtc` form), rendezvous.
+//! [`Admission`]: connection totals, per-address limits, and who is evicted
+//! when full.
 //! They learn connections and listen addresses from the swarm, act through
 //! `ToSwarm` (dial, close, listen, confirm an address), and are fed by the
 //! driver only what other behaviours learn (identify, ping, rendezvous
 //! answers) and its one timer. The decisions that are not bookkeeping are
 //! pure functions, unit-tested with them.
 
+mod admission;
 mod discovery;
 mod mesh;
 
@@ -23,6 +26,7 @@ use libp2p::{Multiaddr, PeerId};
 
 use crate::addr::{AddrKind, classify};
 
+pub use admission::{Admission, AdmissionConfig, AdmissionCounts};
 pub(crate) use discovery::dial_once;
 pub use discovery::{
     Discovery, DiscoveryConfig, DiscoveryEvent, MAX_DISCOVERED, RENDEZVOUS_TTL_SECS, bootstrap_dials, dialable,

@@ -51,6 +51,12 @@ impl<S: Store + 'static> Node<S> {
                 b.discovery.on_identify(peer_id, &info.protocols, addr.as_ref());
             }
             SwarmEvent::Behaviour(BehaviourEvent::Rendezvous(e)) => self.on_rendezvous_event(e),
+            // Peers using us as a relay keep their connections when we are full.
+            #[cfg(not(target_arch = "wasm32"))]
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(
+                libp2p::relay::Event::ReservationReqAccepted { src_peer_id, .. }
+                | libp2p::relay::Event::CircuitReqAccepted { src_peer_id, .. },
+            )) => self.swarm.behaviour_mut().admission.mark_useful(src_peer_id),
             SwarmEvent::Behaviour(BehaviourEvent::Discovery(e)) => {
                 let client = &mut self.swarm.behaviour_mut().rendezvous;
                 match e {

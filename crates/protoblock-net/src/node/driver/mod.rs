@@ -373,19 +373,26 @@ impl<S: Store + 'static> Node<S> {
                         let _ = self.swarm.dial(dial_once(peer, addr));
                     }
                 }
-                Action::Event(e) => self.emit(match e {
-                    Event::NewHead { height, id, txs } => NodeEvent::NewHead { height, id, txs },
-                    Event::PeerUp { peer } => NodeEvent::PeerUp { peer },
-                    Event::PeerDown { peer } => NodeEvent::PeerDown { peer },
-                    Event::PeerIncompatible { peer, reason } => {
-                        tracing::warn!(%peer, %reason, "dropping peer at handshake");
-                        NodeEvent::PeerIncompatible { peer, reason }
+                Action::Event(e) => {
+                    if let Event::PeerUp { peer } = &e {
+                        self.swarm.behaviour_mut().admission.mark_useful(*peer);
                     }
-                    Event::PeerBanned { peer, reason } => NodeEvent::PeerBanned { peer, reason },
-                    Event::TxAccepted { id } => NodeEvent::TxAccepted { id },
-                    Event::SyncProgress { head, target, syncing } => NodeEvent::SyncProgress { head, target, syncing },
-                    Event::StoreFailed { error } => NodeEvent::StoreFailed { error },
-                }),
+                    self.emit(match e {
+                        Event::NewHead { height, id, txs } => NodeEvent::NewHead { height, id, txs },
+                        Event::PeerUp { peer } => NodeEvent::PeerUp { peer },
+                        Event::PeerDown { peer } => NodeEvent::PeerDown { peer },
+                        Event::PeerIncompatible { peer, reason } => {
+                            tracing::warn!(%peer, %reason, "dropping peer at handshake");
+                            NodeEvent::PeerIncompatible { peer, reason }
+                        }
+                        Event::PeerBanned { peer, reason } => NodeEvent::PeerBanned { peer, reason },
+                        Event::TxAccepted { id } => NodeEvent::TxAccepted { id },
+                        Event::SyncProgress { head, target, syncing } => {
+                            NodeEvent::SyncProgress { head, target, syncing }
+                        }
+                        Event::StoreFailed { error } => NodeEvent::StoreFailed { error },
+                    })
+                }
             }
         }
     }
