@@ -59,8 +59,19 @@ impl RateSampler {
     }
 }
 
-pub fn router(state: HttpState, www: std::path::PathBuf) -> Router {
-    Router::new()
+/// Requests served at once; beyond it a request is answered 503 at once
+/// rather than queued (a queue would hold every slow client's memory).
+const MAX_CONCURRENT_REQUESTS: usize = 256;
+pub fn router(state: HttpState, www: std::path::PathBuf, request_timeout: std::time::Duration) -> Router {
+    // Any origin may read the public API and load the page's files (an
+    // embedding site imports the package cross-origin, which needs CORS for
+    // module scripts and wasm) and may submit txs; nothing sends cookies, so
+    // no credentials. Methods GET and POST, header Content-Type only.
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([header::CONTENT_TYPE]);
+    let public = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/status", get(status))
@@ -68,32 +79,67 @@ pub fn router(state: HttpState, www: std::path::PathBuf) -> Router {
         .route("/api/blocks/{id}", get(block))
         .route("/api/blocks/{id}/raw", get(block_raw))
         .route("/api/tx", post(submit_tx))
-        .route("/api/dev/serve-sync", post(dev_serve_sync))
-        .route("/api/dev/oracle-key", get(dev_oracle_key))
         .fallback_service(tower_http::services::ServeDir::new(www))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_TX_BODY))
-        .layer(tower_http::cors::CorsLayer::permissive())
-        .with_state(state)
+        .layer(cors);
+    // Dev routes change how the node behaves: same-origin only (no CORS),
+    // and they answer 404 unless the relay runs with --dev.
+    let dev = Router::new()
+        .route("/api/dev/serve-sync", post(dev_serve_sync))
+        .route("/api/dev/oracle-key", get(dev_oracle_key));
+    let limits = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(MAX_CONCURRENT_REQUESTS)
+        .timeout(request_timeout);
+    public.merge(dev).layer(axum::extract::DefaultBodyLimit::max(MAX_TX_BODY)).layer(limits).with_state(state)
+}
+
+async fn overloaded(e: tower::BoxError) -> Response {
+    if e.is::<tower::timeout::error::Elapsed>() {
+        err(StatusCode::REQUEST_TIMEOUT, "request took too long")
+    } else if e.is::<tower::load_shed::error::Overloaded>() {
+        err(StatusCode::SERVICE_UNAVAILABLE, "busy: too many requests at once")
+    } else {
+        err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
 }
 
 fn err(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(json!({ "error": msg.into() }))).into_response()
 }
 
-async fn health(State(s): State<HttpState>) -> Response {
-    match s.node.status().await {
-        Some(st) if st.healthy() => Json(json!({ "ok": true, "height": st.head_height })).into_response(),
-        Some(st) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "ok": false, "height": st.head_height, "error": st.store_error })),
-        )
-            .into_response(),
-        None => err(StatusCode::SERVICE_UNAVAILABLE, "node stopped"),
-    }
+/// The node's last published status, never asked of the loop: these
+/// endpoints must answer when the loop is busy (or hung, which they report).
+fn snapshot(s: &HttpState) -> Result<(std::sync::Arc<protoblock_net::NodeStatus>, u64), Response> {
+    s.node.snapshot().ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "node starting"))
 }
 
+/// A published status older than this means the node loop is stuck.
+const STALE_MS: u64 = 10_000;
+
+async fn health(State(s): State<HttpState>) -> Response {
+    let (st, age_ms) = match snapshot(&s) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let problem = match (&st.store_error, age_ms > STALE_MS) {
+        (Some(e), _) => Some(e.clone()),
+        (None, true) => Some(format!("the node loop has not reported for {age_ms} ms")),
+        (None, false) => None,
+    };
+    let code = if problem.is_some() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let body = json!({ "ok": problem.is_none(), "height": st.head_height, "age_ms": age_ms, "error": problem });
+    (code, Json(body)).into_response()
+}
+
+/// The relay's public status. Peers are listed without their addresses:
+/// this answers every origin, and a peer's IP address is not the relay's
+/// to publish.
 async fn status(State(s): State<HttpState>) -> Response {
-    let Some(st) = s.node.status().await else { return err(StatusCode::SERVICE_UNAVAILABLE, "node stopped") };
+    let (st, age_ms) = match snapshot(&s) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     Json(json!({
         "peer_id": st.peer_id.to_string(),
         "genesis": st.genesis.to_hex(),
@@ -105,17 +151,22 @@ async fn status(State(s): State<HttpState>) -> Response {
             "peer_id": p.peer.to_string(),
             "head": p.head,
             "latency_ms": p.latency_ms,
-            "addr": p.addr.as_ref().map(|a| a.to_string()),
+            "relayed": p.relayed,
         })).collect::<Vec<_>>(),
+        "connections": st.admission.connections,
         "listen": st.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         "uptime_ms": now_ms().saturating_sub(s.started_ms),
+        "age_ms": age_ms,
     }))
     .into_response()
 }
 
 /// What a browser needs to join with zero config.
 async fn bootstrap(State(s): State<HttpState>) -> Response {
-    let Some(st) = s.node.status().await else { return err(StatusCode::SERVICE_UNAVAILABLE, "node stopped") };
+    let (st, _) = match snapshot(&s) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     let addrs: Vec<String> = st.listen.iter().map(|a| format!("{a}/p2p/{}", st.peer_id)).collect();
     Json(json!({
         "peer_id": st.peer_id.to_string(),
@@ -131,7 +182,11 @@ async fn bootstrap(State(s): State<HttpState>) -> Response {
 }
 
 async fn metrics(State(s): State<HttpState>) -> Response {
-    let Some(st) = s.node.status().await else { return err(StatusCode::SERVICE_UNAVAILABLE, "node stopped") };
+    let (st, age_ms) = match snapshot(&s) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let a = st.admission;
     let lines = [
         ("protoblock_peers", "gauge", "Connected peers past the handshake.", st.peers.len() as f64),
         ("protoblock_head_height", "gauge", "Height of the chain head.", st.head_height as f64),
@@ -146,6 +201,20 @@ async fn metrics(State(s): State<HttpState>) -> Response {
             st.gossip_rejected as f64,
         ),
         ("protoblock_sync_blocks_per_second", "gauge", "Head growth rate over the last sample.", s.rate.rate()),
+        ("protoblock_connections", "gauge", "Connections held.", a.connections as f64),
+        (
+            "protoblock_connections_refused_total",
+            "counter",
+            "Inbound connections refused (full or over the per-address limit).",
+            (a.refused_full + a.refused_per_ip) as f64,
+        ),
+        (
+            "protoblock_connections_evicted_total",
+            "counter",
+            "Connections closed to make room for newcomers.",
+            a.evicted as f64,
+        ),
+        ("protoblock_status_age_seconds", "gauge", "Age of the node's published status.", age_ms as f64 / 1000.0),
     ];
     let mut out = String::new();
     for (name, kind, help, v) in lines {

@@ -89,6 +89,11 @@ struct Args {
     /// HTTP address for the page, /health, /metrics and the JSON API.
     #[arg(long, env = "PROTOBLOCK_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     http_listen: std::net::SocketAddr,
+    /// Seconds an HTTP request (its body included) may take before it is
+    /// answered 408: a client that never finishes sending holds no slot
+    /// for longer.
+    #[arg(long, env = "PROTOBLOCK_HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    http_request_timeout_secs: u64,
     /// Folder served at `/`.
     #[arg(long, env = "PROTOBLOCK_WWW_DIR", default_value = "www")]
     www_dir: PathBuf,
@@ -369,7 +374,8 @@ async fn main() -> Result<()> {
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
-    let app = http::router(http_state, args.www_dir.clone());
+    let app =
+        http::router(http_state, args.www_dir.clone(), std::time::Duration::from_secs(args.http_request_timeout_secs));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "HTTP server stopped");

@@ -480,3 +480,94 @@ fn dev_endpoints_exist_only_with_dev() {
     assert_eq!(code, 404, "no oracle seed without --dev: {body}");
     assert_eq!(serve, 404, "no sync switch without --dev");
 }
+
+/// What the HTTP face allows: any origin may read the API and submit txs
+/// (GET and POST, Content-Type only, no credentials), the dev routes get no
+/// CORS at all, the public status names peers but not their addresses, and
+/// a client that never finishes its request body is answered 408 after the
+/// request timeout instead of holding its slot for good.
+#[test]
+fn http_cors_peer_privacy_and_request_timeouts() {
+    use std::io::{Read, Write};
+    let dev_dir = tempfile::tempdir().unwrap();
+    let mut child = dev_command(dev_dir.path(), 200)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--stun-listen", "off", "--http-request-timeout-secs", "2"])
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = None;
+    let mut http = None;
+    for l in lines.by_ref().map_while(Result::ok) {
+        if let Some(a) = l.strip_prefix("listening ") {
+            addr.get_or_insert(a.to_string());
+        }
+        if let Some(h) = l.strip_prefix("http ") {
+            http = Some(h.to_string());
+        }
+        if addr.is_some() && http.is_some() {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let relay = Relay { child, http: http.unwrap(), stun: String::new(), genesis: dev_dir.path().join("genesis.pb") };
+    // A peer, so the status has one to list.
+    let join_dir = tempfile::tempdir().unwrap();
+    let mut joiner = Command::new(BIN)
+        .args(["--bootstrap", addr.as_ref().unwrap(), "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
+        .arg("--genesis")
+        .arg(&relay.genesis)
+        .arg("--data-dir")
+        .arg(join_dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        let (_, s) = get_json(&format!("{}/api/status", relay.http));
+        if s["peers"].as_array().is_some_and(|p| !p.is_empty()) {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the joiner never showed up: {s}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let text = status["peers"].to_string();
+    assert!(status["peers"][0]["peer_id"].is_string(), "{text}");
+    assert!(!text.contains("127.0.0.1") && !text.contains("\"addr\""), "no peer addresses: {text}");
+    let _ = joiner.kill();
+    let _ = joiner.wait();
+
+    let client = reqwest::blocking::Client::new();
+    let pre = client
+        .request(reqwest::Method::OPTIONS, format!("{}/api/tx", relay.http))
+        .header("Origin", "https://fantasy.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .unwrap();
+    let h = pre.headers();
+    assert_eq!(h.get("access-control-allow-origin").unwrap(), "*");
+    let methods = h.get("access-control-allow-methods").unwrap().to_str().unwrap().to_string();
+    assert!(methods.contains("POST") && !methods.contains("DELETE"), "{methods}");
+    assert!(h.get("access-control-allow-credentials").is_none());
+    let dev = client
+        .get(format!("{}/api/dev/oracle-key", relay.http))
+        .header("Origin", "https://fantasy.example")
+        .send()
+        .unwrap();
+    assert_eq!(dev.status(), 200, "a dev relay has its dev routes");
+    assert!(dev.headers().get("access-control-allow-origin").is_none(), "dev routes are same-origin only");
+
+    // A body announced and never sent.
+    let host = relay.http.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    write!(s, "POST /api/tx HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n\r\npartial").unwrap();
+    let t = std::time::Instant::now();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "answered: {answer:?}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "within the 2 s timeout, not held open");
+    drop(relay);
+}

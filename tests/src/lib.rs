@@ -1,5 +1,7 @@
 //! Shared helpers for the cross-crate tests and benchmarks.
 
+pub mod crowd;
+
 use protoblock_core::{Chain, ChainParams, WriteBatch};
 use protoblock_devnet::{DevNet, generate_chain};
 use protoblock_store::{Store, StoreError};

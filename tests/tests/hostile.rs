@@ -220,15 +220,11 @@ async fn a_full_node_evicts_idle_connections_for_newcomers_not_its_peers() {
     let mut role = Role::default();
     role.admission = AdmissionConfig { max_connections: 3, handshake_grace_ms: 500, ..AdmissionConfig::default() };
     let v = victim_with(&net, &role, NodeConfig::default()).await;
-    let honest = victim_with(
-        &net,
-        &Role::default(),
-        NodeConfig { bootstrap: vec![v.addr.clone()], ..NodeConfig::default() },
-    )
-    .await;
-    let peer_up = || async {
-        v.handle.status().await.map(|s| s.peers.iter().any(|p| p.peer == honest.peer)).unwrap_or(false)
-    };
+    let honest =
+        victim_with(&net, &Role::default(), NodeConfig { bootstrap: vec![v.addr.clone()], ..NodeConfig::default() })
+            .await;
+    let peer_up =
+        || async { v.handle.status().await.map(|s| s.peers.iter().any(|p| p.peer == honest.peer)).unwrap_or(false) };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !peer_up().await {
         assert!(tokio::time::Instant::now() < deadline, "the honest peer passes the handshake");
@@ -241,11 +237,7 @@ async fn a_full_node_evicts_idle_connections_for_newcomers_not_its_peers() {
     let newcomer = idle_peer(&v.addr);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(newcomer.holds(), "a newcomer is let in");
-    assert_eq!(
-        [old_a.holds(), old_b.holds()].iter().filter(|h| **h).count(),
-        1,
-        "one idle connection made room"
-    );
+    assert_eq!([old_a.holds(), old_b.holds()].iter().filter(|h| **h).count(), 1, "one idle connection made room");
     assert!(peer_up().await, "the peer that passed the handshake keeps its place");
     // The newcomer is within its grace: a second newcomer takes the other old one.
     let second = idle_peer(&v.addr);

@@ -18,7 +18,7 @@ use protoblock_core::sync::SyncConfig;
 pub use crate::clock::now_ms;
 pub use crate::policy::{WEBRTC_SIGNALING_PROTOCOL, dialable, slow_direct_peer, we_offer};
 pub use driver::Node;
-pub use handle::{ChainRead, Command, NodeHandle};
+pub use handle::{ChainRead, Command, NodeHandle, PUBLISH_MS};
 pub use protoblock_node::{Counters, PROTOCOL_VERSION, SubmitError, TxSource};
 
 #[derive(Clone)]
@@ -194,6 +194,8 @@ pub struct NodeStatus {
     pub gossip_received: Option<(u64, u64)>,
     /// Set once a store commit failed: the node is not live.
     pub store_error: Option<String>,
+    /// Connections held, and those refused or evicted (`policy::Admission`).
+    pub admission: crate::policy::AdmissionCounts,
 }
 
 impl NodeStatus {

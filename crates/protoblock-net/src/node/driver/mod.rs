@@ -27,7 +27,7 @@ use protoblock_store::Store;
 mod events;
 mod status;
 
-use super::handle::{Command, NodeHandle};
+use super::handle::{Command, NodeHandle, PUBLISH_MS, Published};
 use super::{NodeConfig, NodeEvent, SignatureVerifier, VerifyJob};
 use crate::behaviour::Behaviour;
 use crate::clock::Clock;
@@ -67,6 +67,8 @@ pub struct Node<S: Store> {
     requests: HashMap<OutboundRequestId, RequestId>,
     #[cfg(feature = "gossip-metrics")]
     gossip_metrics: Option<std::sync::Arc<std::sync::Mutex<prometheus_client::registry::Registry>>>,
+    /// The status as last published for readers outside the loop.
+    published: Arc<Published>,
 }
 
 impl<S: Store + 'static> Node<S> {
@@ -133,8 +135,12 @@ impl<S: Store + 'static> Node<S> {
             requests: HashMap::new(),
             #[cfg(feature = "gossip-metrics")]
             gossip_metrics: cfg.gossip_metrics.clone(),
+            published: Arc::new(Published::new(clock)),
         };
-        Ok((node, NodeHandle { commands: cmd_tx }, ev_rx))
+        // Readers never see "no status yet".
+        node.published.publish(node.status());
+        let handle = NodeHandle { commands: cmd_tx, published: node.published.clone() };
+        Ok((node, handle, ev_rx))
     }
 
     pub fn with_signature_verifier(mut self, verifier: SignatureVerifier) -> Self {
@@ -156,6 +162,9 @@ impl<S: Store + 'static> Node<S> {
     pub async fn run(mut self) {
         loop {
             self.perform_actions();
+            if self.clock.mono_ms() >= self.published.at_ms() + PUBLISH_MS {
+                self.published.publish(self.status());
+            }
             // Work that is due now (ready blocks to place, an expired
             // deadline) runs without a timer: a timer in a hidden tab is
             // throttled to once a second or less. Local work goes before
@@ -246,8 +255,13 @@ impl<S: Store + 'static> Node<S> {
     fn arm_timer(&mut self) -> bool {
         let mono = self.clock.mono_ms();
         let b = self.swarm.behaviour();
-        let wake =
-            [self.service.next_wakeup(), b.mesh.next_wakeup(), b.discovery.next_wakeup()].into_iter().flatten().min();
+        // Publishing the status is due once a second even when idle, so
+        // its age tells a hung loop from a quiet one.
+        let publish = self.published.at_ms() + 1_000;
+        let wake = [self.service.next_wakeup(), b.mesh.next_wakeup(), b.discovery.next_wakeup(), Some(publish)]
+            .into_iter()
+            .flatten()
+            .min();
         if wake.is_some_and(|t| t <= mono) {
             self.timer = None;
             self.armed = None;

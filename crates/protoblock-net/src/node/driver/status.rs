@@ -51,6 +51,7 @@ impl<S: Store + 'static> Node<S> {
             gossip_rejected: s.counters.gossip_rejected,
             gossip_received: self.gossip_received(),
             store_error: s.store_error,
+            admission: self.swarm.behaviour().admission.counts(),
         }
     }
 

@@ -1,0 +1,148 @@
+//! The real relay binary under a crowd: 1,000 browser-like clients over
+//! WebSocket on loopback (`protoblock_tests::crowd`), then the same crowd
+//! with a tenth of it attacking (lying status, junk block gossip). Asserted
+//! from outside: every honest member is held and handshaken, blocks keep
+//! coming to them, `/health` answers, and the attackers lose their
+//! connections. (Figures for larger crowds: the crowd benchmark.)
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use libp2p::Multiaddr;
+use protoblock_core::Genesis;
+use protoblock_tests::crowd::{Member, count, raise_fd_limit, spawn_member};
+
+const BIN: &str = env!("CARGO_BIN_EXE_protoblock-relay");
+
+struct Relay {
+    child: Child,
+    http: String,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &std::path::Path) -> Relay {
+    let mut child = Command::new(BIN)
+        .args(["--dev", "--block-interval-ms", "500", "--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/0/ws"])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let http = lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("http ").map(str::to_string)).unwrap();
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    Relay { child, http }
+}
+
+async fn get_json(url: &str) -> Option<serde_json::Value> {
+    let r = reqwest::get(url).await.ok()?;
+    r.json().await.ok()
+}
+
+async fn ws_addr(relay: &Relay) -> Multiaddr {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(boot) = get_json(&format!("{}/api/bootstrap", relay.http)).await
+            && let Some(a) = boot["multiaddrs"]
+                .as_array()
+                .and_then(|a| a.iter().filter_map(|a| a.as_str()).find(|a| a.contains("/ws/")).map(str::to_string))
+        {
+            return a.parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the relay's /ws address never came up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn head(relay: &Relay) -> u64 {
+    get_json(&format!("{}/api/status", relay.http)).await.and_then(|s| s["head"]["height"].as_u64()).unwrap_or(0)
+}
+
+/// The slowest of `n` `/health` answers, in ms (an unanswered one fails).
+async fn health_worst(relay: &Relay, n: usize) -> u128 {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let mut worst = 0;
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = client.get(format!("{}/health", relay.http)).send().await.expect("/health answers under the crowd");
+        assert!(r.status().is_success());
+        worst = worst.max(t.elapsed().as_millis());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worst
+}
+
+/// Members joining a few hundred a second, as page loads would.
+async fn join(relay: Multiaddr, genesis: &Genesis, n: usize, attack_every: Option<usize>) -> Vec<Member> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let attack = attack_every.is_some_and(|k| i % k == 0);
+        out.push(spawn_member(relay.clone(), genesis.clone(), attack, i as u64));
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+    out
+}
+
+async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("{what}: {} ms", t.elapsed().as_millis());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_relay_holds_a_thousand_browser_like_peers_and_shrugs_off_attackers() {
+    raise_fd_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path());
+    let addr = ws_addr(&relay).await;
+    let genesis = Genesis::from_bytes(&std::fs::read(dir.path().join("genesis.pb")).unwrap()).unwrap();
+
+    // A thousand honest members: every one held and taken as a peer, and
+    // blocks reach them (a relay's own blocks go to every subscriber).
+    const N: usize = 1_000;
+    let crowd = join(addr.clone(), &genesis, N, None).await;
+    wait_until("the whole crowd connected and handshaken", 120, || {
+        let c = count(&crowd);
+        c.connected == N && c.handshaken == N
+    })
+    .await;
+    let h0 = head(&relay).await;
+    wait_until("blocks reaching every member", 60, || count(&crowd).receiving == N).await;
+    let worst = health_worst(&relay, 20).await;
+    let h1 = head(&relay).await;
+    assert!(h1 > h0, "the relay keeps producing under the crowd ({h0} -> {h1})");
+    eprintln!("crowd of {N}: /health worst {worst} ms, {:?}", count(&crowd));
+    assert_eq!(count(&crowd).drops, 0, "no member held was dropped");
+
+    // A tenth more, attacking: lying status and junk gossip. They are
+    // banned (their connections closed) while the honest crowd stays.
+    let attackers = join(addr.clone(), &genesis, N / 10, Some(1)).await;
+    wait_until("every attacker dropped", 90, || {
+        count(&attackers).connected == 0 && count(&attackers).connections >= (N / 10) as u64
+    })
+    .await;
+    let c = count(&crowd);
+    assert_eq!((c.connected, c.handshaken), (N, N), "the honest crowd is held throughout");
+    let before: u64 = crowd.iter().map(|m| m.state.blocks.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    let h2 = head(&relay).await;
+    health_worst(&relay, 20).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after: u64 = crowd.iter().map(|m| m.state.blocks.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    assert!(head(&relay).await > h2, "production goes on after the attack");
+    assert!(after > before, "blocks keep reaching the crowd");
+}
