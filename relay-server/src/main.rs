@@ -361,9 +361,9 @@ async fn main() -> Result<()> {
         dev_api: args.dev,
         dev_oracle_seed,
     };
-    let listener = tokio::net::TcpListener::bind(args.http_listen)
-        .await
+    let listener = std::net::TcpListener::bind(args.http_listen)
         .with_context(|| format!("binding HTTP on {}", args.http_listen))?;
+    listener.set_nonblocking(true)?;
     println!("http http://{}", listener.local_addr()?);
     let (rate, sampler_handle) = (http_state.rate.clone(), handle.clone());
     tokio::spawn(async move {
@@ -376,11 +376,24 @@ async fn main() -> Result<()> {
     });
     let app =
         http::router(http_state, args.www_dir.clone(), std::time::Duration::from_secs(args.http_request_timeout_secs));
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
+    // HTTP runs on a thread and runtime of its own: `/health` must answer
+    // when the node's runtime is saturated (a thousand peers' connections)
+    // or its loop is stuck, which is what it reports.
+    std::thread::Builder::new().name("http".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return tracing::error!(error = %e, "cannot start the HTTP runtime"),
+        };
+        rt.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => return tracing::error!(error = %e, "HTTP listener"),
+            };
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+    })?;
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
