@@ -15,6 +15,7 @@ fn main() -> Result<()> {
         Some("web") => web().map(|_| ()),
         Some("bench-web") => bench_web(),
         Some("bench-mesh") => bench_mesh(),
+        Some("bench-crowd") => bench_crowd(),
         _ => {
             eprintln!("usage: cargo xtask <run [relay args...] | test | web | bench>");
             eprintln!("  run    build and start the dev relay (a full node producing a live dev chain)");
@@ -23,6 +24,7 @@ fn main() -> Result<()> {
             eprintln!("  bench  print the benchmark tables (release build; includes bench-web)");
             eprintln!("  bench-web  browser sync beside native sync, time to first peer, wasm size, heap");
             eprintln!("  bench-mesh  6-page /webrtc mesh vs relayed: first direct peer, latency, duplicates, bytes");
+            eprintln!("  bench-crowd  1,000+ browser-like WebSocket clients on one relay, honest and 10 % attacking");
             bail!("no command given")
         }
     }
@@ -290,6 +292,7 @@ fn test() -> Result<()> {
         "protoblock-relay/test-hooks",
     ]);
     total.add(counted("native tests", &mut native, limit(2400))?);
+    total.add(fuzz()?);
     // protoblock-wasm's native half (views, wallet, parity vectors).
     total.add(counted("protoblock-wasm native tests", cargo().args(["test", "-p", "protoblock-wasm"]), 600)?);
 
@@ -347,6 +350,58 @@ fn test() -> Result<()> {
         bail!("no test ran");
     }
     Ok(())
+}
+
+/// The fuzz targets (fuzz/, libFuzzer through cargo-fuzz), each for
+/// `PB_FUZZ_SECS` (30) from a copy of its committed seed corpus; each that
+/// ends without a crash counts as a passed test. No sanitizer (`-s none`):
+/// the toolchain is stable, and the code under test has no `unsafe`.
+fn fuzz() -> Result<Counts> {
+    let root = workspace_root();
+    let have = cargo().args(["fuzz", "--version"]).stdout(std::process::Stdio::null()).status();
+    if !have.is_ok_and(|s| s.success()) {
+        sh(cargo().args(["install", "cargo-fuzz", "--locked", "--version", "0.13.2"]))?;
+    }
+    let secs: u64 = std::env::var("PB_FUZZ_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let fuzz_dir = root.join("fuzz");
+    sh(cargo().current_dir(&fuzz_dir).args(["fuzz", "build", "-s", "none"]))?;
+    let mut counts = Counts { all_ok: true, ..Counts::default() };
+    for target in ["block", "tx", "wire", "signal", "stored", "planner"] {
+        let corpus = target_dir().join("fuzz-corpus").join(target);
+        let _ = std::fs::remove_dir_all(&corpus);
+        std::fs::create_dir_all(&corpus)?;
+        for f in std::fs::read_dir(fuzz_dir.join("corpus").join(target))? {
+            let f = f?;
+            std::fs::copy(f.path(), corpus.join(f.file_name()))?;
+        }
+        eprintln!("+ fuzz {target} for {secs} s");
+        let out = cargo()
+            .current_dir(&fuzz_dir)
+            .args(["fuzz", "run", "-s", "none", target])
+            .arg(&corpus)
+            .args(["--", &format!("-max_total_time={secs}"), "-rss_limit_mb=2048", "-print_final_stats=1"])
+            .stdout(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("fuzzing {target}"))?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        let runs = log
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map(|n| n.trim().to_string())
+            .unwrap_or_else(|| "?".into());
+        if out.status.success() {
+            println!("fuzz {target}: {runs} executions in {secs} s, no crash");
+            counts.passed += 1;
+        } else {
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            println!(
+                "fuzz {target}: FAILED after {runs} executions (the crashing input is under fuzz/artifacts/{target})"
+            );
+            counts.failed += 1;
+        }
+    }
+    Ok(counts)
 }
 
 /// Runs `f` inside a fresh network namespace with only loopback and a veth
@@ -465,7 +520,14 @@ fn bench() -> Result<()> {
     sh(cargo().args(["bench", "-p", "protoblock-tests", "--bench", "chain"]))?;
     sh(cargo().args(["bench", "-p", "protoblock-tests", "--bench", "network"]))?;
     bench_web()?;
-    bench_mesh()
+    bench_mesh()?;
+    bench_crowd()
+}
+
+/// The crowd benchmark (relay-server/benches/crowd.rs): release relay,
+/// growing crowds of WebSocket clients (`PB_CROWD_SIZES`).
+fn bench_crowd() -> Result<()> {
+    sh(cargo().args(["bench", "-p", "protoblock-relay", "--bench", "crowd"]))
 }
 
 /// The browser mesh benchmark (tests/e2e/bench-mesh.mjs): release relay,

@@ -230,7 +230,7 @@ fn data(ov: &mut Overlay<'_>, ctx: &TxContext<'_>, oracle: &PublicKey, d: &pb::D
             }
             // A payout can only fail on a balance overflow, after earlier
             // payouts were written; roll those back so the tx stays
-            // all-or-nothing (results are rare, so the copy is cheap enough).
+            // all-or-nothing.
             let savepoint = ov.savepoint();
             for r in &g.results {
                 if let Err(e) = pay_out(ov, oracle, g.season, g.week, &r.player_id, r.points) {

@@ -9,12 +9,19 @@
 //! txs that no longer apply (included, replayed, expired, conflicting) drop out.
 //!
 //! Bounds: `max_txs`, `max_bytes`, and `max_per_signer` so one key cannot
-//! fill the pool. Eviction order when full: the tx with the oldest nonce goes
-//! first (it is closest to leaving the 48 h replay window, so the likeliest to
-//! be stale), oracle data txs last of all. A new tx that would itself be first
-//! in that order is refused with [`MempoolError::Full`].
+//! fill the pool. Eviction order when full: the tx whose nonce is furthest
+//! from now goes first, in either direction: an old nonce is the likeliest to
+//! be stale, and a nonce far ahead (up to the window's hour) is what an
+//! attacker would use to outlast honest txs under an oldest-first rule (it
+//! did: a pool filled with nonces 59 minutes ahead refused every honest tx).
+//! Oracle data txs go last of all. A new tx that would itself be first in
+//! that order is refused with [`MempoolError::Full`] before it is applied:
+//! two index lookups, no rebuild. An evicted tx takes its signer's later
+//! txs with it (they may build on it); its writes stay in the pending state
+//! until the next head change rebuilds it, so until then admission is at
+//! worst stricter than needed, and the producer re-checks every tx anyway.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use prost::Message;
@@ -64,6 +71,8 @@ pub struct Mempool {
     cfg: MempoolConfig,
     entries: HashMap<Hash32, PoolTx>,
     order: BTreeMap<u64, Hash32>,
+    /// Eviction index: (is data, nonce, arrival) of every tx.
+    by_nonce: BTreeSet<(bool, u64, u64)>,
     per_signer: HashMap<PublicKey, usize>,
     bytes: usize,
     next_seq: u64,
@@ -109,6 +118,10 @@ impl Mempool {
         if self.per_signer.get(&tx.signer).copied().unwrap_or(0) >= self.cfg.max_per_signer {
             return Err(MempoolError::SignerLimit);
         }
+        let now_ns = now_ms.saturating_mul(1_000_000);
+        // Room first, before the tx is applied: a refusal costs a few index
+        // steps, and nothing changes.
+        let victims = self.victims_for(&tx, bytes.len(), now_ns).ok_or(MempoolError::Full)?;
         let mut ov = Overlay::with_writes(chain.state(), std::mem::take(&mut self.pending));
         // Pool ids are unique already, so only the chain's index matters here.
         let res = apply_tx_at(&mut ov, chain.genesis(), &tx, now_ms, chain.replay(), &mut FastSet::default());
@@ -117,23 +130,79 @@ impl Mempool {
         // `pending` as it was.
         res?;
         let id = tx.id;
-        self.add(PoolTx { bytes: Arc::from(bytes), tx, seq: 0 });
-        if self.over_capacity() {
-            // Victims in eviction order until the pool fits again. If the new
-            // tx is among them (it may need several older txs' room), it is
-            // refused and nobody is evicted for it.
-            let victims = self.eviction_victims();
-            if victims.contains(&id) {
-                self.remove(&id);
-                self.rebuild(chain, now_ms);
-                return Err(MempoolError::Full);
-            }
-            for v in &victims {
-                self.remove(v);
-            }
-            self.rebuild(chain, now_ms);
+        for v in &victims {
+            self.evict_with_signer_followers(v);
         }
+        self.add(PoolTx { bytes: Arc::from(bytes), tx, seq: 0 });
         Ok(id)
+    }
+
+    fn over(&self, count: usize, bytes: usize) -> bool {
+        count > self.cfg.max_txs || bytes > self.cfg.max_bytes
+    }
+
+    /// The eviction key (the smallest goes first): user txs before data
+    /// txs, then the nonce furthest from now, then the newer arrival.
+    fn rank(is_data: bool, nonce: u64, seq: u64, now_ns: u64) -> (bool, u64, u64) {
+        (is_data, u64::MAX - nonce.abs_diff(now_ns), u64::MAX - seq)
+    }
+
+    /// The txs to evict, in eviction order, for `tx` (of `len` bytes) to
+    /// fit; `None` if `tx` would itself come before one of them. Walks the
+    /// two ends of the nonce index (the furthest from now are there): one
+    /// step per victim.
+    fn victims_for(&self, tx: &CheckedTx, len: usize, now_ns: u64) -> Option<Vec<Hash32>> {
+        let (mut count, mut bytes) = (self.entries.len() + 1, self.bytes + len);
+        if !self.over(count, bytes) {
+            return Some(Vec::new());
+        }
+        let mine = Self::rank(tx.is_data, tx.tx.nonce, self.next_seq, now_ns);
+        let rank = |k: &(bool, u64, u64)| Self::rank(k.0, k.1, k.2, now_ns);
+        let mut victims = Vec::new();
+        for data in [false, true] {
+            let class = (data, 0, 0)..=(data, u64::MAX, u64::MAX);
+            let mut fwd = self.by_nonce.range(class.clone()).peekable();
+            let mut back = self.by_nonce.range(class).rev().peekable();
+            let mut taken = std::collections::HashSet::new();
+            while self.over(count, bytes) {
+                while fwd.peek().is_some_and(|k| taken.contains(&k.2)) {
+                    fwd.next();
+                }
+                while back.peek().is_some_and(|k| taken.contains(&k.2)) {
+                    back.next();
+                }
+                let pick = match (fwd.peek(), back.peek()) {
+                    (Some(a), Some(b)) => *if rank(a) <= rank(b) { a } else { b },
+                    (Some(a), None) => *a,
+                    (None, Some(b)) => *b,
+                    (None, None) => break,
+                };
+                if mine <= rank(pick) {
+                    return None;
+                }
+                taken.insert(pick.2);
+                let id = *self.order.get(&pick.2)?;
+                count -= 1;
+                bytes -= self.entries.get(&id)?.bytes.len();
+                victims.push(id);
+            }
+        }
+        (!self.over(count, bytes)).then_some(victims)
+    }
+
+    /// Evicts `id` and its signer's txs that arrived after it.
+    fn evict_with_signer_followers(&mut self, id: &Hash32) {
+        let Some(p) = self.remove(id) else { return };
+        let followers: Vec<Hash32> = self
+            .order
+            .range(p.seq..)
+            .filter_map(|(_, i)| self.entries.get(i))
+            .filter(|q| q.tx.signer == p.tx.signer)
+            .map(|q| q.tx.id)
+            .collect();
+        for f in &followers {
+            self.remove(f);
+        }
     }
 
     fn add(&mut self, mut p: PoolTx) {
@@ -142,12 +211,14 @@ impl Mempool {
         self.bytes += p.bytes.len();
         *self.per_signer.entry(p.tx.signer).or_default() += 1;
         self.order.insert(p.seq, p.tx.id);
+        self.by_nonce.insert((p.tx.is_data, p.tx.tx.nonce, p.seq));
         self.entries.insert(p.tx.id, p);
     }
 
     fn remove(&mut self, id: &Hash32) -> Option<PoolTx> {
         let p = self.entries.remove(id)?;
         self.order.remove(&p.seq);
+        self.by_nonce.remove(&(p.tx.is_data, p.tx.tx.nonce, p.seq));
         self.bytes -= p.bytes.len();
         if let Some(c) = self.per_signer.get_mut(&p.tx.signer) {
             *c -= 1;
@@ -156,27 +227,6 @@ impl Mempool {
             }
         }
         Some(p)
-    }
-
-    fn over_capacity(&self) -> bool {
-        self.entries.len() > self.cfg.max_txs || self.bytes > self.cfg.max_bytes
-    }
-
-    /// The txs to evict, in eviction order, for the pool to fit its bounds.
-    fn eviction_victims(&self) -> Vec<Hash32> {
-        let mut order: Vec<&PoolTx> = self.entries.values().collect();
-        order.sort_by_key(|p| (p.tx.is_data, p.tx.tx.nonce, std::cmp::Reverse(p.seq)));
-        let (mut count, mut bytes) = (self.entries.len(), self.bytes);
-        let mut victims = Vec::new();
-        for p in order {
-            if count <= self.cfg.max_txs && bytes <= self.cfg.max_bytes {
-                break;
-            }
-            count -= 1;
-            bytes -= p.bytes.len();
-            victims.push(p.tx.id);
-        }
-        victims
     }
 
     /// Re-applies every pool tx on the current head, dropping those that no

@@ -215,22 +215,39 @@ pub type Writes = FastMap<Key, Option<Value>>;
 pub struct Overlay<'a> {
     base: &'a StateMap,
     writes: Writes,
+    /// Undo log, kept once a savepoint was taken: each write's key and what
+    /// `writes` held for it before (`None`: nothing).
+    undo: Vec<(Key, Option<Option<Value>>)>,
+    logging: bool,
 }
+
+/// A point to roll an overlay back to: a length of its undo log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Savepoint(usize);
 
 impl<'a> Overlay<'a> {
     pub fn new(base: &'a StateMap) -> Self {
-        Self { base, writes: Writes::default() }
+        Self::with_writes(base, Writes::default())
     }
 
     /// An overlay expecting about `writes` distinct keys, so a block's
     /// overlay does not rehash its way up from empty.
     pub fn with_capacity(base: &'a StateMap, writes: usize) -> Self {
-        Self { base, writes: Writes::with_capacity_and_hasher(writes, Default::default()) }
+        Self::with_writes(base, Writes::with_capacity_and_hasher(writes, Default::default()))
     }
 
     /// Resumes pending writes kept from an earlier overlay (the mempool's).
     pub fn with_writes(base: &'a StateMap, writes: Writes) -> Self {
-        Self { base, writes }
+        Self { base, writes, undo: Vec::new(), logging: false }
+    }
+
+    fn write(&mut self, key: Key, value: Option<Value>) {
+        if self.logging {
+            let before = self.writes.insert(key.clone(), value);
+            self.undo.push((key, before));
+        } else {
+            self.writes.insert(key, value);
+        }
     }
 
     /// The raw pending writes, to be resumed later with [`Overlay::with_writes`].
@@ -246,11 +263,11 @@ impl<'a> Overlay<'a> {
     }
 
     pub fn put(&mut self, key: Key, value: Value) {
-        self.writes.insert(key, Some(value));
+        self.write(key, Some(value));
     }
 
     pub fn delete(&mut self, key: Key) {
-        self.writes.insert(key, None);
+        self.write(key, None);
     }
 
     /// Live keys with `prefix`, merged from base and pending writes, in order.
@@ -266,13 +283,27 @@ impl<'a> Overlay<'a> {
     }
 
     /// Marks a savepoint; [`Overlay::rollback_to`] undoes writes made since.
-    /// Used to apply a tx tentatively inside a block being built.
-    pub fn savepoint(&self) -> Writes {
-        self.writes.clone()
+    /// Used to apply a tx tentatively inside a block being built: from here
+    /// on each write logs what it replaced, so a rollback costs the writes it
+    /// undoes (it copied every pending write before, per candidate tx).
+    /// Savepoints nest.
+    pub fn savepoint(&mut self) -> Savepoint {
+        self.logging = true;
+        Savepoint(self.undo.len())
     }
 
-    pub fn rollback_to(&mut self, sp: Writes) {
-        self.writes = sp;
+    pub fn rollback_to(&mut self, sp: Savepoint) {
+        while self.undo.len() > sp.0 {
+            let Some((key, before)) = self.undo.pop() else { break };
+            match before {
+                Some(v) => {
+                    self.writes.insert(key, v);
+                }
+                None => {
+                    self.writes.remove(&key);
+                }
+            }
+        }
     }
 
     /// The commitment after these writes, computed from `base_commitment`
@@ -319,5 +350,39 @@ fn update_commitment(c: &mut LtHash, k: &[u8], old: Option<&Value>, new: Option<
         (Some(o), None) => c.remove(k, o),
         (None, Some(n)) => c.insert(k, n),
         (None, None) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str) -> Key {
+        s.as_bytes().to_vec()
+    }
+
+    /// Rollbacks restore exactly what was pending at their savepoint,
+    /// nested, for keys written, rewritten and deleted in between.
+    #[test]
+    fn savepoints_nest_and_roll_back_exactly() {
+        let base = StateMap::from_entries([(k("a"), b"base-a".to_vec()), (k("b"), b"base-b".to_vec())]);
+        let mut ov = Overlay::new(&base);
+        ov.put(k("a"), b"1".to_vec());
+        let outer = ov.savepoint();
+        ov.put(k("a"), b"2".to_vec());
+        ov.delete(k("b"));
+        ov.put(k("c"), b"new".to_vec());
+        let inner = ov.savepoint();
+        ov.put(k("c"), b"newer".to_vec());
+        ov.put(k("d"), b"d".to_vec());
+        ov.rollback_to(inner);
+        assert_eq!((ov.get(b"c"), ov.get(b"d")), (Some(&b"new"[..]), None));
+        assert_eq!(ov.get(b"b"), None);
+        ov.rollback_to(outer);
+        assert_eq!(ov.get(b"a"), Some(&b"1"[..]));
+        assert_eq!(ov.get(b"b"), Some(&b"base-b"[..]));
+        assert_eq!(ov.get(b"c"), None);
+        let writes = ov.into_raw_writes();
+        assert_eq!(writes.len(), 1, "only the write before the outer savepoint is pending");
     }
 }

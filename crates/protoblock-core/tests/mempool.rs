@@ -281,3 +281,41 @@ fn byte_bound_counts_every_victim_and_never_admits_a_tx_it_evicts() {
         assert!(mp.contains(&p.tx.id));
     }
 }
+
+/// Nonces up to an hour ahead are valid, and under the old oldest-first
+/// rule they outlasted every honest tx: a pool filled with nonces 59
+/// minutes ahead refused every honest tx (nonce = now). The nonce furthest
+/// from now, either way, goes first.
+#[test]
+fn far_future_nonces_cannot_crowd_out_honest_txs() {
+    let e = env(10);
+    let mut mp = pool(4, 1 << 20, 10);
+    let ahead = e.now + 59 * 60 * 1000;
+    for u in 0..4 {
+        let spam = e.tx(u, ahead - u as u64, 0, name(&format!("spam-{u}")));
+        mp.insert(&spam, &e.chain, e.now).unwrap();
+    }
+    let honest = e.tx(5, e.now, 0, name("honest"));
+    assert_eq!(mp.insert(&honest, &e.chain, e.now), Ok(tx_id(&honest)), "an honest tx gets in");
+    assert_eq!(mp.len(), 4);
+    let spam_left = mp.iter().filter(|p| p.tx.tx.nonce >= (ahead - 3) * 1_000_000).count();
+    assert_eq!(spam_left, 3, "the furthest-ahead spam made room");
+    // An old tx, inside the window but further from now than every pool tx, is refused.
+    let stale = e.tx(6, e.now - 60 * 60 * 1000, 0, name("stale"));
+    assert_eq!(mp.insert(&stale, &e.chain, e.now), Err(MempoolError::Full));
+}
+
+/// A full pool refuses a tx that would be first to go before applying it:
+/// a tx that breaks a state rule (a transfer to a name nobody holds)
+/// gets `Full`, not the rule, because it never reached the state. (The
+/// pool applied it, then evicted it and rebuilt itself.)
+#[test]
+fn a_tx_refused_for_room_is_never_applied() {
+    let e = env(11);
+    let n = e.now - 10_000;
+    let mut mp = pool(2, 1 << 20, 10);
+    mp.insert(&e.tx(0, n + 5, 0, name("coach-a")), &e.chain, e.now).unwrap();
+    mp.insert(&e.tx(1, n + 6, 0, name("coach-b")), &e.chain, e.now).unwrap();
+    let broke = e.tx(2, n, 0, transfer("payee", u64::MAX / 2));
+    assert_eq!(mp.insert(&broke, &e.chain, e.now), Err(MempoolError::Full));
+}

@@ -10,7 +10,6 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use prost::Message;
-use protoblock_proto::repeated;
 use protoblock_proto::v1 as pb;
 
 /// Status handshake: request and response are both `Status`.
@@ -18,38 +17,7 @@ pub const STATUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/protoblock/sta
 /// Blocks by range, mempool and peer exchange.
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/protoblock/sync/1");
 
-/// A message whose repeated fields are counted on the encoding before it is
-/// decoded (`protoblock_proto::repeated`): a frame's byte limit alone lets
-/// two-byte empty entries decode to tens of times their size.
-pub trait Bounded: Message + Default {
-    fn check_repeated(_bytes: &[u8]) -> Result<(), repeated::DecodeError> {
-        Ok(())
-    }
-}
-
-impl Bounded for pb::Status {}
-
-impl Bounded for pb::SyncRequest {
-    fn check_repeated(bytes: &[u8]) -> Result<(), repeated::DecodeError> {
-        // The mempool request's known ids.
-        repeated::nested_at_most(bytes, 2, 1, protoblock_node::MAX_MEMPOOL_SYNC)
-    }
-}
-
-impl Bounded for pb::SyncResponse {
-    fn check_repeated(bytes: &[u8]) -> Result<(), repeated::DecodeError> {
-        repeated::nested_at_most(bytes, 1, 1, protoblock_node::MAX_RANGE as usize)?;
-        repeated::nested_at_most(bytes, 2, 1, protoblock_node::MAX_MEMPOOL_SYNC)?;
-        repeated::nested_at_most(bytes, 3, 1, protoblock_node::MAX_PEERS_SHARED)?;
-        // Each peer record's addresses.
-        for peers in repeated::occurrences(bytes, 3)? {
-            for record in repeated::occurrences(peers, 1)? {
-                repeated::at_most(record, 2, protoblock_node::MAX_ADDRS_SHARED)?;
-            }
-        }
-        Ok(())
-    }
-}
+pub use protoblock_node::wire::Bounded;
 
 pub async fn read_frame<T: AsyncRead + Unpin + Send, M: Bounded>(io: &mut T, max: usize) -> io::Result<M> {
     let mut len = [0u8; 4];
@@ -63,8 +31,7 @@ pub async fn read_frame<T: AsyncRead + Unpin + Send, M: Bounded>(io: &mut T, max
     }
     let mut buf = vec![0u8; len];
     io.read_exact(&mut buf).await?;
-    M::check_repeated(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    M::decode(buf.as_slice()).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    M::decode_bounded(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 pub async fn write_frame<T: AsyncWrite + Unpin + Send, M: Message>(io: &mut T, m: &M, max: usize) -> io::Result<()> {

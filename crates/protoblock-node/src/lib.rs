@@ -21,6 +21,7 @@
 //! - `serve`: answering peers' block, mempool and peer requests;
 //! - `gossip`: verdicts on gossiped blocks and txs;
 //! - `peers`: the peer table and peer exchange; `bans`: expiring, bounded bans;
+//! - [`wire`]: repeated fields of peers' frames counted before decoding;
 //! - `commit`: group commit, one store commit in flight, events on durability;
 //! - `producer`: when this node produces; `verify`: off-loop signature checks;
 //! - `counters`: what the status reports.
@@ -41,6 +42,7 @@ mod serve;
 mod service;
 mod sync;
 mod verify;
+pub mod wire;
 
 pub use config::{
     MAX_ADDRS_SHARED, MAX_MEMPOOL_SYNC, MAX_PEERS_SHARED, MAX_RANGE, PROTOCOL_VERSION, ServiceConfig, TxSource,
