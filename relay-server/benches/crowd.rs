@@ -111,7 +111,7 @@ async fn run(size: usize, attack_fraction: usize) -> Row {
     let pid = relay.child.id();
     let addr = ws_addr(&relay);
     let genesis = Genesis::from_bytes(&std::fs::read(relay.dir.path().join("genesis.pb")).unwrap()).unwrap();
-    let attackers = if attack_fraction > 0 { size / attack_fraction } else { 0 };
+    let attackers = size.checked_div(attack_fraction).unwrap_or(0);
     let t = Instant::now();
     let mut members: Vec<Member> = Vec::with_capacity(size);
     let mut bad: Vec<Member> = Vec::new();

@@ -110,18 +110,19 @@ fn err(code: StatusCode, msg: impl Into<String>) -> Response {
 
 /// The node's last published status, never asked of the loop: these
 /// endpoints must answer when the loop is busy (or hung, which they report).
-fn snapshot(s: &HttpState) -> Result<(std::sync::Arc<protoblock_net::NodeStatus>, u64), Response> {
-    s.node.snapshot().ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "node starting"))
+fn snapshot(s: &HttpState) -> Option<(std::sync::Arc<protoblock_net::NodeStatus>, u64)> {
+    s.node.snapshot()
+}
+
+fn starting() -> Response {
+    err(StatusCode::SERVICE_UNAVAILABLE, "node starting")
 }
 
 /// A published status older than this means the node loop is stuck.
 const STALE_MS: u64 = 10_000;
 
 async fn health(State(s): State<HttpState>) -> Response {
-    let (st, age_ms) = match snapshot(&s) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let Some((st, age_ms)) = snapshot(&s) else { return starting() };
     let problem = match (&st.store_error, age_ms > STALE_MS) {
         (Some(e), _) => Some(e.clone()),
         (None, true) => Some(format!("the node loop has not reported for {age_ms} ms")),
@@ -136,10 +137,7 @@ async fn health(State(s): State<HttpState>) -> Response {
 /// this answers every origin, and a peer's IP address is not the relay's
 /// to publish.
 async fn status(State(s): State<HttpState>) -> Response {
-    let (st, age_ms) = match snapshot(&s) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let Some((st, age_ms)) = snapshot(&s) else { return starting() };
     Json(json!({
         "peer_id": st.peer_id.to_string(),
         "genesis": st.genesis.to_hex(),
@@ -163,10 +161,7 @@ async fn status(State(s): State<HttpState>) -> Response {
 
 /// What a browser needs to join with zero config.
 async fn bootstrap(State(s): State<HttpState>) -> Response {
-    let (st, _) = match snapshot(&s) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let Some((st, _)) = snapshot(&s) else { return starting() };
     let addrs: Vec<String> = st.listen.iter().map(|a| format!("{a}/p2p/{}", st.peer_id)).collect();
     Json(json!({
         "peer_id": st.peer_id.to_string(),
@@ -182,10 +177,7 @@ async fn bootstrap(State(s): State<HttpState>) -> Response {
 }
 
 async fn metrics(State(s): State<HttpState>) -> Response {
-    let (st, age_ms) = match snapshot(&s) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let Some((st, age_ms)) = snapshot(&s) else { return starting() };
     let a = st.admission;
     let lines = [
         ("protoblock_peers", "gauge", "Connected peers past the handshake.", st.peers.len() as f64),

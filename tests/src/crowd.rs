@@ -144,10 +144,10 @@ pub fn spawn_member(relay: Multiaddr, genesis: Genesis, attack: bool, salt: u64)
                             }
                         }
                     }
-                    SwarmEvent::Behaviour(ClientEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
-                        if message.topic == blocks.hash() {
-                            shared.blocks.fetch_add(1, Ordering::Relaxed);
-                        }
+                    SwarmEvent::Behaviour(ClientEvent::Gossipsub(gossipsub::Event::Message { message, .. }))
+                        if message.topic == blocks.hash() =>
+                    {
+                        shared.blocks.fetch_add(1, Ordering::Relaxed);
                     }
                     _ => {}
                 },

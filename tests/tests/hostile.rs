@@ -193,8 +193,8 @@ impl Drop for Idle {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_from_one_address_are_limited() {
     let net = DevNet::new(62, 10);
-    let mut role = Role::default();
-    role.admission = AdmissionConfig { max_per_ip: 3, loopback_exempt: false, ..AdmissionConfig::default() };
+    let admission = AdmissionConfig { max_per_ip: 3, loopback_exempt: false, ..AdmissionConfig::default() };
+    let role = Role { admission, ..Role::default() };
     let v = victim_with(&net, &role, NodeConfig::default()).await;
     let held: Vec<Idle> = (0..3).map(|_| idle_peer(&v.addr)).collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -217,8 +217,8 @@ async fn connections_from_one_address_are_limited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_evicts_idle_connections_for_newcomers_not_its_peers() {
     let net = DevNet::new(63, 10);
-    let mut role = Role::default();
-    role.admission = AdmissionConfig { max_connections: 3, handshake_grace_ms: 500, ..AdmissionConfig::default() };
+    let admission = AdmissionConfig { max_connections: 3, handshake_grace_ms: 500, ..AdmissionConfig::default() };
+    let role = Role { admission, ..Role::default() };
     let v = victim_with(&net, &role, NodeConfig::default()).await;
     let honest =
         victim_with(&net, &Role::default(), NodeConfig { bootstrap: vec![v.addr.clone()], ..NodeConfig::default() })

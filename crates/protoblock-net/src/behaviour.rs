@@ -307,7 +307,15 @@ impl Behaviour {
         if let Some(registry) = metrics {
             gossipsub = gossipsub.with_metrics(registry, gossipsub::MetricsConfig::default());
         }
-        let rr = |timeout| request_response::Config::default().with_request_timeout(Duration::from_secs(timeout));
+        // Streams per connection, both ways, and how long one may take: a
+        // peer that opens many, or never reads its response, costs at most
+        // this many streams for this long (the serving budgets in
+        // `protoblock_node::serve` bound the work behind them).
+        let rr = |timeout, streams| {
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(timeout))
+                .with_max_concurrent_streams(streams)
+        };
         // The total is `admission`'s (it can evict to make room; a plain
         // limit here would refuse first).
         let limits = ConnectionLimits::default()
@@ -345,12 +353,12 @@ impl Behaviour {
             status: request_response::Behaviour::with_codec(
                 ProtoCodec::new(MAX_STATUS_BYTES, MAX_STATUS_BYTES),
                 [(STATUS_PROTOCOL, ProtocolSupport::Full)],
-                rr(10),
+                rr(10, 4),
             ),
             sync: request_response::Behaviour::with_codec(
                 ProtoCodec::new(MAX_SYNC_REQUEST_BYTES, MAX_SYNC_RESPONSE_BYTES),
                 [(SYNC_PROTOCOL, ProtocolSupport::Full)],
-                rr(15),
+                rr(15, 16),
             ),
             rendezvous: RendezvousClient::new(key.clone()),
             #[cfg(not(target_arch = "wasm32"))]

@@ -10,7 +10,6 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use prost::Message;
-use protoblock_proto::v1 as pb;
 
 /// Status handshake: request and response are both `Status`.
 pub const STATUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/protoblock/status/1");
@@ -106,6 +105,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use protoblock_proto::v1 as pb;
+
     use super::*;
 
     #[test]

@@ -43,6 +43,12 @@ pub struct ServiceConfig {
     /// beyond it a request is answered "busy" (one peer cannot queue
     /// unbounded work on the store).
     pub max_reads: usize,
+    /// Of those, one peer's at most (an honest planner keeps two out).
+    pub max_reads_per_peer: usize,
+    /// Requests a peer may make a second (bursts of twice that; a range
+    /// costs 1, see `serve`). Far above what an honest sync asks (a range
+    /// of 64 blocks is 64 blocks), far below a flood.
+    pub serve_per_sec: u64,
     /// Validated blocks staged while a commit is out, at most, before the
     /// node stops placing more until the store catches up.
     pub max_staged_blocks: usize,
@@ -72,6 +78,8 @@ impl Default for ServiceConfig {
             serve_sync: true,
             max_response_bytes: (4 << 20) - 64 * 1024,
             max_reads: 16,
+            max_reads_per_peer: 4,
+            serve_per_sec: 32,
             max_staged_blocks: 256,
             max_blocks_per_step: 128,
             max_verifying: 64,

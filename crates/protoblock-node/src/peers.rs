@@ -33,6 +33,7 @@ impl<P: PeerKey> NodeService<P> {
 
     pub(crate) fn on_disconnected(&mut self, peer: P) {
         self.planner.peer_gone(&peer);
+        self.budgets.peer_gone(&peer);
         if self.peers.remove(&peer).is_some_and(|p| p.ready) {
             self.emit(Event::PeerDown { peer });
         }

@@ -1,26 +1,105 @@
 //! Answering peers: block ranges (read from the store, off the loop),
 //! the mempool, and the peers we know.
+//!
+//! Every peer has a budget, so no peer can stop others from being served:
+//! `max_reads_per_peer` range reads in flight (of `max_reads` in all), and
+//! a token bucket of `serve_per_sec` requests a second (bursts of twice
+//! that), where a range costs 1, a peer list 2 and a mempool answer (up to
+//! half a response of txs) 4. Beyond it the answer is "rate limited", an
+//! honest refusal the asker's planner takes elsewhere.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use pb::sync_response::Kind as R;
 use protoblock_proto::v1 as pb;
 
 use crate::PeerKey;
-use crate::io::{Action, ReplyId, Token};
+use crate::io::{Action, Now, ReplyId, Token};
 use crate::service::{MEMPOOL_SYNC, NodeService, PEERS_SHARED, RANGE};
 
+/// What one peer may still ask of us.
+#[derive(Debug)]
+struct PeerBudget {
+    reads: usize,
+    /// Tokens, in thousandths.
+    tokens_milli: u64,
+    at_ms: u64,
+}
+
+/// The per-peer serving budgets; a peer's entry goes when it disconnects.
+#[derive(Debug)]
+pub(crate) struct ServeBudgets<P> {
+    peers: BTreeMap<P, PeerBudget>,
+}
+
+impl<P> Default for ServeBudgets<P> {
+    fn default() -> Self {
+        Self { peers: BTreeMap::new() }
+    }
+}
+
+impl<P: PeerKey> ServeBudgets<P> {
+    /// Takes `cost` tokens from `peer`'s bucket (refilled at `per_sec`, up to
+    /// twice that); false if it has not enough.
+    fn take(&mut self, peer: P, cost: u64, per_sec: u64, now_ms: u64) -> bool {
+        let cap = per_sec * 2 * 1000;
+        let b = self.peers.entry(peer).or_insert(PeerBudget { reads: 0, tokens_milli: cap, at_ms: now_ms });
+        let refill = now_ms.saturating_sub(b.at_ms).saturating_mul(per_sec);
+        b.tokens_milli = b.tokens_milli.saturating_add(refill).min(cap);
+        b.at_ms = now_ms;
+        match b.tokens_milli >= cost * 1000 {
+            true => {
+                b.tokens_milli -= cost * 1000;
+                true
+            }
+            false => false,
+        }
+    }
+
+    fn reads(&self, peer: &P) -> usize {
+        self.peers.get(peer).map_or(0, |b| b.reads)
+    }
+
+    fn read_started(&mut self, peer: P) {
+        if let Some(b) = self.peers.get_mut(&peer) {
+            b.reads += 1;
+        }
+    }
+
+    fn read_done(&mut self, peer: &P) {
+        if let Some(b) = self.peers.get_mut(peer) {
+            b.reads = b.reads.saturating_sub(1);
+        }
+    }
+
+    pub fn peer_gone(&mut self, peer: &P) {
+        self.peers.remove(peer);
+    }
+}
+
 impl<P: PeerKey> NodeService<P> {
-    pub(crate) fn serve(&mut self, peer: P, reply: ReplyId, req: pb::SyncRequest) {
+    pub(crate) fn serve(&mut self, now: Now, peer: P, reply: ReplyId, req: pb::SyncRequest) {
+        let cost = match &req.kind {
+            Some(pb::sync_request::Kind::Blocks(_)) => 1,
+            Some(pb::sync_request::Kind::Peers(_)) => 2,
+            Some(pb::sync_request::Kind::Mempool(_)) => 4,
+            None => 1,
+        };
+        let within = self.budgets.take(peer, cost, self.cfg.serve_per_sec, now.mono_ms);
         let kind = match req.kind {
+            _ if !within => R::Error("rate limited".into()),
             Some(pb::sync_request::Kind::Blocks(_)) if !self.cfg.serve_sync => R::Error("not serving sync".into()),
             // Bounded: one peer (or many) cannot queue unbounded reads on the store.
-            Some(pb::sync_request::Kind::Blocks(_)) if self.reads.len() >= self.cfg.max_reads => {
+            Some(pb::sync_request::Kind::Blocks(_))
+                if self.reads.len() >= self.cfg.max_reads
+                    || self.budgets.reads(&peer) >= self.cfg.max_reads_per_peer =>
+            {
                 R::Error("busy".into())
             }
             Some(pb::sync_request::Kind::Blocks(r)) => {
                 let token = self.token();
-                self.reads.insert(token, reply);
+                self.reads.insert(token, (reply, peer));
+                self.budgets.read_started(peer);
                 self.actions.push_back(Action::ReadBlocks {
                     token,
                     start: r.start_height,
@@ -37,7 +116,8 @@ impl<P: PeerKey> NodeService<P> {
     }
 
     pub(crate) fn on_blocks_read(&mut self, token: Token, result: Result<Vec<Vec<u8>>, String>) {
-        let Some(reply) = self.reads.remove(&token) else { return };
+        let Some((reply, peer)) = self.reads.remove(&token) else { return };
+        self.budgets.read_done(&peer);
         let kind = match result {
             Ok(blocks) => {
                 #[cfg(feature = "test-hooks")]

@@ -71,8 +71,9 @@ pub struct NodeService<P: PeerKey> {
     pub(crate) bans: Bans<P>,
     pub(crate) requests: BTreeMap<RequestId, Purpose>,
     pub(crate) next_request: RequestId,
-    /// Store reads out for peers' range requests: token → reply id.
-    pub(crate) reads: BTreeMap<Token, crate::ReplyId>,
+    /// Store reads out for peers' range requests: token → reply id, asker.
+    pub(crate) reads: BTreeMap<Token, (crate::ReplyId, P)>,
+    pub(crate) budgets: crate::serve::ServeBudgets<P>,
     pub(crate) next_token: Token,
     pub(crate) verifying: Verifying<P>,
     pub(crate) commit: GroupCommit,
@@ -118,6 +119,7 @@ impl<P: PeerKey> NodeService<P> {
             requests: BTreeMap::new(),
             next_request: 0,
             reads: BTreeMap::new(),
+            budgets: Default::default(),
             next_token: 0,
             ready_backlog: VecDeque::new(),
             more_ready: false,
@@ -185,7 +187,7 @@ impl<P: PeerKey> NodeService<P> {
                 self.on_peer_status(now, peer, &status);
             }
             Input::StatusResponse { peer, status } => self.on_peer_status(now, peer, &status),
-            Input::SyncRequest { peer, reply, request } => self.serve(peer, reply, request),
+            Input::SyncRequest { peer, reply, request } => self.serve(now, peer, reply, request),
             Input::SyncResponse { peer, id, response } => {
                 let purpose = self.requests.remove(&id);
                 self.on_sync_response(now, peer, purpose, response);
