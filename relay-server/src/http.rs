@@ -161,7 +161,14 @@ async fn status(State(s): State<HttpState>) -> Response {
 
 /// What a browser needs to join with zero config.
 async fn bootstrap(State(s): State<HttpState>) -> Response {
-    let Some((st, _)) = snapshot(&s) else { return starting() };
+    let Some((mut st, _)) = snapshot(&s) else { return starting() };
+    // Just started, before the loop published its listen addresses: ask it
+    // (a page that got no addresses would never connect).
+    if st.listen.is_empty()
+        && let Some(fresh) = s.node.status().await
+    {
+        st = std::sync::Arc::new(fresh);
+    }
     let addrs: Vec<String> = st.listen.iter().map(|a| format!("{a}/p2p/{}", st.peer_id)).collect();
     Json(json!({
         "peer_id": st.peer_id.to_string(),

@@ -571,3 +571,27 @@ fn http_cors_peer_privacy_and_request_timeouts() {
     assert!(t.elapsed() < std::time::Duration::from_secs(10), "within the 2 s timeout, not held open");
     drop(relay);
 }
+
+/// Pages read the relay's addresses from `/api/bootstrap` as soon as
+/// `/health` says it is up; an answer without addresses left a page that
+/// loaded in the relay's first second with nobody to dial (it then produced
+/// a chain of its own, caught by the mesh tests).
+#[test]
+fn bootstrap_addresses_are_there_as_soon_as_health_is_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = dev_command(dir.path(), 500)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/0/ws", "--stun-listen", "off"])
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let http = lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("http ").map(str::to_string)).unwrap();
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let relay = Relay { child, http, stun: String::new(), genesis: dir.path().join("genesis.pb") };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while get_json(&format!("{}/health", relay.http)).0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "never healthy");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let addrs = bootstrap_addrs(&relay);
+    assert!(addrs.iter().any(|a| a.contains("/ws/")), "addresses right away: {addrs:?}");
+}

@@ -92,6 +92,11 @@ impl Mempool {
         self.entries.is_empty()
     }
 
+    /// The encoded size of every tx held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub fn contains(&self, id: &Hash32) -> bool {
         self.entries.contains_key(id)
     }

@@ -58,6 +58,10 @@ pub struct ServiceStatus<P> {
     pub counters: Counters,
     /// Set once a store commit failed: the node is not live.
     pub store_error: Option<String>,
+    /// Bytes peers made us hold: blocks buffered ahead of the head, and txs
+    /// in the mempool (each bounded by its config).
+    pub sync_buffer_bytes: usize,
+    pub mempool_bytes: usize,
 }
 
 pub struct NodeService<P: PeerKey> {
@@ -286,6 +290,8 @@ impl<P: PeerKey> NodeService<P> {
             bans: self.bans.len(),
             counters: self.counters,
             store_error: self.commit.failed().map(str::to_string),
+            sync_buffer_bytes: self.planner.buffered_bytes(),
+            mempool_bytes: self.mempool.bytes(),
         }
     }
 

@@ -17,7 +17,11 @@ use crate::policy::{DiscoveryEvent, RENDEZVOUS_TTL_SECS, discovered_dials};
 impl<S: Store + 'static> Node<S> {
     pub(super) fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         match ev {
+            SwarmEvent::ExpiredListenAddr { .. } | SwarmEvent::ListenerClosed { .. } => self.publish_now = true,
             SwarmEvent::NewListenAddr { address, .. } => {
+                // Pages read the relay's addresses from the published status
+                // (`/api/bootstrap`): publish them at once, not within a second.
+                self.publish_now = true;
                 tracing::info!(%address, "listening");
                 if address.iter().any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit) {
                     self.emit(NodeEvent::Reachable { addr: address.clone() });

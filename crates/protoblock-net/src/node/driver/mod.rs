@@ -69,6 +69,8 @@ pub struct Node<S: Store> {
     gossip_metrics: Option<std::sync::Arc<std::sync::Mutex<prometheus_client::registry::Registry>>>,
     /// The status as last published for readers outside the loop.
     published: Arc<Published>,
+    /// Something readers need at once changed (our listen addresses).
+    publish_now: bool,
 }
 
 impl<S: Store + 'static> Node<S> {
@@ -136,6 +138,7 @@ impl<S: Store + 'static> Node<S> {
             #[cfg(feature = "gossip-metrics")]
             gossip_metrics: cfg.gossip_metrics.clone(),
             published: Arc::new(Published::new(clock)),
+            publish_now: false,
         };
         // Readers never see "no status yet".
         node.published.publish(node.status());
@@ -162,7 +165,7 @@ impl<S: Store + 'static> Node<S> {
     pub async fn run(mut self) {
         loop {
             self.perform_actions();
-            if self.clock.mono_ms() >= self.published.at_ms() + PUBLISH_MS {
+            if std::mem::take(&mut self.publish_now) || self.clock.mono_ms() >= self.published.at_ms() + PUBLISH_MS {
                 self.published.publish(self.status());
             }
             // Work that is due now (ready blocks to place, an expired
