@@ -45,6 +45,10 @@ pub struct NodeConfig {
     /// With a relay client in the swarm (browser nodes): how many relays to
     /// hold a circuit reservation on, so peers can reach us through them.
     pub max_relay_reservations: usize,
+    /// Use any peer announcing the relay or rendezvous protocol as one, not
+    /// only the bootstrap peers and the peers the application dials (see
+    /// `policy::DiscoveryConfig::trust_any_relay`).
+    pub trust_any_relay: bool,
     /// With `/webrtc` in the swarm (browser nodes): how many direct WebRTC
     /// peers to upgrade relayed connections to. Beyond it, relayed peers
     /// stay relayed.
@@ -73,6 +77,7 @@ impl Default for NodeConfig {
             external_addrs: Vec::new(),
             serve_sync: true,
             max_relay_reservations: 2,
+            trust_any_relay: false,
             target_direct_peers: 6,
             #[cfg(feature = "gossip-metrics")]
             gossip_metrics: None,

@@ -156,6 +156,12 @@ pub struct DiscoveryConfig {
     /// The swarm carries `/webrtc` (circuits get their `/webrtc` form).
     pub webrtc: bool,
     pub namespace: rendezvous::Namespace,
+    /// Take reservations on, and use as rendezvous points, any peer that
+    /// says it is a relay or a point. Off by default: only the bootstrap
+    /// peers (and peers the application dials itself) are trusted with our
+    /// reachability and our discovery, since any peer can announce the
+    /// protocols, and a reservation slot is ours to spend.
+    pub trust_any_relay: bool,
 }
 
 /// The behaviour. Inert until [`Discovery::start`].
@@ -171,6 +177,10 @@ pub struct Discovery {
     /// When to dial missing bootstrap peers again.
     next_bootstrap_ms: u64,
     listen: Vec<Multiaddr>,
+    /// Peers trusted as relays and rendezvous points: the bootstrap peers
+    /// (by id, or reached by dialling a bootstrap address) and those the
+    /// application dialled. Bounded by the config and the application.
+    trusted: HashSet<PeerId>,
     /// Bounded by what it is fed: dials per bootstrap peer, one listen per
     /// relay, two addresses per listen address, two requests per point.
     actions: Actions<DiscoveryEvent>,
@@ -186,7 +196,21 @@ impl Discovery {
         for addr in &cfg.external_addrs {
             self.actions.push(ToSwarm::ExternalAddrConfirmed(addr.clone()));
         }
+        self.trusted.extend(cfg.bootstrap.iter().filter_map(|a| match a.iter().last() {
+            Some(Protocol::P2p(peer)) => Some(peer),
+            _ => None,
+        }));
         self.started = Some((cfg, clock, local));
+    }
+
+    /// The application dialled `peer` itself: it may serve as our relay and
+    /// rendezvous point.
+    pub fn trust(&mut self, peer: PeerId) {
+        self.trusted.insert(peer);
+    }
+
+    fn trusts(&self, peer: &PeerId) -> bool {
+        self.trusted.contains(peer) || self.started.as_ref().is_some_and(|(c, _, _)| c.trust_any_relay)
     }
 
     /// The addresses we listen on (relay circuits included).
@@ -252,6 +276,9 @@ impl Discovery {
     /// Identify's protocols of a peer, and the address we reach it at: a relay
     /// is asked for a reservation, a rendezvous point is used.
     pub fn on_identify(&mut self, peer: PeerId, protocols: &[StreamProtocol], addr: Option<&Multiaddr>) {
+        if !self.trusts(&peer) {
+            return;
+        }
         if protocols.iter().any(|p| p.as_ref() == RELAY_HOP_PROTOCOL)
             && let Some(addr) = addr
         {
@@ -359,6 +386,18 @@ impl NetworkBehaviour for Discovery {
         match event {
             FromSwarm::ConnectionEstablished(e) => {
                 self.connected.insert(e.peer_id);
+                // A bootstrap address given without its peer id: the peer
+                // we reached by dialling it is the bootstrap peer.
+                if e.endpoint.is_dialer()
+                    && let Some((cfg, _, _)) = &self.started
+                {
+                    let bare =
+                        |a: &Multiaddr| a.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect::<Multiaddr>();
+                    let remote = bare(e.endpoint.get_remote_address());
+                    if cfg.bootstrap.iter().any(|b| bare(b) == remote) {
+                        self.trusted.insert(e.peer_id);
+                    }
+                }
             }
             FromSwarm::ConnectionClosed(c) if c.remaining_established == 0 => {
                 self.connected.remove(&c.peer_id);
@@ -429,6 +468,8 @@ mod tests {
             relay_client: true,
             webrtc,
             namespace: rendezvous::Namespace::from_static("protoblock/test"),
+            // The trust rule has its own test; the others take any relay.
+            trust_any_relay: true,
         };
         d.start(cfg, Clock::new(), me);
         (d, me)
@@ -497,5 +538,39 @@ mod tests {
             ]
         ));
         assert!(d.next_wakeup().is_some_and(|t| t > RENDEZVOUS_REFRESH_MS), "refreshed on a timer");
+    }
+
+    /// Any peer can announce the relay hop and rendezvous protocols: only
+    /// the bootstrap peers and those the application dialled are asked for
+    /// a reservation or used as a point (anyone else took a slot before).
+    #[test]
+    fn only_trusted_peers_serve_as_relays_and_rendezvous_points() {
+        let me = PeerId::random();
+        let boot = PeerId::random();
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4002/ws".parse().unwrap();
+        let mut d = Discovery::default();
+        let cfg = DiscoveryConfig {
+            bootstrap: vec![addr.clone().with_p2p(boot).unwrap()],
+            external_addrs: vec![],
+            advertise_listen_addrs: false,
+            max_relay_reservations: 4,
+            relay_client: true,
+            webrtc: false,
+            namespace: rendezvous::Namespace::from_static("protoblock/test"),
+            trust_any_relay: false,
+        };
+        d.start(cfg, Clock::new(), me);
+        drain(&mut d);
+        let both = [StreamProtocol::new(RELAY_HOP_PROTOCOL), StreamProtocol::new(RENDEZVOUS_PROTOCOL)];
+        let stranger = PeerId::random();
+        d.on_identify(stranger, &both, Some(&addr));
+        assert!(drain(&mut d).is_empty(), "a stranger announcing itself a relay and a point is not used");
+        d.on_identify(boot, &both, Some(&addr));
+        let acts = drain(&mut d);
+        assert!(acts.iter().any(|a| matches!(a, ToSwarm::ListenOn { .. })), "the bootstrap relay is asked");
+        assert!(acts.iter().any(|a| matches!(a, ToSwarm::GenerateEvent(DiscoveryEvent::Discover { .. }))));
+        d.trust(stranger);
+        d.on_identify(stranger, &both, Some(&addr));
+        assert!(drain(&mut d).iter().any(|a| matches!(a, ToSwarm::ListenOn { .. })), "dialled by the application");
     }
 }

@@ -105,6 +105,7 @@ impl<S: Store + 'static> Node<S> {
             relay_client,
             webrtc,
             namespace,
+            trust_any_relay: cfg.trust_any_relay,
         };
         b.discovery.start(discovery, clock, me);
         if webrtc {
@@ -299,6 +300,9 @@ impl<S: Store + 'static> Node<S> {
                 let _ = done.send(self.status());
             }
             Command::Dial(addr) => {
+                if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+                    self.swarm.behaviour_mut().discovery.trust(peer);
+                }
                 let addr = dialable(addr);
                 if let Err(e) = self.swarm.dial(addr.clone()) {
                     tracing::warn!(%addr, error = %e, "dial failed");
