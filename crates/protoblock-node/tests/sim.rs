@@ -33,6 +33,11 @@ enum Kind {
     /// Claims a head 1,000 blocks above its own in every status and serves
     /// none of it (block requests time out).
     Claimer,
+    /// Honest code on a branch of its own, forked below the final block.
+    Forker,
+    /// Honest code whose gossip (sent by the test) is valid txs with nonces
+    /// 59 minutes ahead.
+    Spammer,
 }
 
 /// How far a `Claimer` lies.
@@ -733,4 +738,126 @@ fn a_branch_that_does_not_attach_above_the_final_block_bans_its_sender() {
     assert!(sim.bans.contains(&(victim, forker)), "the peer whose branch cannot attach is banned");
     sim.run(60_000, |s| s.head(victim) == s.head(server));
     assert_eq!(sim.head(victim), sim.head(server), "the victim follows the honest chain");
+}
+
+/// The account name `key` holds on node `i`'s chain.
+fn name_on(sim: &Sim, i: Peer, key: &ed25519_dalek::SigningKey) -> Option<String> {
+    use prost::Message;
+    let k = protoblock_core::state::keys::account(&key.verifying_key().to_bytes());
+    let v = sim.nodes[i as usize].service.chain().state().get(&k)?;
+    pb::AccountState::decode(v.as_slice()).ok().map(|a| a.fantasy_name)
+}
+
+/// Every attack at once against 10 honest nodes (a producer, nodes
+/// holding all or half of the chain, fresh ones, half with a verifier): a
+/// liar serving tampered blocks, a silent peer, a claimer of 1,000 blocks it
+/// never serves, a forker serving a branch that cannot attach, a junker
+/// gossiping junk blocks and a spammer gossiping valid txs with nonces 59
+/// minutes ahead into pools of 40, each linked to every honest node. Production goes on, every honest node converges,
+/// an honest tx submitted mid-attack is included, the bytes peers make an
+/// honest node hold stay within the configured bounds (sampled throughout),
+/// and the liar, forker and junker are banned.
+#[test]
+fn under_every_attack_at_once_honest_nodes_produce_converge_and_hold_bounded_bytes() {
+    use protoblock_core::mempool::MempoolConfig;
+    let net = DevNet::with_params(50, 20, params());
+    let blocks = generate_chain(&net, 40, 2);
+    let mut sim = Sim::new(&net, 40, 11);
+    let mempool = MempoolConfig { max_txs: 40, max_bytes: 64 << 10, max_per_signer: 8 };
+    let cfg = ServiceConfig { mempool: mempool.clone(), ..service_cfg() };
+    let (c, s) = seeded(&net, &blocks);
+    let producer =
+        sim.add(c, s, Kind::Honest, false, ServiceConfig { producer_key: Some(net.oracle.clone()), ..cfg.clone() });
+    for i in 0..9 {
+        let have = match i % 3 {
+            0 => &blocks[..],
+            1 => &blocks[..20],
+            _ => &blocks[..0],
+        };
+        let (c, s) = seeded(&net, have);
+        sim.add(c, s, Kind::Honest, i % 2 == 0, cfg.clone());
+    }
+    let honest_ids: Vec<Peer> = honest(&sim).collect();
+    let (c, s) = seeded(&net, &blocks);
+    let liar = sim.add(c, s, Kind::Liar, false, cfg.clone());
+    let (c, s) = seeded(&net, &blocks);
+    let silent = sim.add(c, s, Kind::Silent, false, cfg.clone());
+    let (c, s) = seeded(&net, &blocks);
+    let claimer = sim.add(c, s, Kind::Claimer, false, cfg.clone());
+    let (c, s) = forked(&net, &blocks, 0, 60);
+    let forker = sim.add(c, s, Kind::Forker, false, cfg.clone());
+    let (c, s) = seeded(&net, &blocks);
+    let junker = sim.add(c, s, Kind::Claimer, false, cfg.clone());
+    let (c, s) = seeded(&net, &blocks);
+    let spammer = sim.add(c, s, Kind::Spammer, false, cfg.clone());
+    for (k, &a) in honest_ids.iter().enumerate() {
+        sim.link(a, honest_ids[(k + 1) % honest_ids.len()]);
+        for attacker in [liar, silent, claimer, forker, junker, spammer] {
+            sim.link(a, attacker);
+        }
+    }
+    // The junker's junk blocks and the spammer's far-future txs, to every
+    // honest node.
+    let mut rng = SplitMix64(5);
+    for t in 0..300u64 {
+        let to = honest_ids[(t as usize) % honest_ids.len()];
+        let (from, data) = if t % 3 == 0 {
+            (junker, junk_block(&sim.genesis, 42 + t % 200, &mut rng, t % 2 == 0))
+        } else {
+            // Fresh keys: each registration is valid, and only its nonce is odd.
+            let mut seed = [9u8; 32];
+            seed[..8].copy_from_slice(&t.to_le_bytes());
+            let key = protoblock_core::crypto::signing_key_from_seed(&seed);
+            let nonce = (sim.unix_base + 59 * 60 * 1000 + t) * 1_000_000;
+            let body = pb::transaction::Body::Name(pb::NameRegistration { fantasy_name: format!("spam-{t}") });
+            (spammer, protoblock_devnet::sign_transaction(&key, &net.genesis.hash, nonce, body))
+        };
+        let topic = if t % 3 == 0 { Topic::Blocks } else { Topic::Txs };
+        let id = sha256(&data).0.to_vec();
+        sim.send(to, 500 + t * 100, Input::Gossip { from, id, topic, data });
+    }
+    let max_held = std::cell::Cell::new((0usize, 0usize));
+    let steps = std::cell::Cell::new(0u64);
+    let sample = |s: &Sim| {
+        steps.set(steps.get() + 1);
+        if steps.get().is_multiple_of(50) {
+            for &i in &honest_ids {
+                let st = s.nodes[i as usize].service.status();
+                let (b, m) = max_held.get();
+                max_held.set((b.max(st.sync_buffer_bytes), m.max(st.mempool_bytes)));
+            }
+        }
+        false
+    };
+    sim.run(20_000, sample);
+    // An honest user's tx, submitted mid-attack at a fresh node.
+    let user = &protoblock_core::crypto::signing_key_from_seed(&[77; 32]);
+    let fresh = honest_ids[3];
+    let now = sim.at(sim.now);
+    let tx = protoblock_devnet::sign_transaction(
+        user,
+        &net.genesis.hash,
+        now.unix_ms * 1_000_000,
+        pb::transaction::Body::Name(pb::NameRegistration { fantasy_name: "honest-fan".into() }),
+    );
+    sim.nodes[fresh as usize].service.submit_tx(now, tx).expect("the honest tx is admitted despite the spam");
+    sim.perform(fresh);
+    sim.run(60_000, sample);
+    let produced = sim.head(producer).0 - 40;
+    assert!(produced >= 45, "production went on under attack: {produced} blocks in 60 s");
+    sim.run(90_000, |s| converged(s, 85) || sample(s));
+    assert!(
+        converged(&sim, 85),
+        "every honest node follows the producer: {:?}",
+        honest(&sim).map(|i| sim.head(i).0).collect::<Vec<_>>()
+    );
+    assert_eq!(name_on(&sim, producer, user).as_deref(), Some("honest-fan"), "the honest tx is in a block");
+    let (buffer, pool) = max_held.get();
+    assert!(buffer <= service_cfg().sync.max_buffered_bytes, "sync buffer peaked at {buffer} bytes");
+    assert!(pool <= mempool.max_bytes, "mempool peaked at {pool} bytes");
+    for (who, name) in [(liar, "liar"), (forker, "forker"), (junker, "junker")] {
+        assert!(sim.bans.iter().any(|(_, p)| *p == who), "the {name} is banned somewhere");
+    }
+    assert!(!sim.connected.contains(&pair(producer, claimer)), "the claimer is dropped by the producer");
+    eprintln!("peak bytes held by an honest node: sync buffer {buffer}, mempool {pool}; produced {produced}");
 }
