@@ -9,46 +9,23 @@
 //! 1000,2000,4000). The crowd runs in this process on the same two cores
 //! as the relay, so the largest crowd is bounded by the machine as a whole.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use libp2p::Multiaddr;
-use protoblock_core::Genesis;
 use protoblock_tests::crowd::{Member, count, proc_usage, raise_fd_limit, spawn_member};
+use protoblock_tests::relay_process::RelayProcess;
 
 const BIN: &str = env!("CARGO_BIN_EXE_protoblock-relay");
 const MEASURE: Duration = Duration::from_secs(20);
 
-struct Relay {
-    child: Child,
-    http: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Relay = RelayProcess;
 
 fn start() -> Relay {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--dev", "--block-interval-ms", "1000", "--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0/ws", "--max-connections", "20000"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let http = lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("http ").map(str::to_string)).unwrap();
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    Relay { child, http, dir }
+    RelayProcess::start_dev(
+        BIN,
+        &["--block-interval-ms", "1000", "--listen", "/ip4/127.0.0.1/tcp/0/ws", "--max-connections", "20000"],
+    )
 }
 
 fn ws_addr(relay: &Relay) -> Multiaddr {
@@ -110,7 +87,7 @@ async fn run(size: usize, attack_fraction: usize) -> Row {
     let relay = start();
     let pid = relay.child.id();
     let addr = ws_addr(&relay);
-    let genesis = Genesis::from_bytes(&std::fs::read(relay.dir.path().join("genesis.pb")).unwrap()).unwrap();
+    let genesis = relay.genesis();
     let attackers = size.checked_div(attack_fraction).unwrap_or(0);
     let t = Instant::now();
     let mut members: Vec<Member> = Vec::with_capacity(size);

@@ -5,42 +5,22 @@
 //! coming to them, `/health` answers, and the attackers lose their
 //! connections. (Figures for larger crowds: the crowd benchmark.)
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use libp2p::Multiaddr;
 use protoblock_core::Genesis;
 use protoblock_tests::crowd::{Member, count, raise_fd_limit, spawn_member};
+use protoblock_tests::relay_process::RelayProcess;
 
 const BIN: &str = env!("CARGO_BIN_EXE_protoblock-relay");
 
-struct Relay {
-    child: Child,
-    http: String,
-}
+type Relay = RelayProcess;
 
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &std::path::Path) -> Relay {
-    let mut child = Command::new(BIN)
-        .args(["--dev", "--block-interval-ms", "500", "--http-listen", "127.0.0.1:0", "--stun-listen", "off"])
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/0/ws"])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let http = lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("http ").map(str::to_string)).unwrap();
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    Relay { child, http }
+fn start() -> Relay {
+    RelayProcess::start_dev(
+        BIN,
+        &["--block-interval-ms", "500", "--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/0/ws"],
+    )
 }
 
 async fn get_json(url: &str) -> Option<serde_json::Value> {
@@ -114,10 +94,9 @@ async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 async fn one_relay_holds_a_thousand_browser_like_peers_and_shrugs_off_attackers() {
     raise_fd_limit();
     let t0 = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let relay = start(dir.path());
+    let relay = start();
     let addr = ws_addr(&relay).await;
-    let genesis = Genesis::from_bytes(&std::fs::read(dir.path().join("genesis.pb")).unwrap()).unwrap();
+    let genesis = relay.genesis();
 
     // A thousand honest members: every one held and taken as a peer, and
     // blocks reach them (a relay's own blocks go to every subscriber).

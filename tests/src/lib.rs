@@ -1,6 +1,7 @@
 //! Shared helpers for the cross-crate tests and benchmarks.
 
 pub mod crowd;
+pub mod relay_process;
 
 use protoblock_core::{Chain, ChainParams, WriteBatch};
 use protoblock_devnet::{DevNet, generate_chain};
