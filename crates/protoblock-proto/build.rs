@@ -6,7 +6,13 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Read at run time: a build script binary can be reused from another checkout sharing the target dir.
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["chain.proto", "state.proto", "wire.proto"].map(|f| root.join("protoblock/v1").join(f));
+    let files = [
+        "protoblock/v1/chain.proto",
+        "protoblock/v1/state.proto",
+        "protoblock/v1/wire.proto",
+        "libp2p/rendezvous.proto",
+    ]
+    .map(|f| root.join(f));
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

@@ -244,3 +244,102 @@ async fn a_full_node_evicts_idle_connections_for_newcomers_not_its_peers() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(second.holds() && newcomer.holds() && !old_a.holds() && !old_b.holds());
 }
+
+fn rendezvous_client() -> Swarm<libp2p::rendezvous::client::Behaviour> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(libp2p::tcp::Config::default(), libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|key| libp2p::rendezvous::client::Behaviour::new(key.clone()))
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+/// Drives `c` until `want` picks an event out of it (10 s at most).
+async fn next_rendezvous<T>(
+    c: &mut Swarm<libp2p::rendezvous::client::Behaviour>,
+    mut want: impl FnMut(SwarmEvent<libp2p::rendezvous::client::Event>) -> Option<T>,
+) -> T {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(t) = want(c.select_next_some().await) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("the rendezvous point answers")
+}
+
+async fn connect_rendezvous(c: &mut Swarm<libp2p::rendezvous::client::Behaviour>, v: &Victim) {
+    c.dial(v.addr.clone()).unwrap();
+    next_rendezvous(c, |e| matches!(e, SwarmEvent::ConnectionEstablished { .. }).then_some(())).await;
+}
+
+/// Registers in each namespace; how many the point accepted.
+async fn register_all(c: &mut Swarm<libp2p::rendezvous::client::Behaviour>, v: &Victim, namespaces: &[&str]) -> usize {
+    use libp2p::rendezvous::{Namespace, client::Event};
+    for ns in namespaces {
+        c.behaviour_mut().register(Namespace::new(ns.to_string()).unwrap(), v.peer, Some(7200)).unwrap();
+    }
+    let mut accepted = 0;
+    for _ in namespaces {
+        accepted += next_rendezvous(c, |e| match e {
+            SwarmEvent::Behaviour(Event::Registered { .. }) => Some(1),
+            SwarmEvent::Behaviour(Event::RegisterFailed { .. }) => Some(0),
+            _ => None,
+        })
+        .await;
+    }
+    accepted
+}
+
+/// How many registrations (all namespaces) the point hands out.
+async fn discover_all(c: &mut Swarm<libp2p::rendezvous::client::Behaviour>, v: &Victim) -> usize {
+    use libp2p::rendezvous::client::Event;
+    c.behaviour_mut().discover(None, None, None, v.peer);
+    next_rendezvous(c, |e| match e {
+        SwarmEvent::Behaviour(Event::Discovered { registrations, .. }) => Some(registrations.len()),
+        SwarmEvent::Behaviour(Event::DiscoverFailed { .. }) => Some(usize::MAX),
+        _ => None,
+    })
+    .await
+}
+
+/// A relay's rendezvous point holds small records, a few namespaces per
+/// peer, and only of peers still connected, so keys (which are free) cannot
+/// fill it for the honest nodes. libp2p-rendezvous 0.18's server, which the
+/// relay ran before, accepted the 5 KiB record, 32 namespaces per peer, and
+/// kept a registration for its TTL after its peer had left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rendezvous_point_holds_small_records_few_namespaces_and_only_connected_peers() {
+    let net = DevNet::new(64, 10);
+    let role = Role { rendezvous_point: true, ..Role::default() };
+    let v = victim_with(&net, &role, NodeConfig::default()).await;
+
+    let mut big = rendezvous_client();
+    // libp2p keeps 20 external addresses: 20 of about 250 bytes each.
+    let long = ["a", "b", "c", "d"].map(|c| c.repeat(60)).join(".");
+    for port in 0..20 {
+        big.add_external_address(format!("/dns4/{long}/tcp/{}", 1000 + port).parse().unwrap());
+    }
+    connect_rendezvous(&mut big, &v).await;
+    assert_eq!(register_all(&mut big, &v, &["protoblock/big"]).await, 0, "a 5 KiB record is refused");
+
+    let mut many = rendezvous_client();
+    many.add_external_address("/ip4/127.0.0.1/tcp/4001".parse().unwrap());
+    connect_rendezvous(&mut many, &v).await;
+    let namespaces: Vec<String> = (0..10).map(|i| format!("ns{i}")).collect();
+    let namespaces: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+    let held = register_all(&mut many, &v, &namespaces).await;
+    assert_eq!(held, 4, "four namespaces per peer");
+    assert_eq!(register_all(&mut many, &v, &["ns0"]).await, 1, "a refresh is not a new one");
+
+    let mut asker = rendezvous_client();
+    connect_rendezvous(&mut asker, &v).await;
+    assert_eq!(discover_all(&mut asker, &v).await, held, "what it registered is handed out");
+    drop(many);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(discover_all(&mut asker, &v).await, 0, "and is gone with its peer");
+}

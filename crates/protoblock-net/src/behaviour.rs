@@ -171,7 +171,7 @@ type RelayServer = relay::Behaviour;
 #[cfg(target_arch = "wasm32")]
 type RelayServer = libp2p::swarm::dummy::Behaviour;
 #[cfg(not(target_arch = "wasm32"))]
-type RendezvousPoint = rendezvous::server::Behaviour;
+type RendezvousPoint = crate::policy::RendezvousPoint;
 #[cfg(target_arch = "wasm32")]
 type RendezvousPoint = libp2p::swarm::dummy::Behaviour;
 
@@ -364,7 +364,7 @@ impl Behaviour {
             #[cfg(not(target_arch = "wasm32"))]
             rendezvous_point: role
                 .rendezvous_point
-                .then(|| rendezvous::server::Behaviour::new(rendezvous::server::Config::default()))
+                .then(|| crate::policy::RendezvousPoint::new(crate::policy::RegistryConfig::default()))
                 .into(),
             #[cfg(not(target_arch = "wasm32"))]
             relay: relay.into(),

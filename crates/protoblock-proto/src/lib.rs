@@ -12,6 +12,13 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/protoblock.v1.rs"));
 }
 
+/// The libp2p rendezvous protocol's messages (package `rendezvous.pb`), for
+/// the rendezvous point in `protoblock-net`.
+pub mod rendezvous {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/rendezvous.pb.rs"));
+}
+
 pub mod repeated;
 
 pub use prost::Message;

@@ -5,7 +5,8 @@
 //! direct). [`Discovery`]: bootstrap redial, relay reservations, our
 //! external addresses (the circuit and its `/webrtc` form), rendezvous.
 //! [`Admission`]: connection totals, per-address limits, and who is evicted
-//! when full.
+//! when full. [`RendezvousPoint`] (native): the server side of rendezvous,
+//! bounded, with a protocol of its own.
 //! They learn connections and listen addresses from the swarm, act through
 //! `ToSwarm` (dial, close, listen, confirm an address), and are fed by the
 //! driver only what other behaviours learn (identify, ping, rendezvous
@@ -15,6 +16,8 @@
 mod admission;
 mod discovery;
 mod mesh;
+#[cfg(not(target_arch = "wasm32"))]
+mod rendezvous_point;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -32,7 +35,12 @@ pub use discovery::{
     Discovery, DiscoveryConfig, DiscoveryEvent, MAX_DISCOVERED, RENDEZVOUS_TTL_SECS, bootstrap_dials, dialable,
     discovered_dials,
 };
-pub use mesh::{Mesh, MeshConfig, WEBRTC_SIGNALING_PROTOCOL, slow_direct_peer, we_offer};
+pub use mesh::{
+    INBOUND_DIRECT_SLACK, Mesh, MeshConfig, WEBRTC_SIGNALING_PROTOCOL, accept_inbound_direct, slow_direct_peer,
+    we_offer,
+};
+#[cfg(not(target_arch = "wasm32"))]
+pub use rendezvous_point::{RegistryConfig, RendezvousPoint};
 
 /// One live connection, for choosing a peer's best path and upgrading it.
 #[derive(Debug, Clone)]
