@@ -12,7 +12,8 @@ use std::task::{Context, Poll};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{
-    CloseConnection, ConnectionClosed, ConnectionId, DialFailure, FromSwarm, NetworkBehaviour, THandlerInEvent, ToSwarm,
+    CloseConnection, ConnectionClosed, ConnectionDenied, ConnectionId, DialFailure, FromSwarm, NetworkBehaviour,
+    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 
@@ -32,6 +33,18 @@ const WEBRTC_RETRY_MS: u64 = 60_000;
 const UPGRADE_FORGET_MS: u64 = 60_000;
 /// How often a slow direct peer may be swapped for a waiting one.
 const REPLACE_SLOW_EVERY_MS: u64 = 30_000;
+
+/// Direct peers we answer beyond our own target: the offerers decide whom to
+/// link with, so a page at its target still takes a couple of newcomers (who
+/// would otherwise find every page full), but a flood of offers cannot make
+/// it hold a direct connection (an ICE agent, DTLS, SCTP) per offerer.
+pub const INBOUND_DIRECT_SLACK: usize = 2;
+
+/// Whether an answered `/webrtc` connection is kept: below the target plus
+/// the slack, and not a second direct connection to the same peer.
+pub fn accept_inbound_direct(direct_peers: usize, already_direct: bool, target: usize) -> bool {
+    !already_direct && direct_peers < target.saturating_add(INBOUND_DIRECT_SLACK)
+}
 
 fn webrtc_retry_after(failures: u32) -> u64 {
     (WEBRTC_RETRY_FIRST_MS << failures.saturating_sub(1).min(8)).min(WEBRTC_RETRY_MS)
@@ -59,6 +72,17 @@ pub fn slow_direct_peer<P: Copy>(latencies: &[(P, u64)], target: usize) -> Optio
 pub fn we_offer(relayed_out: bool, relayed_in: bool, other: bool, we_are_lower: bool) -> bool {
     relayed_out && (!relayed_in || we_are_lower) && !other
 }
+
+#[derive(Debug)]
+struct DirectSetFull;
+
+impl std::fmt::Display for DirectSetFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("direct /webrtc peers at their target")
+    }
+}
+
+impl std::error::Error for DirectSetFull {}
 
 /// What the mesh needs from the node's configuration.
 #[derive(Debug, Clone, Copy)]
@@ -299,8 +323,42 @@ impl Mesh {
 }
 
 impl NetworkBehaviour for Mesh {
-    super::no_protocol_handler!();
+    type ConnectionHandler = libp2p::swarm::dummy::ConnectionHandler;
     type ToSwarm = Infallible;
+
+    /// Answered `/webrtc` connections over the direct-peer target (and its
+    /// slack) are refused here; the transport bounds the handshakes.
+    fn handle_established_inbound_connection(
+        &mut self,
+        _: ConnectionId,
+        peer: PeerId,
+        _: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        if self.webrtc() && crate::addr::classify(remote) == crate::addr::AddrKind::WebRtc {
+            let direct = self.direct_webrtc_peers();
+            if !accept_inbound_direct(direct.len(), direct.contains(&peer), self.target()) {
+                tracing::debug!(%peer, direct = direct.len(), "refusing an answered /webrtc connection: direct set full");
+                return Err(ConnectionDenied::new(DirectSetFull));
+            }
+        }
+        Ok(libp2p::swarm::dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: libp2p::core::Endpoint,
+        _: libp2p::core::transport::PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(libp2p::swarm::dummy::ConnectionHandler)
+    }
+
+    fn on_connection_handler_event(&mut self, _: PeerId, _: ConnectionId, event: THandlerOutEvent<Self>) {
+        match event {}
+    }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
@@ -426,5 +484,47 @@ mod tests {
         mesh.on_timer();
         assert!(drain(&mut mesh).is_empty(), "no retry within the backoff");
         assert!(mesh.next_wakeup().is_some_and(|t| t >= WEBRTC_RETRY_FIRST_MS), "it wakes for the retry");
+    }
+
+    fn answered(peer: PeerId) -> Multiaddr {
+        Multiaddr::empty().with(Protocol::WebRTC).with(Protocol::P2p(peer))
+    }
+
+    /// A page at its direct-peer target takes two more answered `/webrtc`
+    /// connections, then refuses; a second direct connection from a peer
+    /// already linked is refused too. Before, the answerer kept every
+    /// connection an offerer completed.
+    #[test]
+    fn answered_webrtc_connections_over_the_target_are_refused() {
+        let me = PeerId::random();
+        let mut mesh = Mesh::default();
+        mesh.start(MeshConfig { webrtc: true, target_direct_peers: 3 }, Clock::new(), me);
+        let local = Multiaddr::empty().with(Protocol::WebRTC);
+        let mut linked = Vec::new();
+        for i in 0..10u32 {
+            let peer = PeerId::random();
+            let id = ConnectionId::new_unchecked(i as usize);
+            let remote = answered(peer);
+            if mesh.handle_established_inbound_connection(id, peer, &local, &remote).is_ok() {
+                let endpoint = ConnectedPoint::Listener { local_addr: local.clone(), send_back_addr: remote };
+                established(&mut mesh, id, peer, &endpoint);
+                linked.push(peer);
+            }
+        }
+        assert_eq!(linked.len(), 3 + INBOUND_DIRECT_SLACK);
+        let again = mesh.handle_established_inbound_connection(
+            ConnectionId::new_unchecked(99),
+            linked[0],
+            &local,
+            &answered(linked[0]),
+        );
+        assert!(again.is_err(), "one direct connection per peer");
+        // Not direct (a relayed or WebSocket connection): never refused here.
+        let tcp: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+        assert!(
+            mesh.handle_established_inbound_connection(ConnectionId::new_unchecked(100), PeerId::random(), &tcp, &tcp)
+                .is_ok()
+        );
+        assert!(accept_inbound_direct(0, false, 0) && !accept_inbound_direct(2, false, 0));
     }
 }

@@ -5,7 +5,8 @@
 //   and each inbound channel is wrapped in a `PollDataChannel` at once, so its messages are buffered
 //   before the swarm accepts the stream;
 // - inbound channels wait in a queue of `INBOUND_QUEUE` (upstream: 4) and a channel that does not fit
-//   is closed, not silently dropped;
+//   is closed, not silently dropped; at most `budget::MAX_INBOUND_CHANNELS` inbound channels are open
+//   at once, and all channels' unread bytes share one budget per connection (`crate::budget`);
 // - `onconnectionstatechange`: a failed peer connection fails the muxer, so the swarm closes it;
 // - every handler is cleared before its closure is freed, and the peer connection is closed when it
 //   is dropped (also when the upgrade fails);
@@ -36,6 +37,8 @@ use web_sys::{
     Event, RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelInit, RtcPeerConnectionState,
     RtcSessionDescriptionInit,
 };
+
+use crate::budget::ConnectionBudget;
 
 use super::{
     Error, Stream,
@@ -189,6 +192,8 @@ struct PeerState {
 
 pub(crate) struct RtcPeerConnection {
     inner: web_sys::RtcPeerConnection,
+    /// What the remote can make us hold: unread bytes over all channels, inbound channels open.
+    budget: ConnectionBudget,
     /// Inbound data channels, with their handlers already attached.
     inbound: mpsc::Receiver<PollDataChannel>,
     state: Rc<PeerState>,
@@ -233,8 +238,10 @@ impl RtcPeerConnection {
         // `Connection` exists, must not be missed.
         let (tx, inbound) = mpsc::channel::<PollDataChannel>(INBOUND_QUEUE);
         let sender = Rc::new(RefCell::new(Some(tx)));
+        let budget = ConnectionBudget::default();
         let on_data_channel = Closure::<dyn FnMut(RtcDataChannelEvent)>::new({
             let sender = sender.clone();
+            let budget = budget.clone();
             move |ev: RtcDataChannelEvent| {
                 tracing::trace!("New data channel");
                 // The `/webrtc` dialer's readiness channel: it opens and closes it itself (js-libp2p
@@ -242,8 +249,16 @@ impl RtcPeerConnection {
                 if ev.channel().label() == "init" {
                     return;
                 }
+                let Some(slot) = budget.open_inbound() else {
+                    tracing::warn!(
+                        open = budget.inbound_channels(),
+                        "Remote has its maximum of inbound data channels open; closing a new one"
+                    );
+                    ev.channel().close();
+                    return;
+                };
                 // Handlers first, so messages that arrive before the swarm accepts it are kept.
-                let channel = PollDataChannel::new(ev.channel());
+                let channel = PollDataChannel::new(ev.channel(), &budget, Some(slot));
                 let refused = match sender.borrow_mut().as_mut() {
                     Some(tx) => match tx.try_send(channel) {
                         Ok(()) => None,
@@ -293,6 +308,7 @@ impl RtcPeerConnection {
 
         Ok(Self {
             inner,
+            budget,
             inbound,
             state,
             _on_data_channel: on_data_channel,
@@ -322,7 +338,7 @@ impl RtcPeerConnection {
         }
         let dc = self.inner.unchecked_ref::<PeerConnectionExt>().try_create_data_channel(LABEL, &options)?;
 
-        Ok(PollDataChannel::new(dc))
+        Ok(PollDataChannel::new(dc, &self.budget, None))
     }
 
     /// The `RTCPeerConnection` itself, for signalling.

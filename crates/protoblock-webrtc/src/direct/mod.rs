@@ -6,7 +6,9 @@
 //! ([`Transport`], [`Config`], [`Connection`], [`Stream`], [`Error`]), with these fixes:
 //!
 //! - a stream buffers up to [`MAX_READ_BUFFER`] of unread data instead of 16 KiB, so a burst of
-//!   SCTP messages that arrives before the Rust future is polled no longer breaks the stream;
+//!   SCTP messages that arrives before the Rust future is polled no longer breaks the stream, and
+//!   all channels of a connection share one budget of unread bytes and a cap on inbound channels
+//!   ([`crate::budget`]), so a remote opening channel after channel cannot exhaust the page;
 //! - every `on*` handler is cleared before its closure is freed (no "closure invoked recursively
 //!   or after being dropped");
 //! - inbound data channels get their handlers when they arrive (no message is lost before the

@@ -2,7 +2,8 @@
 //! ([`Signaller`]) of `/webrtc`, joined by two bounded channels.
 
 use std::{
-    cell::Cell,
+    cell::RefCell,
+    collections::HashSet,
     future::Future,
     pin::Pin,
     rc::Rc,
@@ -34,8 +35,11 @@ pub struct Config {
     /// gives a listener 10 s; browsers behind NAT may need longer to
     /// connect, so 20 s (as NXM's fork).
     pub timeout: Duration,
-    /// Answers in progress at once; a remote that opens more signalling
-    /// streams than this has the extra ones refused.
+    /// Answers in progress at once, and at most one per remote peer: a
+    /// remote that opens more signalling streams has the extra ones refused,
+    /// so one peer cannot hold every answer slot (each lasts up to
+    /// `timeout`) and keep the others from linking with us. How many answered
+    /// connections are kept is the mesh policy's call (protoblock-net).
     pub max_inbound_handshakes: usize,
     /// Test hook: accept signalling streams and never answer (a peer that
     /// never answers an offer), holding each until the handshake timeout.
@@ -183,7 +187,7 @@ impl Signaller {
                 return;
             }
         };
-        let in_flight = Rc::new(Cell::new(0usize));
+        let in_flight: Rc<RefCell<HashSet<PeerId>>> = Rc::default();
         loop {
             match future::select(dials.next(), incoming.next()).await {
                 Either::Left((Some(DialRequest { peer, reply }), _)) => {
@@ -206,11 +210,11 @@ impl Signaller {
                     });
                 }
                 Either::Right((Some((peer, stream)), _)) => {
-                    if in_flight.get() >= config.max_inbound_handshakes {
-                        tracing::debug!(%peer, "too many /webrtc handshakes; refusing a signalling stream");
+                    let busy = in_flight.borrow().len() >= config.max_inbound_handshakes;
+                    if busy || !in_flight.borrow_mut().insert(peer) {
+                        tracing::debug!(%peer, busy, "refusing a signalling stream (too many, or one from this peer in progress)");
                         continue;
                     }
-                    in_flight.set(in_flight.get() + 1);
                     let in_flight = in_flight.clone();
                     let mut connections = connections.clone();
                     let config = config.clone();
@@ -219,7 +223,7 @@ impl Signaller {
                         if config.black_hole {
                             futures_timer::Delay::new(config.timeout).await;
                             drop(stream);
-                            in_flight.set(in_flight.get() - 1);
+                            in_flight.borrow_mut().remove(&peer);
                             return;
                         }
                         match bounded(config.timeout, signaling::answer(stream, &config.ice_servers)).await {
@@ -231,7 +235,7 @@ impl Signaller {
                             }
                             Err(e) => tracing::info!(%peer, error = %e, "/webrtc answer failed"),
                         }
-                        in_flight.set(in_flight.get() - 1);
+                        in_flight.borrow_mut().remove(&peer);
                     });
                 }
                 Either::Left((None, _)) | Either::Right((None, _)) => return,

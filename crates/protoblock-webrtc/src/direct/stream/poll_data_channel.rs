@@ -1,7 +1,9 @@
 // Derives from libp2p-webrtc-websys 0.5.0 `src/stream/poll_data_channel.rs` (MIT, rust-libp2p; licence
 // text in crates/protoblock-webrtc/LICENSE-libp2p-webrtc-websys).
 // Changed:
-// - the read buffer holds up to `MAX_READ_BUFFER` (8 MiB) instead of `MAX_MSG_LEN` (16 KiB);
+// - the read buffer holds up to 8 MiB instead of `MAX_MSG_LEN` (16 KiB), and every channel of a
+//   connection draws on one byte budget (`crate::budget`); an inbound channel holds a slot of its
+//   connection's inbound-channel count while it lives;
 // - every `on*` handler is cleared (in `Handlers::drop`) before its closure is freed;
 // - `onerror` is handled, and `onclose`/`onerror` wake every waiting task, not only `poll_close`;
 // - data already received is still readable after the channel closed;
@@ -13,7 +15,7 @@
 //   are handled (and FIN_ACKed) even when nothing reads.
 
 use std::{
-    cell::{Cell, RefCell},
+    cell::RefCell,
     cmp::min,
     io,
     pin::Pin,
@@ -21,30 +23,26 @@ use std::{
     task::{Context, Poll},
 };
 
+use crate::budget::{ConnectionBudget, InboundSlot, MAX_CHANNEL_BYTES, ReceiveBuffer};
 use crate::dc_stream::MAX_MSG_LEN;
-use bytes::BytesMut;
 use futures::{AsyncRead, AsyncWrite, task::AtomicWaker};
 use wasm_bindgen::prelude::*;
 use web_sys::{Event, MessageEvent, RtcDataChannel, RtcDataChannelState, RtcDataChannelType};
 
-/// How much received but unread data one data channel may hold.
-///
-/// The browser has no receive-side flow control on a data channel: messages are handed to
-/// `onmessage` as soon as SCTP delivers them, whether or not the Rust future reading the stream has
-/// been polled, so a fast sender can put a whole response into this buffer before we read any of it.
-/// Our largest message is a sync response of at most 4 MiB (plus about 0.05% of WebRTC framing, 7 bytes
-/// per 16 KiB frame); 8 MiB leaves room for that plus whatever else is queued on the channel. Upstream
-/// allowed only 16 KiB, which broke any response that arrived in a burst. A sender that gets more
-/// than this ahead of us is misbehaving: the stream then fails (and is reset when it is dropped).
-pub const MAX_READ_BUFFER: usize = 8 * 1024 * 1024;
+/// Unread data one data channel may hold (see [`crate::budget`]): the browser has no receive-side
+/// flow control on a data channel, so messages land in this buffer whether or not the Rust future
+/// reading the stream has been polled. Upstream allowed only 16 KiB, which broke any response that
+/// arrived in a burst; a sender that gets further ahead of us than the channel's or its
+/// connection's budget is misbehaving, and the stream then fails (and is reset when dropped).
+pub const MAX_READ_BUFFER: usize = MAX_CHANNEL_BYTES;
 
 /// State shared between the [`PollDataChannel`] handles and the JS event handlers.
-#[derive(Default)]
 struct Shared {
-    read_buffer: RefCell<BytesMut>,
-    /// Set when the remote sent more than [`MAX_READ_BUFFER`] ahead of us; the buffered data is then
-    /// dropped and reads and writes fail.
-    overloaded: Cell<bool>,
+    /// Overloaded when the remote sent more than the channel's or the connection's budget ahead
+    /// of us; the buffered data is then dropped and reads and writes fail.
+    read_buffer: RefCell<ReceiveBuffer>,
+    /// An inbound channel's place in its connection's count, freed with the channel.
+    _slot: Option<InboundSlot>,
     new_data_waker: AtomicWaker,
     /// Waker for when we are waiting for the DC to be opened.
     open_waker: AtomicWaker,
@@ -106,10 +104,19 @@ pub(crate) struct PollDataChannel {
 
 impl PollDataChannel {
     /// Wraps `inner` and attaches its handlers at once, so nothing that arrives from now on is lost.
-    pub(crate) fn new(inner: RtcDataChannel) -> Self {
+    /// Its unread bytes count against `budget`; an inbound channel holds its `slot`.
+    pub(crate) fn new(inner: RtcDataChannel, budget: &ConnectionBudget, slot: Option<InboundSlot>) -> Self {
         // Hardcoded here, it's the only type we read; set on inbound channels too.
         inner.set_binary_type(RtcDataChannelType::Arraybuffer);
-        let shared = Rc::new(Shared::default());
+        let shared = Rc::new(Shared {
+            read_buffer: RefCell::new(ReceiveBuffer::new(budget.clone())),
+            _slot: slot,
+            new_data_waker: AtomicWaker::new(),
+            open_waker: AtomicWaker::new(),
+            write_waker: AtomicWaker::new(),
+            close_waker: AtomicWaker::new(),
+            writer_waker: AtomicWaker::new(),
+        });
 
         let on_open = Closure::<dyn FnMut(Event)>::new({
             let shared = shared.clone();
@@ -160,27 +167,22 @@ impl PollDataChannel {
                 let data = js_sys::Uint8Array::new(buffer);
                 let len = data.length() as usize;
 
-                if shared.overloaded.get() {
+                let mut read_buffer = shared.read_buffer.borrow_mut();
+                if read_buffer.is_overloaded() {
                     return;
                 }
-                let mut read_buffer = shared.read_buffer.borrow_mut();
-                let start = read_buffer.len();
-                if start + len > MAX_READ_BUFFER {
+                let unread = read_buffer.len();
+                let pushed = read_buffer.push_with(len, |dst| data.copy_to(dst));
+                drop(read_buffer);
+                if pushed.is_err() {
                     tracing::warn!(
-                        unread = start,
+                        unread,
                         incoming = len,
-                        max = MAX_READ_BUFFER,
-                        "Remote is overloading us with messages, failing the stream"
+                        "Remote is sending more than this channel or its connection may hold unread, failing the stream"
                     );
-                    shared.overloaded.set(true);
-                    *read_buffer = BytesMut::new();
-                    drop(read_buffer);
                     shared.wake_all();
                     return;
                 }
-                read_buffer.resize(start + len, 0);
-                data.copy_to(&mut read_buffer[start..]);
-                drop(read_buffer);
                 shared.new_data_waker.wake();
                 shared.writer_waker.wake();
             }
@@ -220,10 +222,11 @@ impl PollDataChannel {
     }
 
     fn overloaded_error() -> io::Error {
-        io::Error::new(
-            io::ErrorKind::BrokenPipe,
-            format!("remote sent more than {MAX_READ_BUFFER} bytes we had not read yet"),
-        )
+        io::Error::new(io::ErrorKind::BrokenPipe, "remote sent more than the channel or its connection may hold unread")
+    }
+
+    fn overloaded(&self) -> bool {
+        self.shared.read_buffer.borrow().is_overloaded()
     }
 
     /// Whether the data channel is ready for writing.
@@ -239,7 +242,7 @@ impl PollDataChannel {
             _ => {}
         }
 
-        if self.shared.overloaded.get() {
+        if self.overloaded() {
             self.inner.close();
             return Poll::Ready(Err(Self::overloaded_error()));
         }
@@ -252,7 +255,7 @@ impl AsyncRead for PollDataChannel {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
 
-        if this.shared.overloaded.get() {
+        if this.overloaded() {
             // Data was lost: tell the remote by closing the channel (a RESET frame cannot be sent,
             // writes fail too).
             this.inner.close();
@@ -261,15 +264,10 @@ impl AsyncRead for PollDataChannel {
 
         let mut read_buffer = this.shared.read_buffer.borrow_mut();
 
-        // Data that arrived is returned even when the channel has closed since.
+        // Data that arrived is returned even when the channel has closed since; reading gives
+        // the bytes back to the connection's budget.
         if !read_buffer.is_empty() {
-            // Ensure that we:
-            // - at most return what the caller can read (`buf.len()`)
-            // - at most what we have (`read_buffer.len()`)
-            let len = min(buf.len(), read_buffer.len());
-            buf[..len].copy_from_slice(&read_buffer[..len]);
-            let _ = read_buffer.split_to(len);
-            return Poll::Ready(Ok(len));
+            return Poll::Ready(Ok(read_buffer.read(buf)));
         }
 
         match this.ready_state() {
