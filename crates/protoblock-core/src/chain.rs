@@ -28,6 +28,17 @@ use crate::state::{Key, StateMap, Value};
 
 pub type Undo = Vec<(Key, Option<Value>)>;
 
+/// Gossiped blocks taken at one height, main and side together (see
+/// [`Chain::blocks_at_height`]). Each height has one scheduled producer, so
+/// two blocks there mean it signed twice (equivocated); two are taken so
+/// fork choice can still pick between them, and further ones arriving
+/// unasked are ignored before they are validated or forwarded. Without this,
+/// one producer gossiping variants of its slot filled the side chain
+/// (`max_side_blocks`), and the forks of honest peers were refused. Blocks
+/// we ask for (sync, backfill) are not held to it: a chain that honest
+/// producers built on a third variant must stay reachable.
+pub const BLOCKS_HELD_PER_HEIGHT: usize = 2;
+
 /// The head as persisted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadRecord {
@@ -377,6 +388,13 @@ impl Chain {
 
     pub fn is_known(&self, id: &Hash32) -> bool {
         self.side.contains_key(id) || self.main.iter().any(|e| e.meta.id == *id)
+    }
+
+    /// Blocks held at `height`, main and side (side blocks are at most
+    /// `max_side_blocks`, so this is a bounded scan).
+    pub fn blocks_at_height(&self, height: u64) -> usize {
+        self.side.values().filter(|s| s.block.header.height == height).count()
+            + usize::from(self.main_id_at(height).is_some())
     }
 
     pub fn side_len(&self) -> usize {

@@ -43,8 +43,17 @@ pub struct ServiceConfig {
     /// beyond it a request is answered "busy" (one peer cannot queue
     /// unbounded work on the store).
     pub max_reads: usize,
-    /// Of those, one peer's at most (an honest planner keeps two out).
+    /// Range answers one peer may have in progress, from the store read
+    /// until the transport has written the answer ([`Input::ReplyDone`]):
+    /// a peer that never reads its answers holds this many until the
+    /// transport's timeout, and is told "busy" beyond (an honest planner
+    /// keeps two out).
+    ///
+    /// [`Input::ReplyDone`]: crate::Input::ReplyDone
     pub max_reads_per_peer: usize,
+    /// Bytes of range answers handed to the transport and not yet written,
+    /// over all peers; beyond it range requests are answered "busy".
+    pub max_answering_bytes: usize,
     /// Requests a peer may make a second (bursts of twice that; a range
     /// costs 1, see `serve`). Far above what an honest sync asks (a range
     /// of 64 blocks is 64 blocks), far below a flood.
@@ -79,6 +88,7 @@ impl Default for ServiceConfig {
             max_response_bytes: (4 << 20) - 64 * 1024,
             max_reads: 16,
             max_reads_per_peer: 4,
+            max_answering_bytes: 64 << 20,
             serve_per_sec: 32,
             max_staged_blocks: 256,
             max_blocks_per_step: 128,

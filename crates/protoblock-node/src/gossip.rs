@@ -3,9 +3,11 @@
 //! genesis schedules at its height, is the sender's fault (Reject, and a ban)
 //! before it costs a parent lookup or a buffer slot. A block ahead of the
 //! head then waits in the sync buffer (not forwarded: we cannot validate it
-//! yet); a block that breaks any other rule is Reject and a ban too.
+//! yet); a block that breaks any other rule is Reject and a ban too. A third
+//! block at one height (its producer equivocated) is ignored unvalidated.
 
 use protoblock_core::block::{Signatures, check_header, peek_block};
+use protoblock_core::chain::BLOCKS_HELD_PER_HEIGHT;
 use protoblock_core::mempool::MempoolError;
 use protoblock_core::{BlockError, TxError};
 
@@ -32,6 +34,12 @@ impl<P: PeerKey> NodeService<P> {
         }
         if self.commit.failed().is_some() {
             // Not placing blocks any more (see `Event::StoreFailed`).
+            return Verdict::Ignore;
+        }
+        if self.chain.blocks_at_height(header.height) >= BLOCKS_HELD_PER_HEIGHT {
+            // Its producer equivocated: neither validated, held nor forwarded.
+            // Not the sender's fault: honest peers forward the variants they
+            // took first, and two peers may have taken different ones.
             return Verdict::Ignore;
         }
         if let Some(p) = self.peers.get_mut(&from) {

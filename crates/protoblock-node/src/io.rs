@@ -75,6 +75,12 @@ pub enum Input<P> {
         id: RequestId,
         response: pb::SyncResponse,
     },
+    /// The answer given under `reply` ([`Action::Reply`]) has been written
+    /// to the peer, or failed (timeout, reset, the peer gone): the transport
+    /// no longer holds it. Every `Reply` is followed by one of these.
+    ReplyDone {
+        reply: ReplyId,
+    },
     /// The request failed at the transport (timeout, reset, refused).
     SyncFailed {
         peer: P,

@@ -2,7 +2,11 @@
 //! the mempool, and the peers we know.
 //!
 //! Every peer has a budget, so no peer can stop others from being served:
-//! `max_reads_per_peer` range reads in flight (of `max_reads` in all), and
+//! `max_reads_per_peer` range answers in progress (of `max_reads` store
+//! reads in all), counted until the transport reports the answer written
+//! or failed, so a peer that never reads its answers holds a few of them
+//! until the transport's timeout and no more; the bytes of answers being
+//! written are bounded over all peers (`max_answering_bytes`); and
 //! a token bucket of `serve_per_sec` requests a second (bursts of twice
 //! that), where a range costs 1, a peer list 2 and a mempool answer (up to
 //! half a response of txs) 4. Beyond it the answer is "rate limited", an
@@ -20,21 +24,33 @@ use crate::service::{MEMPOOL_SYNC, NodeService, PEERS_SHARED, RANGE};
 /// What one peer may still ask of us.
 #[derive(Debug)]
 struct PeerBudget {
+    /// Range answers in progress: read, or being written.
     reads: usize,
     /// Tokens, in thousandths.
     tokens_milli: u64,
     at_ms: u64,
 }
 
+/// A range answer in progress, until [`Input::ReplyDone`](crate::Input::ReplyDone).
+#[derive(Debug)]
+struct Answering<P> {
+    peer: P,
+    /// Its bytes, once read.
+    bytes: usize,
+}
+
 /// The per-peer serving budgets; a peer's entry goes when it disconnects.
 #[derive(Debug)]
 pub(crate) struct ServeBudgets<P> {
     peers: BTreeMap<P, PeerBudget>,
+    /// Bounded by `max_reads_per_peer` per connected peer.
+    answering: BTreeMap<ReplyId, Answering<P>>,
+    answering_bytes: usize,
 }
 
 impl<P> Default for ServeBudgets<P> {
     fn default() -> Self {
-        Self { peers: BTreeMap::new() }
+        Self { peers: BTreeMap::new(), answering: BTreeMap::new(), answering_bytes: 0 }
     }
 }
 
@@ -56,24 +72,44 @@ impl<P: PeerKey> ServeBudgets<P> {
         }
     }
 
+    pub fn answering_bytes(&self) -> usize {
+        self.answering_bytes
+    }
+
     fn reads(&self, peer: &P) -> usize {
         self.peers.get(peer).map_or(0, |b| b.reads)
     }
 
-    fn read_started(&mut self, peer: P) {
+    fn read_started(&mut self, peer: P, reply: ReplyId) {
         if let Some(b) = self.peers.get_mut(&peer) {
             b.reads += 1;
+            self.answering.insert(reply, Answering { peer, bytes: 0 });
         }
     }
 
-    fn read_done(&mut self, peer: &P) {
-        if let Some(b) = self.peers.get_mut(peer) {
+    /// The answer under `reply` is `bytes` long and goes to the transport.
+    fn read_done(&mut self, reply: ReplyId, bytes: usize) {
+        if let Some(a) = self.answering.get_mut(&reply) {
+            a.bytes = bytes;
+            self.answering_bytes += bytes;
+        }
+    }
+
+    /// The transport wrote the answer under `reply`, or gave up on it.
+    pub fn reply_done(&mut self, reply: ReplyId) {
+        let Some(a) = self.answering.remove(&reply) else { return };
+        self.answering_bytes = self.answering_bytes.saturating_sub(a.bytes);
+        if let Some(b) = self.peers.get_mut(&a.peer) {
             b.reads = b.reads.saturating_sub(1);
         }
     }
 
     pub fn peer_gone(&mut self, peer: &P) {
         self.peers.remove(peer);
+        let gone: Vec<ReplyId> = self.answering.iter().filter(|(_, a)| a.peer == *peer).map(|(r, _)| *r).collect();
+        for reply in gone {
+            self.reply_done(reply);
+        }
     }
 }
 
@@ -92,14 +128,15 @@ impl<P: PeerKey> NodeService<P> {
             // Bounded: one peer (or many) cannot queue unbounded reads on the store.
             Some(pb::sync_request::Kind::Blocks(_))
                 if self.reads.len() >= self.cfg.max_reads
-                    || self.budgets.reads(&peer) >= self.cfg.max_reads_per_peer =>
+                    || self.budgets.reads(&peer) >= self.cfg.max_reads_per_peer
+                    || self.budgets.answering_bytes >= self.cfg.max_answering_bytes =>
             {
                 R::Error("busy".into())
             }
             Some(pb::sync_request::Kind::Blocks(r)) => {
                 let token = self.token();
                 self.reads.insert(token, (reply, peer));
-                self.budgets.read_started(peer);
+                self.budgets.read_started(peer, reply);
                 self.actions.push_back(Action::ReadBlocks {
                     token,
                     start: r.start_height,
@@ -116,8 +153,9 @@ impl<P: PeerKey> NodeService<P> {
     }
 
     pub(crate) fn on_blocks_read(&mut self, token: Token, result: Result<Vec<Vec<u8>>, String>) {
-        let Some((reply, peer)) = self.reads.remove(&token) else { return };
-        self.budgets.read_done(&peer);
+        let Some((reply, _peer)) = self.reads.remove(&token) else { return };
+        let bytes = result.as_ref().map_or(0, |blocks| blocks.iter().map(Vec::len).sum());
+        self.budgets.read_done(reply, bytes);
         let kind = match result {
             Ok(blocks) => {
                 #[cfg(feature = "test-hooks")]

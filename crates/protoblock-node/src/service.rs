@@ -58,10 +58,12 @@ pub struct ServiceStatus<P> {
     pub counters: Counters,
     /// Set once a store commit failed: the node is not live.
     pub store_error: Option<String>,
-    /// Bytes peers made us hold: blocks buffered ahead of the head, and txs
-    /// in the mempool (each bounded by its config).
+    /// Bytes peers made us hold: blocks buffered ahead of the head, txs in
+    /// the mempool, and range answers the transport is still writing (each
+    /// bounded by its config).
     pub sync_buffer_bytes: usize,
     pub mempool_bytes: usize,
+    pub answering_bytes: usize,
 }
 
 pub struct NodeService<P: PeerKey> {
@@ -192,6 +194,7 @@ impl<P: PeerKey> NodeService<P> {
             }
             Input::StatusResponse { peer, status } => self.on_peer_status(now, peer, &status),
             Input::SyncRequest { peer, reply, request } => self.serve(now, peer, reply, request),
+            Input::ReplyDone { reply } => self.budgets.reply_done(reply),
             Input::SyncResponse { peer, id, response } => {
                 let purpose = self.requests.remove(&id);
                 self.on_sync_response(now, peer, purpose, response);
@@ -292,6 +295,7 @@ impl<P: PeerKey> NodeService<P> {
             store_error: self.commit.failed().map(str::to_string),
             sync_buffer_bytes: self.planner.buffered_bytes(),
             mempool_bytes: self.mempool.bytes(),
+            answering_bytes: self.budgets.answering_bytes(),
         }
     }
 

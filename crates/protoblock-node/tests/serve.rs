@@ -77,3 +77,49 @@ fn a_flood_of_requests_is_rate_limited_and_the_budget_refills() {
     s.handle(later, peers(1_000));
     assert!(drain(&mut s).1.is_empty(), "a second later it is served again");
 }
+
+/// A peer that never reads its answers: each stays with the transport
+/// until its timeout. Before, a range read's slot was freed as soon as the
+/// store answered, so such a peer had every answer within its request rate
+/// held at once (about 300 at 20 a second over a 15 s timeout); now it has
+/// `max_reads_per_peer`, the rest are "busy", and each answer written or
+/// timed out (`ReplyDone`) frees one.
+#[test]
+fn a_peer_that_never_reads_holds_only_a_few_answers() {
+    let mut s = server();
+    let max = ServiceConfig::default().max_reads_per_peer;
+    let (mut answered, mut busy) = (Vec::new(), 0);
+    for i in 0..40u64 {
+        let now = Now { mono_ms: 10_000 + i * 50, unix_ms: 0 };
+        s.handle(now, range(i, 7));
+        while let Some(a) = s.poll_action() {
+            match a {
+                Action::ReadBlocks { token, .. } => {
+                    s.handle(now, Input::BlocksRead { token, result: Ok(vec![vec![1; 1000]; 16]) })
+                }
+                Action::Reply {
+                    reply,
+                    response: pb::SyncResponse { kind: Some(pb::sync_response::Kind::Blocks(_)) },
+                } => answered.push(reply),
+                Action::Reply {
+                    response: pb::SyncResponse { kind: Some(pb::sync_response::Kind::Error(e)) }, ..
+                } => {
+                    assert_eq!(e, "busy");
+                    busy += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(answered.len(), max, "answers held for a peer that reads none");
+    assert_eq!(busy, 40 - max);
+    assert_eq!(s.status().answering_bytes, max * 16 * 1000);
+    // The transport gives up on one (its timeout): the peer may have another.
+    let now = Now { mono_ms: 30_000, unix_ms: 0 };
+    s.handle(now, Input::ReplyDone { reply: answered[0] });
+    s.handle(now, range(100, 7));
+    assert_eq!(drain(&mut s).0, 1, "one more read once one answer is done");
+    // And a peer's answers go with it.
+    s.handle(now, Input::Disconnected { peer: 7 });
+    assert_eq!(s.status().answering_bytes, 0);
+}

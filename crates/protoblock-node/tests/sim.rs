@@ -38,7 +38,14 @@ enum Kind {
     /// Honest code whose gossip (sent by the test) is valid txs with nonces
     /// 59 minutes ahead.
     Spammer,
+    /// Never reads the answers it asks for: each one sits in the server's
+    /// transport until the 15 s request timeout (the test also floods range
+    /// requests from it).
+    SlowReader,
 }
+
+/// The transport's request timeout, after which an unread answer is dropped.
+const ANSWER_TIMEOUT_MS: u64 = 15_000;
 
 /// How far a `Claimer` lies.
 const CLAIM: u64 = 1_000;
@@ -81,6 +88,9 @@ struct Sim {
     unbans: Vec<(Peer, Peer)>,
     genesis: protoblock_core::Genesis,
     unix_base: u64,
+    /// Range answers handed to a server's transport and not yet written or
+    /// timed out: (server, reply) → asker.
+    answering: HashMap<(Peer, ReplyId), Peer>,
 }
 
 fn params() -> ChainParams {
@@ -136,6 +146,7 @@ impl Sim {
             unbans: Vec::new(),
             genesis: net.genesis.clone(),
             unix_base: DEV_GENESIS_TIME_MS + (chain_len + 1) * 1000,
+            answering: HashMap::new(),
         }
     }
 
@@ -163,6 +174,22 @@ impl Sim {
             timer_wakeups: 0,
         });
         id
+    }
+
+    /// Range answers `server` is writing to `asker` right now.
+    fn answering_to(&self, server: Peer, asker: Peer) -> usize {
+        self.answering.iter().filter(|((s, _), a)| *s == server && **a == asker).count()
+    }
+
+    /// A range request from `from` delivered to `to` after `after` ms, as a
+    /// flooding peer would send it (the reply routed back like any other).
+    fn flood_range(&mut self, from: Peer, to: Peer, after: u64) {
+        let j = &mut self.nodes[to as usize];
+        let reply = j.next_reply;
+        j.next_reply += 1;
+        j.owed.insert(reply, (from, Owed::Sync(RequestId::MAX)));
+        let kind = pb::sync_request::Kind::Blocks(pb::BlockRangeRequest { start_height: 1, count: 64 });
+        self.send(to, after, Input::SyncRequest { peer: from, reply, request: pb::SyncRequest { kind: Some(kind) } });
     }
 
     fn latency(&mut self) -> u64 {
@@ -268,6 +295,9 @@ impl Sim {
     }
 
     fn handle(&mut self, i: Peer, input: Input<Peer>) {
+        if let Input::ReplyDone { reply } = &input {
+            self.answering.remove(&(i, *reply));
+        }
         let now = self.at(self.now);
         self.nodes[i as usize].service.handle(now, input);
         self.perform(i);
@@ -318,7 +348,21 @@ impl Sim {
             Action::Reply { reply, response } => {
                 if let Some((asker, Owed::Sync(id))) = self.nodes[i as usize].owed.remove(&reply) {
                     let l = self.latency();
-                    self.send(asker, l, Input::SyncResponse { peer: i, id, response });
+                    // Written once the asker reads it, or dropped at the timeout.
+                    let blocks = matches!(response.kind, Some(pb::sync_response::Kind::Blocks(_)));
+                    let done = if self.nodes[asker as usize].kind == Kind::SlowReader {
+                        if id != RequestId::MAX {
+                            self.send(asker, ANSWER_TIMEOUT_MS, Input::SyncFailed { peer: i, id });
+                        }
+                        ANSWER_TIMEOUT_MS
+                    } else {
+                        self.send(asker, l, Input::SyncResponse { peer: i, id, response });
+                        l
+                    };
+                    if blocks {
+                        self.answering.insert((i, reply), asker);
+                    }
+                    self.send(i, done, Input::ReplyDone { reply });
                 }
             }
             Action::ReadBlocks { token, start, count, max_bytes } => {
@@ -753,7 +797,8 @@ fn name_on(sim: &Sim, i: Peer, key: &ed25519_dalek::SigningKey) -> Option<String
 /// liar serving tampered blocks, a silent peer, a claimer of 1,000 blocks it
 /// never serves, a forker serving a branch that cannot attach, a junker
 /// gossiping junk blocks and a spammer gossiping valid txs with nonces 59
-/// minutes ahead into pools of 40, each linked to every honest node. Production goes on, every honest node converges,
+/// minutes ahead into pools of 40, and a slow reader flooding range requests
+/// it never reads, each linked to every honest node. Production goes on, every honest node converges,
 /// an honest tx submitted mid-attack is included, the bytes peers make an
 /// honest node hold stay within the configured bounds (sampled throughout),
 /// and the liar, forker and junker are banned.
@@ -790,10 +835,19 @@ fn under_every_attack_at_once_honest_nodes_produce_converge_and_hold_bounded_byt
     let junker = sim.add(c, s, Kind::Claimer, false, cfg.clone());
     let (c, s) = seeded(&net, &blocks);
     let spammer = sim.add(c, s, Kind::Spammer, false, cfg.clone());
+    let (c, s) = seeded(&net, &blocks);
+    let slow = sim.add(c, s, Kind::SlowReader, false, cfg.clone());
     for (k, &a) in honest_ids.iter().enumerate() {
         sim.link(a, honest_ids[(k + 1) % honest_ids.len()]);
-        for attacker in [liar, silent, claimer, forker, junker, spammer] {
+        for attacker in [liar, silent, claimer, forker, junker, spammer, slow] {
             sim.link(a, attacker);
+        }
+    }
+    // The slow reader's flood: 20 range requests a second to each honest
+    // node (within the request rate a peer is allowed), none of them read.
+    for t in 0..1_000u64 {
+        for &to in &honest_ids {
+            sim.flood_range(slow, to, 500 + t * 50);
         }
     }
     // The junker's junk blocks and the spammer's far-future txs, to every
@@ -817,6 +871,7 @@ fn under_every_attack_at_once_honest_nodes_produce_converge_and_hold_bounded_byt
         sim.send(to, 500 + t * 100, Input::Gossip { from, id, topic, data });
     }
     let max_held = std::cell::Cell::new((0usize, 0usize));
+    let max_answering = std::cell::Cell::new((0usize, 0usize));
     let steps = std::cell::Cell::new(0u64);
     let sample = |s: &Sim| {
         steps.set(steps.get() + 1);
@@ -825,6 +880,8 @@ fn under_every_attack_at_once_honest_nodes_produce_converge_and_hold_bounded_byt
                 let st = s.nodes[i as usize].service.status();
                 let (b, m) = max_held.get();
                 max_held.set((b.max(st.sync_buffer_bytes), m.max(st.mempool_bytes)));
+                let (n, bytes) = max_answering.get();
+                max_answering.set((n.max(s.answering_to(i, slow)), bytes.max(st.answering_bytes)));
             }
         }
         false
@@ -855,9 +912,74 @@ fn under_every_attack_at_once_honest_nodes_produce_converge_and_hold_bounded_byt
     let (buffer, pool) = max_held.get();
     assert!(buffer <= service_cfg().sync.max_buffered_bytes, "sync buffer peaked at {buffer} bytes");
     assert!(pool <= mempool.max_bytes, "mempool peaked at {pool} bytes");
+    let (unread, answering) = max_answering.get();
+    // Before, every request within the rate was answered and its answer sat
+    // in the transport until the timeout: about 300 per node at this rate.
+    assert!(unread <= cfg.max_reads_per_peer, "the slow reader held {unread} answers at one node");
+    assert!(answering <= cfg.max_answering_bytes, "answers being written peaked at {answering} bytes");
     for (who, name) in [(liar, "liar"), (forker, "forker"), (junker, "junker")] {
         assert!(sim.bans.iter().any(|(_, p)| *p == who), "the {name} is banned somewhere");
     }
     assert!(!sim.connected.contains(&pair(producer, claimer)), "the claimer is dropped by the producer");
-    eprintln!("peak bytes held by an honest node: sync buffer {buffer}, mempool {pool}; produced {produced}");
+    eprintln!(
+        "peak bytes held by an honest node: sync buffer {buffer}, mempool {pool}, answers {answering} \
+         ({unread} unread by the slow reader); produced {produced}"
+    );
+}
+
+/// A producer that signs 30 variants of its slot and gossips them all: each
+/// honest node holds two blocks at that height (fork choice still has both
+/// to pick from) and ignores the rest unvalidated; the network goes on. On
+/// the code before, every variant was validated and held as a side block
+/// (up to `max_side_blocks`, after which honest forks were refused).
+#[test]
+fn an_equivocating_producer_gets_two_blocks_a_height_held_not_thirty() {
+    let net = DevNet::with_params(52, 10, params());
+    let blocks = generate_chain(&net, 20, 1);
+    let mut sim = Sim::new(&net, 20, 13);
+    let (c, s) = seeded(&net, &blocks);
+    let producer =
+        sim.add(c, s, Kind::Honest, false, ServiceConfig { producer_key: Some(net.oracle.clone()), ..service_cfg() });
+    for _ in 0..4 {
+        let (c, s) = seeded(&net, &blocks);
+        sim.add(c, s, Kind::Honest, false, service_cfg());
+    }
+    let honest_ids: Vec<Peer> = honest(&sim).collect();
+    let (c, s) = seeded(&net, &blocks);
+    let equivocator = sim.add(c, s, Kind::Silent, false, service_cfg());
+    sim.mesh(1);
+    for &a in &honest_ids {
+        sim.link(a, equivocator);
+    }
+    sim.run(5_000, |_| false);
+    // Thirty valid blocks at the producer's next height, on its head.
+    let chain = sim.nodes[producer as usize].service.chain();
+    let height = chain.head().height + 1;
+    let ts = chain.head().timestamp_ms;
+    let variants: Vec<Vec<u8>> = (1..=30u64)
+        .map(|k| produce_block(chain, std::iter::empty(), &net.oracle, ts + k).expect("its slot").bytes)
+        .collect();
+    for &to in &honest_ids {
+        for v in &variants {
+            let id = sha256(v).0.to_vec();
+            sim.send(to, 1, Input::Gossip { from: equivocator, id, topic: Topic::Blocks, data: v.clone() });
+        }
+    }
+    let most = std::cell::Cell::new(0usize);
+    sim.run(sim.now + 3_000, |s| {
+        for &i in &honest_ids {
+            most.set(most.get().max(s.nodes[i as usize].service.chain().blocks_at_height(height)));
+        }
+        false
+    });
+    assert!(most.get() <= 2, "an honest node held {} blocks at height {height}", most.get());
+    assert!(most.get() >= 1, "the variants are valid blocks: at least one is taken");
+    let start = sim.head(producer).0;
+    sim.run(sim.now + 30_000, |s| converged(s, start + 10));
+    assert!(
+        converged(&sim, start + 10),
+        "production goes on and all follow: {:?}",
+        honest(&sim).map(|i| sim.head(i).0).collect::<Vec<_>>()
+    );
+    assert!(!sim.bans.iter().any(|(_, p)| *p == equivocator), "a valid block is no ban");
 }

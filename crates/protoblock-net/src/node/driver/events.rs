@@ -126,10 +126,19 @@ impl<S: Store + 'static> Node<S> {
     fn on_sync_event(&mut self, e: request_response::Event<pb::SyncRequest, pb::SyncResponse>) {
         use request_response::{Event, Message as M};
         match e {
-            Event::Message { peer, message: M::Request { request, channel, .. }, .. } => {
+            Event::Message { peer, message: M::Request { request, channel, request_id }, .. } => {
                 let reply = self.reply_id();
                 self.sync_replies.insert(reply, channel);
+                self.answering.insert(request_id, reply);
                 self.input(Input::SyncRequest { peer, reply, request });
+            }
+            // libp2p reports each inbound request once, written or failed
+            // (timeout, reset, connection closed, answer dropped).
+            Event::ResponseSent { request_id, .. } | Event::InboundFailure { request_id, .. } => {
+                if let Some(reply) = self.answering.remove(&request_id) {
+                    self.sync_replies.remove(&reply);
+                    self.input(Input::ReplyDone { reply });
+                }
             }
             Event::Message { peer, message: M::Response { request_id, response }, .. } => {
                 if let Some(id) = self.requests.remove(&request_id) {
@@ -142,7 +151,6 @@ impl<S: Store + 'static> Node<S> {
                     self.input(Input::SyncFailed { peer, id });
                 }
             }
-            _ => {}
         }
     }
 

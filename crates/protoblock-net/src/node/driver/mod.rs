@@ -17,7 +17,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::{Multiaddr, PeerId, Swarm, rendezvous};
 use protoblock_core::Chain;
 use protoblock_node::{Action, Event, Input, NodeService, ReplyId, RequestId, Token, Topic, Verdict};
@@ -62,6 +62,10 @@ pub struct Node<S: Store> {
     /// Inbound requests waiting for the service's answer.
     status_replies: HashMap<ReplyId, ResponseChannel<pb::Status>>,
     sync_replies: HashMap<ReplyId, ResponseChannel<pb::SyncResponse>>,
+    /// Inbound sync requests until libp2p reports their answer written or
+    /// failed, which the service hears as `ReplyDone` (bounded by libp2p's
+    /// concurrent streams per connection).
+    answering: HashMap<InboundRequestId, ReplyId>,
     next_reply: ReplyId,
     /// Outbound sync requests: libp2p's id → the service's.
     requests: HashMap<OutboundRequestId, RequestId>,
@@ -134,6 +138,7 @@ impl<S: Store + 'static> Node<S> {
             txs_topic,
             status_replies: HashMap::new(),
             sync_replies: HashMap::new(),
+            answering: HashMap::new(),
             next_reply: 0,
             requests: HashMap::new(),
             #[cfg(feature = "gossip-metrics")]
@@ -334,6 +339,8 @@ impl<S: Store + 'static> Node<S> {
                     self.requests.insert(rid, id);
                 }
                 Action::Reply { reply, response } => {
+                    // A closed channel (the peer gone) is reported as an
+                    // InboundFailure, which gives the service its ReplyDone.
                     if let Some(ch) = self.sync_replies.remove(&reply) {
                         let _ = self.swarm.behaviour_mut().sync.send_response(ch, response);
                     }
