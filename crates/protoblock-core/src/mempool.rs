@@ -74,6 +74,9 @@ pub struct Mempool {
     /// Eviction index: (is data, nonce, arrival) of every tx.
     by_nonce: BTreeSet<(bool, u64, u64)>,
     per_signer: HashMap<PublicKey, usize>,
+    /// Each signer's txs in arrival order, for evicting a tx's followers
+    /// without a walk over the pool.
+    by_signer: BTreeSet<(PublicKey, u64)>,
     bytes: usize,
     next_seq: u64,
     pending: Writes,
@@ -198,12 +201,11 @@ impl Mempool {
     /// Evicts `id` and its signer's txs that arrived after it.
     fn evict_with_signer_followers(&mut self, id: &Hash32) {
         let Some(p) = self.remove(id) else { return };
+        let signer = p.tx.signer;
         let followers: Vec<Hash32> = self
-            .order
-            .range(p.seq..)
-            .filter_map(|(_, i)| self.entries.get(i))
-            .filter(|q| q.tx.signer == p.tx.signer)
-            .map(|q| q.tx.id)
+            .by_signer
+            .range((signer, p.seq)..=(signer, u64::MAX))
+            .filter_map(|(_, seq)| self.order.get(seq).copied())
             .collect();
         for f in &followers {
             self.remove(f);
@@ -217,6 +219,7 @@ impl Mempool {
         *self.per_signer.entry(p.tx.signer).or_default() += 1;
         self.order.insert(p.seq, p.tx.id);
         self.by_nonce.insert((p.tx.is_data, p.tx.tx.nonce, p.seq));
+        self.by_signer.insert((p.tx.signer, p.seq));
         self.entries.insert(p.tx.id, p);
     }
 
@@ -224,6 +227,7 @@ impl Mempool {
         let p = self.entries.remove(id)?;
         self.order.remove(&p.seq);
         self.by_nonce.remove(&(p.tx.is_data, p.tx.tx.nonce, p.seq));
+        self.by_signer.remove(&(p.tx.signer, p.seq));
         self.bytes -= p.bytes.len();
         if let Some(c) = self.per_signer.get_mut(&p.tx.signer) {
             *c -= 1;

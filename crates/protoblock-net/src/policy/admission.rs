@@ -79,6 +79,8 @@ pub struct Admission {
     /// Peers that passed our handshake, or use us as a relay: never evicted.
     /// Only peers with a connection are held (forgotten when the last closes).
     useful: HashSet<PeerId>,
+    /// Connections per peer, so marking one useful needs no scan.
+    per_peer: HashMap<PeerId, usize>,
     counts: AdmissionCounts,
     actions: Actions<std::convert::Infallible>,
 }
@@ -92,6 +94,7 @@ impl Admission {
             per_ip: HashMap::new(),
             pending: HashMap::new(),
             useful: HashSet::new(),
+            per_peer: HashMap::new(),
             counts: AdmissionCounts::default(),
             actions: Actions::default(),
         }
@@ -100,7 +103,7 @@ impl Admission {
     /// The peer passed our status handshake, or took a relay reservation or
     /// circuit: it keeps its connections when we are full.
     pub fn mark_useful(&mut self, peer: PeerId) {
-        if self.conns.values().any(|c| c.peer == peer) {
+        if self.per_peer.contains_key(&peer) {
             self.useful.insert(peer);
         }
     }
@@ -237,15 +240,23 @@ impl NetworkBehaviour for Admission {
                 let conn =
                     Conn { peer: e.peer_id, ip, since_ms: self.clock.mono_ms(), inbound: !e.endpoint.is_dialer() };
                 self.conns.insert(e.connection_id, conn);
+                *self.per_peer.entry(e.peer_id).or_default() += 1;
             }
             FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, peer_id, remaining_established, .. }) => {
-                if let Some(c) = self.conns.remove(&connection_id)
-                    && let Some(ip) = c.ip
-                {
-                    self.release_ip(ip);
+                if let Some(c) = self.conns.remove(&connection_id) {
+                    if let Some(ip) = c.ip {
+                        self.release_ip(ip);
+                    }
+                    if let Some(n) = self.per_peer.get_mut(&peer_id) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.per_peer.remove(&peer_id);
+                        }
+                    }
                 }
                 if remaining_established == 0 {
                     self.useful.remove(&peer_id);
+                    self.per_peer.remove(&peer_id);
                 }
             }
             FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
