@@ -8,6 +8,7 @@ import {
 } from './lib.mjs';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 
 const r = new Runner('e2e');
 const HISTORY = 600; // blocks of dev history before the pages open
@@ -187,6 +188,35 @@ await r.test('a_tampered_block_is_rejected_and_not_stored', async () => {
     assert(mine.id === theirs.id, 'stored blocks are genuine');
   }
   await liar.kill();
+});
+
+await r.test('a_page_syncs_while_the_relay_is_under_attack', async () => {
+  // The live attackers (tests/src/attack.rs, the protoblock-attacker
+  // program): liars with junk gossip, a connection flood, and sync streams
+  // never read, all against this relay, while a fresh page joins.
+  const bin = process.env.PB_ATTACKER_BIN || join(ROOT, 'target/debug/protoblock-attacker');
+  const attacker = spawn(bin, ['--relay', relay.http, '--secs', '90', '--liars', '10', '--flooders', '100', '--unread-syncers', '5'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  attacker.stdout.on('data', (d) => { out += d; });
+  const done = new Promise((res) => attacker.on('exit', res));
+  try {
+    await waitFor('the attack under way', async () => out.includes('attacking'), 30_000);
+    await sleep(5_000);
+    const p6 = await open('p6');
+    const target = (await relay.status()).head.height;
+    await waitFor('page under attack at the relay head', async () => (await status(p6)).headHeight >= target, 120_000);
+    const h = (await status(p6)).headHeight;
+    await waitFor('page follows new blocks under attack', async () => (await status(p6)).headHeight > h + 3, 30_000);
+    const health = await fetch(`${relay.http}/health`);
+    assert(health.ok, `/health under attack: ${health.status}`);
+  } finally {
+    attacker.kill('SIGINT');
+    await done;
+  }
+  const last = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const got = last ? JSON.parse(last) : {};
+  assert(got.connections > 100 && got.unread_streams > 0 && got.liar_connections > 0, `the attack ran: ${last}`);
 });
 
 // Transports to the relay: both are dialled together and whichever

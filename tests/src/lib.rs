@@ -1,5 +1,6 @@
 //! Shared helpers for the cross-crate tests and benchmarks.
 
+pub mod attack;
 pub mod crowd;
 pub mod relay_process;
 

@@ -325,6 +325,8 @@ fn test() -> Result<()> {
             let mut cmd = node_script(ns, script);
             cmd.current_dir(&e2e)
                 .env("PB_RELAY_BIN", target_dir().join("debug/protoblock-relay"))
+                // Built by the native tests (a binary of protoblock-tests).
+                .env("PB_ATTACKER_BIN", target_dir().join("debug/protoblock-attacker"))
                 .env("PB_E2E_PKG", &test_pkg);
             if let Some(ip) = webrtc_ip {
                 cmd.env("PB_E2E_WEBRTC_IP", ip);
