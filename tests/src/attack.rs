@@ -71,18 +71,16 @@ pub fn spawn_attack(relay: Multiaddr, genesis: &Genesis, size: AttackSize) -> At
     Attack { liars, counts, tasks }
 }
 
-fn swarm<B: libp2p::swarm::NetworkBehaviour>(
+async fn swarm<B: libp2p::swarm::NetworkBehaviour>(
     behaviour: impl FnOnce(&libp2p::identity::Keypair) -> B,
-) -> impl std::future::Future<Output = Option<libp2p::Swarm<B>>> {
-    async move {
-        let b = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_websocket(libp2p::noise::Config::new, libp2p::yamux::Config::default)
-            .await
-            .ok()?;
-        let Ok(b) = b.with_behaviour(|key| behaviour(key));
-        Some(b.with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600))).build())
-    }
+) -> Option<libp2p::Swarm<B>> {
+    let b = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_websocket(libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .await
+        .ok()?;
+    let Ok(b) = b.with_behaviour(|key| behaviour(key));
+    Some(b.with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600))).build())
 }
 
 /// One flooding identity: connect, hold, redial at once when dropped.
