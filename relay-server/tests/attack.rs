@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use libp2p::{Multiaddr, identity};
+use libp2p::identity;
 use protoblock_core::ChainLimits;
 use protoblock_net::behaviour::Role;
 use protoblock_net::native::build_swarm;
@@ -23,56 +23,6 @@ use protoblock_tests::relay_process::RelayProcess;
 const BIN: &str = env!("CARGO_BIN_EXE_protoblock-relay");
 /// The relay's connection limit here: the flood is bigger.
 const MAX_CONNECTIONS: usize = 150;
-
-async fn get_json(url: &str) -> Option<serde_json::Value> {
-    let r = reqwest::get(url).await.ok()?;
-    r.json().await.ok()
-}
-
-/// The relay's `/ws` address (the attackers', on 127.0.0.1) and a TCP one
-/// for the honest newcomer: on ::1 when `ipv6` (another address than the
-/// flood's), else on 127.0.0.1.
-async fn addrs(relay: &RelayProcess, ipv6: bool) -> (Multiaddr, Multiaddr) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let honest = if ipv6 { "/ip6/::1/tcp/" } else { "/ip4/127.0.0.1/tcp/" };
-    loop {
-        if let Some(boot) = get_json(&format!("{}/api/bootstrap", relay.http)).await
-            && let Some(a) = boot["multiaddrs"].as_array()
-        {
-            let a: Vec<&str> = a.iter().filter_map(|a| a.as_str()).collect();
-            let tcp = a.iter().find(|a| a.starts_with(honest) && !a.contains("/ws"));
-            let ws = a.iter().find(|a| a.starts_with("/ip4/127.0.0.1/tcp/") && a.contains("/ws/"));
-            if let (Some(tcp), Some(ws)) = (tcp, ws) {
-                return (tcp.parse().unwrap(), ws.parse().unwrap());
-            }
-        }
-        assert!(Instant::now() < deadline, "the relay's addresses never came up");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn head(relay: &RelayProcess) -> u64 {
-    get_json(&format!("{}/api/status", relay.http)).await.and_then(|s| s["head"]["height"].as_u64()).unwrap_or(0)
-}
-
-/// The slowest of `n` `/health` answers in ms, from a thread of its own.
-async fn health_worst(relay: &RelayProcess, n: usize) -> u128 {
-    let url = format!("{}/health", relay.http);
-    tokio::task::spawn_blocking(move || {
-        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-        let mut worst = 0;
-        for _ in 0..n {
-            let t = Instant::now();
-            let r = client.get(&url).send().expect("/health answers under attack");
-            assert!(r.status().is_success(), "{:?}", r.text());
-            worst = worst.max(t.elapsed().as_millis());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        worst
-    })
-    .await
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_under_every_live_attack_keeps_producing_answering_and_syncing_newcomers() {
@@ -87,10 +37,13 @@ async fn the_relay_under_every_live_attack_keeps_producing_answering_and_syncing
     let limit = MAX_CONNECTIONS.to_string();
     let relay =
         RelayProcess::start_dev(BIN, &["--block-interval-ms", "500", "--listen", listen, "--max-connections", &limit]);
-    let (tcp, ws) = addrs(&relay, ipv6).await;
+    // The honest newcomer's TCP address: on ::1 when there is one (another address than the flood's).
+    let honest = if ipv6 { "/ip6/::1/tcp/" } else { "/ip4/127.0.0.1/tcp/" };
+    let tcp = relay.bootstrap_addr(|a| a.starts_with(honest) && !a.contains("/ws")).await;
+    let ws = relay.bootstrap_addr(|a| a.starts_with("/ip4/127.0.0.1/tcp/") && a.contains("/ws/")).await;
     let genesis = relay.genesis();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = head(&relay).await;
+    let before = relay.head().await;
 
     let flooders = if ipv6 { MAX_CONNECTIONS + 50 } else { MAX_CONNECTIONS / 2 };
     if !ipv6 {
@@ -106,9 +59,9 @@ async fn the_relay_under_every_live_attack_keeps_producing_answering_and_syncing
     );
     assert!(conns as usize > flooders, "the flood ran: {conns} connections");
     assert!(unread > 100, "sync streams were opened and never read: {unread}");
-    let worst = health_worst(&relay, 20).await;
+    let worst = relay.health_worst(20).await;
     assert!(worst < 1_000, "/health answered within a second under attack (worst {worst} ms)");
-    let mid = head(&relay).await;
+    let mid = relay.head().await;
     assert!(mid >= before + 10, "the relay kept producing: {before} -> {mid} in 10 s");
 
     // A fresh honest node joins over TCP while the attack goes on, and
@@ -123,7 +76,7 @@ async fn the_relay_under_every_live_attack_keeps_producing_answering_and_syncing
     tokio::spawn(async move { while events.next().await.is_some() {} });
     let t = Instant::now();
     loop {
-        let target = head(&relay).await;
+        let target = relay.head().await;
         let ours = handle.status().await.map(|s| s.head_height).unwrap_or(0);
         if target > mid && ours + 2 >= target {
             eprintln!("fresh node synced to {ours} (relay {target}) in {} ms under attack", t.elapsed().as_millis());

@@ -23,48 +23,8 @@ fn start() -> Relay {
     )
 }
 
-async fn get_json(url: &str) -> Option<serde_json::Value> {
-    let r = reqwest::get(url).await.ok()?;
-    r.json().await.ok()
-}
-
 async fn ws_addr(relay: &Relay) -> Multiaddr {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(boot) = get_json(&format!("{}/api/bootstrap", relay.http)).await
-            && let Some(a) = boot["multiaddrs"]
-                .as_array()
-                .and_then(|a| a.iter().filter_map(|a| a.as_str()).find(|a| a.contains("/ws/")).map(str::to_string))
-        {
-            return a.parse().unwrap();
-        }
-        assert!(Instant::now() < deadline, "the relay's /ws address never came up");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn head(relay: &Relay) -> u64 {
-    get_json(&format!("{}/api/status", relay.http)).await.and_then(|s| s["head"]["height"].as_u64()).unwrap_or(0)
-}
-
-/// The slowest of `n` `/health` answers, in ms (an unanswered one fails),
-/// asked from a thread of its own: the test's runtime is busy with the crowd.
-async fn health_worst(relay: &Relay, n: usize) -> u128 {
-    let url = format!("{}/health", relay.http);
-    tokio::task::spawn_blocking(move || {
-        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-        let mut worst = 0;
-        for _ in 0..n {
-            let t = Instant::now();
-            let r = client.get(&url).send().expect("/health answers under the crowd");
-            assert!(r.status().is_success(), "{:?}", r.text());
-            worst = worst.max(t.elapsed().as_millis());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        worst
-    })
-    .await
-    .unwrap()
+    relay.bootstrap_addr(|a| a.contains("/ws/")).await
 }
 
 /// Members joining a few hundred a second, as page loads would.
@@ -108,10 +68,10 @@ async fn one_relay_holds_a_thousand_browser_like_peers_and_shrugs_off_attackers(
         c.connected == N && c.handshaken == N
     })
     .await;
-    let h0 = head(&relay).await;
+    let h0 = relay.head().await;
     wait_until("blocks reaching every member", 60, || count(&crowd).receiving == N).await;
-    let worst = health_worst(&relay, 20).await;
-    let h1 = head(&relay).await;
+    let worst = relay.health_worst(20).await;
+    let h1 = relay.head().await;
     assert!(h1 > h0, "the relay keeps producing under the crowd ({h0} -> {h1})");
     eprintln!("crowd of {N}: /health worst {worst} ms, {:?}", count(&crowd));
     assert_eq!(count(&crowd).drops, 0, "no member held was dropped");
@@ -126,11 +86,11 @@ async fn one_relay_holds_a_thousand_browser_like_peers_and_shrugs_off_attackers(
     let c = count(&crowd);
     assert_eq!((c.connected, c.handshaken), (N, N), "the honest crowd is held throughout");
     let before: u64 = crowd.iter().map(|m| m.state.blocks.load(std::sync::atomic::Ordering::Relaxed)).sum();
-    let h2 = head(&relay).await;
-    health_worst(&relay, 20).await;
+    let h2 = relay.head().await;
+    relay.health_worst(20).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after: u64 = crowd.iter().map(|m| m.state.blocks.load(std::sync::atomic::Ordering::Relaxed)).sum();
-    assert!(head(&relay).await > h2, "production goes on after the attack");
+    assert!(relay.head().await > h2, "production goes on after the attack");
     assert!(after > before, "blocks keep reaching the crowd");
     eprintln!("done: {} ms", t0.elapsed().as_millis());
 }
