@@ -13,18 +13,21 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use prost::Message;
-use protoblock_proto::v1 as pb;
-
 use crate::block::{BlockMeta, CheckedBlock, Signatures, apply_block, check_block, check_decoded_block, peek_block};
 use crate::crypto::KeyCache;
 use crate::error::BlockError;
 use crate::genesis::Genesis;
-use crate::hash::{FastSet, Hash32, sha256};
+use crate::hash::{Hash32, sha256};
 use crate::lthash::LtHash;
 use crate::params::{ChainLimits, ChainParams};
 use crate::replay::ReplayIndex;
 use crate::state::{Key, StateMap, Value};
+
+mod batch;
+mod restore;
+
+pub use batch::{HeadRecord, WriteBatch};
+pub use restore::{RestoreError, StoredBlock, StoredChain};
 
 pub type Undo = Vec<(Key, Option<Value>)>;
 
@@ -38,148 +41,6 @@ pub type Undo = Vec<(Key, Option<Value>)>;
 /// we ask for (sync, backfill) are not held to it: a chain that honest
 /// producers built on a third variant must stay reachable.
 pub const BLOCKS_HELD_PER_HEIGHT: usize = 2;
-
-/// The head as persisted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeadRecord {
-    pub genesis: Hash32,
-    pub id: Hash32,
-    pub height: u64,
-    pub final_height: u64,
-}
-
-/// Everything one chain change writes. A store must apply all of it in one
-/// atomic transaction, in this order: put_blocks, delete_blocks, state,
-/// put_undo, delete_undo, head.
-#[derive(Debug, Clone, Default)]
-pub struct WriteBatch {
-    /// Blocks now on the main chain: stored by id, and indexed at their height
-    /// (overwriting whatever was there on a reorg).
-    pub put_blocks: Vec<(u64, Hash32, Arc<[u8]>)>,
-    /// Blocks reverted off the main chain.
-    pub delete_blocks: Vec<Hash32>,
-    /// Net state writes (`None` deletes).
-    pub state: Vec<(Key, Option<Value>)>,
-    /// Encoded `BlockUndo` for new non-final main blocks.
-    pub put_undo: Vec<(Hash32, Vec<u8>)>,
-    /// Undo records no longer needed (block became final or was reverted).
-    pub delete_undo: Vec<Hash32>,
-    /// Replay index entries (tx id, nonce) added; disjoint from `replay_delete`.
-    pub replay_put: Vec<(Hash32, u64)>,
-    pub replay_delete: Vec<Hash32>,
-    pub head: Option<HeadRecord>,
-}
-
-impl WriteBatch {
-    /// Appends a later batch, so several chain changes commit in one store
-    /// transaction (sync does this). Stores apply puts before deletes, so a
-    /// block or undo record that a later batch puts back is taken off the
-    /// delete lists; later state writes win by order.
-    pub fn merge(&mut self, other: WriteBatch) {
-        if self.is_empty() {
-            // The first batch of a run (sync merges one per block).
-            *self = other;
-            return;
-        }
-        self.delete_blocks.retain(|d| !other.put_blocks.iter().any(|(_, id, _)| id == d));
-        // Replay puts and deletes stay disjoint, so their order never matters.
-        let deleted: FastSet<Hash32> = other.replay_delete.iter().copied().collect();
-        let put: FastSet<Hash32> = other.replay_put.iter().map(|(id, _)| *id).collect();
-        self.replay_put.retain(|(id, _)| !deleted.contains(id));
-        self.replay_delete.retain(|id| !put.contains(id));
-        self.replay_put.extend(other.replay_put);
-        self.replay_delete.extend(other.replay_delete);
-        self.delete_undo.retain(|d| !other.put_undo.iter().any(|(id, _)| id == d));
-        self.put_blocks.extend(other.put_blocks);
-        self.delete_blocks.extend(other.delete_blocks);
-        self.state.extend(other.state);
-        self.put_undo.extend(other.put_undo);
-        self.delete_undo.extend(other.delete_undo);
-        if other.head.is_some() {
-            self.head = other.head;
-        }
-    }
-}
-
-impl WriteBatch {
-    /// Drops the writes a later one in this batch overrides, after merging a
-    /// run of blocks: every value of a state key but its last, and undo
-    /// records the batch deletes again (their delete stays, as the record may
-    /// be in the store from before). A sync run of 64 blocks rewrites the
-    /// oracle's and busy accounts' keys in most blocks, and its early blocks
-    /// turn final within the run; each dropped write is one store request
-    /// fewer, which in IndexedDB is the page thread's time. Every store calls
-    /// it in `commit`, so callers that merge need not.
-    pub fn compact(&mut self) {
-        if self.state.len() > 1 {
-            let n = self.state.len();
-            let mut seen: FastSet<&[u8]> = FastSet::with_capacity_and_hasher(n, Default::default());
-            // Last write of its key, walking back from the end.
-            let last_rev: Vec<bool> = self.state.iter().rev().map(|(k, _)| seen.insert(k.as_slice())).collect();
-            let mut i = 0;
-            self.state.retain(|_| {
-                i += 1;
-                last_rev[n - i]
-            });
-        }
-        if !self.put_undo.is_empty() && !self.delete_undo.is_empty() {
-            // `merge` drops a delete that a later put revives, so a delete
-            // still here is the last word on its record.
-            let deleted: FastSet<Hash32> = self.delete_undo.iter().copied().collect();
-            self.put_undo.retain(|(id, _)| !deleted.contains(id));
-        }
-    }
-
-    /// Writes nothing at all.
-    pub fn is_empty(&self) -> bool {
-        self.put_blocks.is_empty()
-            && self.delete_blocks.is_empty()
-            && self.state.is_empty()
-            && self.put_undo.is_empty()
-            && self.delete_undo.is_empty()
-            && self.replay_put.is_empty()
-            && self.replay_delete.is_empty()
-            && self.head.is_none()
-    }
-}
-
-/// A block on the persisted main chain, handed back by a store at start-up.
-#[derive(Debug, Clone)]
-pub struct StoredBlock {
-    pub height: u64,
-    pub id: Hash32,
-    pub bytes: Vec<u8>,
-    pub undo: Option<Vec<u8>>,
-}
-
-/// What a store loads to resume a chain.
-#[derive(Debug, Clone)]
-pub struct StoredChain {
-    pub head: HeadRecord,
-    pub state: Vec<(Key, Value)>,
-    /// Main-chain blocks from `max(final_height, 1)` to the head, in order.
-    pub recent: Vec<StoredBlock>,
-    /// The replay index: (tx id, nonce) of recent main-chain txs.
-    pub replay: Vec<(Hash32, u64)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RestoreError {
-    #[error("store belongs to another genesis")]
-    WrongGenesis,
-    #[error("stored block at height {0} is missing or does not decode")]
-    BadBlock(u64),
-    #[error("stored blocks do not link at height {0}")]
-    BrokenLink(u64),
-    #[error("undo record missing for non-final height {0}")]
-    MissingUndo(u64),
-    #[error("stored state does not match the head's state root")]
-    StateMismatch,
-    #[error("stored replay index lacks a tx of non-final block {0}")]
-    ReplayIndexIncomplete(u64),
-    #[error("invalid genesis: {0}")]
-    Genesis(String),
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
@@ -274,75 +135,6 @@ impl Chain {
             replay: ReplayIndex::default(),
         };
         Ok((chain, batch))
-    }
-
-    /// Resumes from a store, recomputing the state commitment from scratch to
-    /// prove the stored state is exactly the state the head block commits to.
-    pub fn restore(genesis: Genesis, limits: ChainLimits, stored: StoredChain) -> Result<Self, RestoreError> {
-        if stored.head.genesis != genesis.hash {
-            return Err(RestoreError::WrongGenesis);
-        }
-        let (mut chain, _) = Self::new(genesis, limits)?;
-        let head = stored.head;
-        chain.state = StateMap::from_entries(stored.state);
-        chain.replay = stored.replay.into_iter().collect();
-        chain.commitment = chain.state.commitment();
-        if head.height > 0 {
-            chain.main.clear();
-            let first = head.final_height.max(1);
-            // A final height above the head is a corrupt record, not a panic.
-            if first > head.height || stored.recent.len() as u64 != head.height - first + 1 {
-                return Err(RestoreError::BadBlock(first));
-            }
-            if head.final_height == 0 {
-                // Keep the genesis entry as the final block.
-                let (fresh, _) = Self::new(chain.genesis.clone(), chain.limits.clone())?;
-                chain.main = fresh.main;
-            }
-            for (i, sb) in stored.recent.iter().enumerate() {
-                let h = first + i as u64;
-                let (id, header, block) =
-                    peek_block(&sb.bytes, &chain.genesis.params).map_err(|_| RestoreError::BadBlock(h))?;
-                if id != sb.id || header.height != h {
-                    return Err(RestoreError::BadBlock(h));
-                }
-                let prev = Hash32::from_slice(&header.prev_hash).ok_or(RestoreError::BadBlock(h))?;
-                if let Some(last) = chain.main.back()
-                    && last.meta.id != prev
-                {
-                    return Err(RestoreError::BrokenLink(h));
-                }
-                let undo = if h > head.final_height {
-                    let raw = sb.undo.as_ref().ok_or(RestoreError::MissingUndo(h))?;
-                    let u = pb::BlockUndo::decode(raw.as_slice()).map_err(|_| RestoreError::MissingUndo(h))?;
-                    u.entries.into_iter().map(|e| (e.key, e.previous)).collect()
-                } else {
-                    Vec::new()
-                };
-                let state_root = Hash32::from_slice(&header.state_root).ok_or(RestoreError::BadBlock(h))?;
-                chain.main.push_back(MainEntry {
-                    meta: BlockMeta { id, height: h, timestamp_ms: header.timestamp_ms, state_root },
-                    prev,
-                    bytes: Some(sb.bytes.clone().into()),
-                    undo,
-                    txs: tx_ids_and_nonces(&block),
-                });
-            }
-        }
-        if chain.head().id != head.id {
-            return Err(RestoreError::BrokenLink(head.height));
-        }
-        // The index is not committed by the state root; at least every tx of
-        // the blocks still held must be in it, or replays could slip through.
-        for e in chain.main.iter().skip(1) {
-            if e.txs.iter().any(|(id, _)| !chain.replay.contains(id)) {
-                return Err(RestoreError::ReplayIndexIncomplete(e.meta.height));
-            }
-        }
-        if chain.commitment.root() != chain.head().state_root {
-            return Err(RestoreError::StateMismatch);
-        }
-        Ok(chain)
     }
 
     pub fn genesis(&self) -> &Genesis {
@@ -722,20 +514,10 @@ fn encode_undo(undo: &Undo) -> Vec<u8> {
     out
 }
 
-fn tx_ids_and_nonces(block: &pb::Block) -> Vec<(Hash32, u64)> {
-    block
-        .txs
-        .iter()
-        .map(|st| {
-            let nonce = pb::Transaction::decode(st.tx.as_slice()).map(|t| t.nonce).unwrap_or(0);
-            (crate::hash::sha256(&st.tx), nonce)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use prost::Message;
+    use protoblock_proto::v1 as pb;
 
     use super::*;
 
