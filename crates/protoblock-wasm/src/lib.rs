@@ -14,10 +14,13 @@
 //!   global state, so a page can run several nodes).
 //! - `bench` (feature `bench`): the browser's signature bound (`_benchSignatureBound`), for
 //!   `cargo xtask bench-web`.
-//! - [`view`], [`wallet`]: pure parts (what pages are shown, how the wallet
-//!   signs), compiled and tested natively too.
+//! - `wallet_store`: the wallet's own IndexedDB database, and its backups
+//!   sealed with WebCrypto.
+//! - [`view`], [`wallet`], [`backup`]: pure parts (what pages are shown, how
+//!   the wallet signs, what a backup file holds), compiled and tested natively too.
 
 // Used by the IndexedDB store; pure, so its tests run natively too.
+pub mod backup;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod main_index;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -37,6 +40,8 @@ pub mod store;
 mod swarm;
 #[cfg(target_arch = "wasm32")]
 pub mod verifier;
+#[cfg(target_arch = "wasm32")]
+pub mod wallet_store;
 
 #[cfg(target_arch = "wasm32")]
 pub use api::ProtoblockNode;

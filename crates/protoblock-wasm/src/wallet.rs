@@ -1,6 +1,7 @@
-//! The page's wallet: an ed25519 key made in the browser, kept in the node's
-//! own IndexedDB database and never handed out. It signs txs locally; only
-//! signed txs leave the page.
+//! The page's wallet: an ed25519 key made in the browser, kept in an
+//! IndexedDB database of its own (`wallet_store`) and never handed out: it
+//! signs txs locally, only signed txs leave the page, and the seed leaves
+//! only sealed in a backup the user asked for (`crate::backup`).
 
 use ed25519_dalek::SigningKey;
 use protoblock_core::Hash32;
@@ -16,6 +17,11 @@ pub struct Wallet {
 impl Wallet {
     pub fn from_seed(seed: &[u8; 32]) -> Self {
         Self { key: signing_key_from_seed(seed), last_nonce: 0 }
+    }
+
+    /// The seed, for sealing a backup; nothing else reads it.
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
     }
 
     pub fn public_key(&self) -> [u8; 32] {

@@ -390,3 +390,51 @@ fn a_claimed_height_above_2_pow_53_reaches_js_as_a_number() {
     let head = js_sys::Reflect::get(&js, &"head".into()).unwrap().as_f64().expect("a number");
     assert_eq!(head, claim as f64);
 }
+
+/// The wallet's database: a record that is not a 32-byte seed is an error
+/// and stays as it was (before, a seed of the wrong length was silently
+/// replaced by a new key); a good one is read back as it is, and a missing
+/// one is made once and then kept.
+#[wasm_bindgen_test]
+async fn a_corrupt_stored_wallet_is_refused_and_kept_never_replaced() {
+    use protoblock_wasm::wallet_store::{WALLET_DB, load_or_make, stored_record};
+    use rexie::{ObjectStore, Rexie, TransactionMode};
+    Rexie::delete(WALLET_DB).await.unwrap();
+    let made = load_or_make(None).await.unwrap();
+    assert_eq!(
+        load_or_make(Some(vec![9; 32])).await.unwrap(),
+        made,
+        "made once, then kept (a legacy key does not replace it)"
+    );
+    let db = Rexie::builder(WALLET_DB).version(1).add_object_store(ObjectStore::new("keys")).build().await.unwrap();
+    let tx = db.transaction(&["keys"], TransactionMode::ReadWrite).unwrap();
+    let short = js_sys::Uint8Array::from(&[1u8; 31][..]);
+    tx.store("keys").unwrap().put(&short.into(), Some(&"default".into())).await.unwrap();
+    tx.done().await.unwrap();
+    db.close();
+    let err = load_or_make(None).await.unwrap_err();
+    assert_eq!(err.code, "wallet_corrupt", "{}", err.message);
+    assert_eq!(stored_record().await.unwrap(), Some(vec![1; 31]), "the record is kept as it was");
+    Rexie::delete(WALLET_DB).await.unwrap();
+    // A key an older version kept in the chain database moves here.
+    assert_eq!(load_or_make(Some(vec![5; 32])).await.unwrap(), [5; 32]);
+    Rexie::delete(WALLET_DB).await.unwrap();
+}
+
+/// A backup sealed with WebCrypto opens with its passphrase to the same
+/// seed, and not with another passphrase or after a byte of it changed.
+#[wasm_bindgen_test]
+async fn a_sealed_wallet_backup_opens_with_its_passphrase_only() {
+    use protoblock_wasm::backup::Backup;
+    use protoblock_wasm::wallet_store::{open, seal};
+    let seed = [42u8; 32];
+    let backup: Backup = seal(&seed, "correct horse battery").await.unwrap();
+    let checked = backup.check().unwrap();
+    assert_eq!(open(&checked, "correct horse battery").await.unwrap(), seed);
+    assert_eq!(open(&checked, "wrong horse battery").await.unwrap_err().code, "bad_passphrase");
+    let mut altered = checked.clone();
+    altered.sealed[0] ^= 1;
+    assert_eq!(open(&altered, "correct horse battery").await.unwrap_err().code, "bad_passphrase");
+    let again = seal(&seed, "correct horse battery").await.unwrap();
+    assert_ne!(again.sealed, backup.sealed, "a fresh salt and iv every time");
+}
