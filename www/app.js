@@ -346,6 +346,46 @@ $('copy-key').addEventListener('click', async () => {
   btn.textContent = 'Copied'; setTimeout(() => { btn.textContent = 'Copy'; }, 1200);
 });
 
+// Backups: the seed leaves the node only sealed under the user's passphrase.
+async function showStorageWarning() {
+  const persisted = await node.storagePersisted().catch(() => null);
+  $('storage-warning').hidden = persisted !== false;
+}
+$('export-wallet').addEventListener('click', async () => {
+  const out = $('backup-result');
+  if (!node) return;
+  const pass = prompt('A passphrase for the backup (at least 8 characters). You need it to restore the wallet.');
+  if (pass === null) return;
+  try {
+    const text = await node.exportWallet(pass);
+    const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+    const a = Object.assign(document.createElement('a'), { href: url, download: `protoblock-wallet-${wallet ? wallet.publicKey.slice(0, 8) : 'backup'}.json` });
+    document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    out.className = 'result ok'; out.textContent = 'Backup saved. Keep the file and the passphrase apart.';
+  } catch (e) { out.className = 'result err'; out.textContent = errMsg(e); }
+});
+$('import-wallet-file').addEventListener('change', async (ev) => {
+  const out = $('backup-result');
+  const file = ev.target.files && ev.target.files[0];
+  ev.target.value = '';
+  if (!node || !file) return;
+  try {
+    const text = await file.text();
+    const pass = prompt('The backup\'s passphrase');
+    if (pass === null) return;
+    let w;
+    try { w = await node.importWallet(text, pass, false); } catch (e) {
+      if (e.code !== 'wallet_exists') throw e;
+      const keep = wallet ? wallet.publicKey.slice(0, 16) : '';
+      if (!confirm(`This browser has another wallet (${keep}…). Replace it with the backup's? The current one is lost unless you exported it.`)) return;
+      w = await node.importWallet(text, pass, true);
+    }
+    renderWallet(w);
+    out.className = 'result ok'; out.textContent = 'Wallet restored.';
+  } catch (e) { out.className = 'result err'; out.textContent = errMsg(e); }
+});
+
 async function pollAccount() {
   if (!node) return;
   try {
@@ -459,6 +499,7 @@ async function main() {
   addEventListener('pagehide', (e) => { if (!e.persisted) node.stop().catch(() => {}); });
 
   await pollStatus();
+  showStorageWarning();
   window.pbReady = true;
   loop(pollStatus, 1000);
   loop(pollAccount, 3000);

@@ -69,14 +69,66 @@ await r.test('a_tx_from_page1s_wallet_is_in_a_block_seen_by_page3', async () => 
   assert(found.tx.kind === 'name' && found.tx.signer === wallet.publicKey, `the tx is page 1's: ${JSON.stringify(found)}`);
   const names = await p3.evaluate(() => window.pbNode.fantasy().then((f) => f.names.map((n) => n.name)));
   assert(names.includes(name), 'page 3 state has the name');
-  // The same name again is refused with a plain error.
+  // Page 2 shares page 1's wallet (one per site): a second name for it is refused with a plain error.
   const err = await p2.evaluate((n) => window.pbNode.registerName(n)
-    .then(() => null, (e) => ({ name: e.name, code: e.code, rule: e.rule, message: e.message })), name);
-  assert(err && /taken/i.test(err.message), `duplicate name refused: ${JSON.stringify(err)}`);
+    .then(() => null, (e) => ({ name: e.name, code: e.code, rule: e.rule, message: e.message })), `${name} II`);
+  assert(err && /already has/i.test(err.message), `a second name refused: ${JSON.stringify(err)}`);
   // Programs branch on names, not on the message.
-  assert(err.name === 'ProtoblockError' && err.code === 'invalid' && err.rule === 'name_taken', `typed error: ${JSON.stringify(err)}`);
+  assert(err.name === 'ProtoblockError' && err.code === 'invalid' && err.rule === 'already_named', `typed error: ${JSON.stringify(err)}`);
   const bad = await p2.evaluate(() => window.pbNode.transfer('nobody', 0.5).then(() => null, (e) => e.code));
   assert(bad === 'bad_argument', `a bad amount is a bad_argument: ${bad}`);
+});
+
+await r.test('a_wallet_exported_in_the_page_restores_in_a_fresh_profile', async () => {
+  const pass = 'e2e backup passphrase';
+  const mine = await p1.evaluate(() => window.pbNode.wallet());
+  assert(mine.name, `page 1's wallet has a name: ${JSON.stringify(mine)}`);
+  // Tabs of one site share one wallet (its own database, per origin).
+  const p2w = await p2.evaluate(() => window.pbNode.wallet());
+  assert(p2w.publicKey === mine.publicKey, 'pages of one profile share the wallet');
+  // Export through the page: its passphrase prompt, then the download.
+  p1.once('dialog', (d) => d.accept(pass));
+  const [dl] = await Promise.all([p1.waitForEvent('download'), p1.click('#export-wallet')]);
+  const text = readFileSync(await dl.path(), 'utf8');
+  const file = JSON.parse(text);
+  assert(file.format === 'protoblock-wallet-backup' && file.publicKey === mine.publicKey && file.kdf.iterations >= 100000,
+    `a backup of page 1's wallet: ${text}`);
+  const context2 = await launchBrowser();
+  try {
+    const fresh = await openNodePage(context2, relay, 'restored');
+    const own = await fresh.evaluate(() => window.pbNode.wallet());
+    assert(own.publicKey !== mine.publicKey, 'a fresh profile has a wallet of its own');
+    const head = (await relay.status()).head.height;
+    await waitFor('the fresh profile synced', async () => (await status(fresh)).headHeight >= head, 120_000);
+    // Another key: page 1's name is taken for it.
+    const taken = await fresh.evaluate((n) => window.pbNode.registerName(n).then(() => null, (e) => e.rule), mine.name);
+    assert(taken === 'name_taken', `page 1's name is taken for another key: ${taken}`);
+    const code = (t, p, replace) => fresh.evaluate(([t, p, replace]) => window.pbNode.importWallet(t, p, replace)
+      .then(() => null, (e) => e.code), [t, p, replace]);
+    assert(await code(text, 'not the passphrase', true) === 'bad_passphrase', 'a wrong passphrase is refused');
+    assert(await code(text, pass, false) === 'wallet_exists', 'another wallet is not replaced unasked');
+    assert(await code('{"format":"nope"}', pass, true) === 'bad_backup', 'a file that is no backup is refused');
+    // Import through the page: the file input, the passphrase prompt, the confirmation to replace.
+    fresh.on('dialog', (d) => d.accept(d.type() === 'prompt' ? pass : undefined));
+    await fresh.setInputFiles('#import-wallet-file', { name: 'backup.json', mimeType: 'application/json', buffer: Buffer.from(text) });
+    await waitFor('the restored wallet', async () => {
+      const w = await fresh.evaluate(() => window.pbNode.wallet());
+      return w.publicKey === mine.publicKey;
+    }, 60_000, 250);
+    const target = (await relay.status()).head.height;
+    await waitFor('the fresh profile at the head', async () => (await status(fresh)).headHeight >= target, 120_000);
+    const [w, again] = await Promise.all([fresh.evaluate(() => window.pbNode.wallet()), p1.evaluate(() => window.pbNode.wallet())]);
+    assert(w.name === again.name && w.balance === again.balance, `same name and balance: ${JSON.stringify([w, again])}`);
+    const shown = await fresh.evaluate(() => document.getElementById('backup-result').textContent);
+    assert(/restored/i.test(shown), `the page says so: ${shown}`);
+    // Stored, not only in memory: a reload keeps it.
+    await fresh.reload();
+    await fresh.waitForFunction(() => window.pbReady === true, null, { timeout: 60_000 });
+    const kept = await fresh.evaluate(() => window.pbNode.wallet());
+    assert(kept.publicKey === mine.publicKey, 'the restored wallet survives a reload');
+  } finally {
+    await context2.close();
+  }
 });
 
 await r.test('one_page_runs_two_more_independent_nodes_and_stops_them', async () => {
