@@ -224,6 +224,9 @@ $('blocks-list').addEventListener('click', openBlockFrom);
 $('blocks-list').addEventListener('keydown', (e) => { if (e.key === 'Enter') openBlockFrom(e); });
 
 // ---------- explorer ----------
+// Answers come back in any order (a block read from IndexedDB or the
+// chain); only the one asked for last is rendered.
+let explorerAsked = 0;
 async function showBlock(query) {
   const body = $('explorer-body');
   if (!node) return;
@@ -231,9 +234,14 @@ async function showBlock(query) {
   explorerShown = explorerShown ?? -1;
   if (!q) return;
   const key = /^\d+$/.test(q) ? Number(q) : q.toLowerCase().replace(/^0x/, '');
+  const asked = ++explorerAsked;
   body.innerHTML = '<p class="muted">Loading…</p>';
   let b;
-  try { b = await node.block(key); } catch (e) { body.innerHTML = `<p class="err">${esc(errMsg(e))}</p>`; return; }
+  try { b = await node.block(key); } catch (e) {
+    if (asked === explorerAsked) body.innerHTML = `<p class="err">${esc(errMsg(e))}</p>`;
+    return;
+  }
+  if (asked !== explorerAsked) return;
   if (!b) { body.innerHTML = `<p class="muted">No block <span class="mono">${esc(q)}</span> on this node's chain.</p>`; return; }
   explorerShown = b.height;
   for (const li of $('blocks-list').children) li.classList.toggle('sel', li.dataset.id === b.id);
@@ -485,7 +493,7 @@ async function main() {
     schedule(refreshBlocks, 250);
     schedule(pollStatus, 250);
     schedule(pollAccount, 800);
-    for (const id of Array.isArray(b.txs) ? b.txs : []) markTx(typeof id === 'string' ? id : id && id.id, `in block #${b.height}`);
+    for (const id of b.txs) markTx(id, `in block #${b.height}`);
   });
   node.on('peer', () => schedule(pollStatus, 100));
   node.on('tx', (t) => { markTx(t.id, 'in mempool'); schedule(pollStatus, 200); });

@@ -399,6 +399,7 @@ async fn main() -> Result<()> {
         tokio::select! {
             ev = events.next() => match ev {
                 Some(NodeEvent::NewHead { height, id, txs }) => {
+                    let txs = txs.len();
                     println!("height {height} id {id} txs {txs} final {}", height.saturating_sub(params.finality_depth));
                     if args.stop_at_height > 0 && height >= args.stop_at_height {
                         break;

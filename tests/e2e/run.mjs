@@ -103,6 +103,14 @@ await r.test('a_wallet_exported_in_the_page_restores_in_a_fresh_profile', async 
     // Another key: page 1's name is taken for it.
     const taken = await fresh.evaluate((n) => window.pbNode.registerName(n).then(() => null, (e) => e.rule), mine.name);
     assert(taken === 'name_taken', `page 1's name is taken for another key: ${taken}`);
+    // Its own name, through the page's form: the page marks the tx "in block" when a block carries it
+    // (the block event lists its txs' ids; before, it gave a count and nothing was ever marked).
+    await fresh.fill('#register-name-input', `Restored ${Date.now() % 100000}`);
+    await fresh.click('#register-name-btn');
+    await waitFor('the tx marked in block', () => fresh.evaluate(() => {
+      const s = document.querySelector('#register-result .txstate');
+      return s && /^in block #\d+$/.test(s.textContent) ? s.textContent : null;
+    }), 60_000, 250);
     const code = (t, p, replace) => fresh.evaluate(([t, p, replace]) => window.pbNode.importWallet(t, p, replace)
       .then(() => null, (e) => e.code), [t, p, replace]);
     assert(await code(text, 'not the passphrase', true) === 'bad_passphrase', 'a wrong passphrase is refused');
@@ -128,6 +136,56 @@ await r.test('a_wallet_exported_in_the_page_restores_in_a_fresh_profile', async 
     assert(kept.publicKey === mine.publicKey, 'the restored wallet survives a reload');
   } finally {
     await context2.close();
+  }
+});
+
+await r.test('the_explorer_shows_the_block_asked_for_last', async () => {
+  // The first answer is held back 500 ms, so it arrives after the second: before, it was rendered last.
+  await p1.evaluate(() => {
+    const node = window.pbNode;
+    const block = Object.getPrototypeOf(node).block;
+    let n = 0;
+    node.block = (k) => (n++ === 0 ? new Promise((r) => setTimeout(r, 500)).then(() => block.call(node, k)) : block.call(node, k));
+  });
+  try {
+    await p1.fill('#explorer-input', '3');
+    await p1.press('#explorer-input', 'Enter');
+    await p1.fill('#explorer-input', '5');
+    await p1.press('#explorer-input', 'Enter');
+    await sleep(1_000);
+    const shown = await p1.evaluate(() => document.querySelector('#explorer-body .xtitle')?.textContent);
+    assert(shown === 'Block #5', `the explorer shows "${shown}", asked for block 5 last`);
+  } finally {
+    await p1.evaluate(() => { delete window.pbNode.block; });
+  }
+});
+
+await r.test('a_full_storage_quota_is_an_error_event_and_a_banner', async () => {
+  // A profile of its own whose origin may store 1 MB (DevTools' quota override): the fresh page's commits
+  // of the relay's history outgrow it. The node stops placing blocks and says so; the page shows it.
+  const context3 = await launchBrowser();
+  try {
+    const page = await context3.newPage();
+    const cdp = await context3.newCDPSession(page);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(relay.http).origin, quotaSize: 1024 * 1024 });
+    await page.goto(`${relay.http}/?store=quota&pkg=${PKG}`);
+    await page.waitForFunction(() => window.pbReady === true || document.body.dataset.state === 'error', null, { timeout: 60_000 });
+    await page.evaluate(() => { window.__errors = []; window.pbNode.on('error', (e) => window.__errors.push(e.message)); });
+    const failed = await waitFor('the store failure', () => page.evaluate(async () => {
+      const s = await window.pbNode.status();
+      return s.storeError ? { error: s.storeError, events: window.__errors, head: s.headHeight } : null;
+    }), 120_000, 250);
+    assert(/quota/i.test(failed.error), `a quota error: ${JSON.stringify(failed)}`);
+    await waitFor('the error event', () => page.evaluate(() => window.__errors.length > 0), 10_000);
+    const banner = await page.evaluate(() => ({
+      shown: !document.getElementById('error-banner').hidden,
+      text: document.getElementById('error-text').textContent,
+      pill: document.getElementById('conn-text').textContent,
+    }));
+    assert(banner.shown && /quota|storage/i.test(banner.text), `the banner: ${JSON.stringify(banner)}`);
+    await waitFor('the status says so', () => page.evaluate(() => /storage failed/i.test(document.getElementById('conn-text').textContent)), 10_000);
+  } finally {
+    await context3.close();
   }
 });
 

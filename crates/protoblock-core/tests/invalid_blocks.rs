@@ -535,7 +535,7 @@ fn the_signature_worker_and_the_chain_split_the_rules_without_a_gap() {
     let mut chain = b.chain();
     let placed = chain.insert_block_with(&honest, b.ts, Signatures::AlreadyChecked).unwrap();
     assert_eq!(placed.placement, Placement::Extended);
-    assert_eq!(placed.head_txs, 2, "the new head's txs, for the node's new-head event");
+    assert_eq!(placed.head_txs.len(), 2, "the new head's txs, for the node's new-head event");
     let (mut refused_by_worker, mut left_to_chain) = (0, 0);
     for case in cases(&b, &template) {
         let signature_rule = matches!(

@@ -17,7 +17,7 @@ use crate::PeerKey;
 use crate::io::{Action, Event, Now, Token};
 use crate::service::NodeService;
 
-type Head = (u64, Hash32, usize);
+type Head = (u64, Hash32, Vec<Hash32>);
 
 #[derive(Debug)]
 pub(crate) struct GroupCommit {

@@ -193,7 +193,8 @@ pub enum Event<P> {
     NewHead {
         height: u64,
         id: Hash32,
-        txs: usize,
+        /// The ids of its txs (a page marks its own as "in block").
+        txs: Vec<Hash32>,
     },
     PeerUp {
         peer: P,

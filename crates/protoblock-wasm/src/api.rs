@@ -408,7 +408,7 @@ impl ProtoblockNode {
         to_js(&view::status(&self.node_status().await?))
     }
 
-    /// Subscribes `callback` to an event: "block" {height, id, txs},
+    /// Subscribes `callback` to an event: "block" {height, id, txs: tx ids},
     /// "peer" {peerId, up, reason}, "tx" {id}, "sync" {headHeight,
     /// targetHeight, syncing}, "reachable" {addr}, "error" {message}.
     pub fn on(
@@ -657,9 +657,11 @@ impl Inner {
                 struct Head {
                     height: u64,
                     id: String,
-                    txs: usize,
+                    /// Its txs' ids, hex.
+                    txs: Vec<String>,
                 }
-                ("block", to_js(&Head { height: *height, id: id.to_hex(), txs: *txs }))
+                let txs = txs.iter().map(|t| t.to_hex()).collect();
+                ("block", to_js(&Head { height: *height, id: id.to_hex(), txs }))
             }
             NodeEvent::PeerUp { peer: p } => {
                 self.remember_peers().await;

@@ -65,7 +65,7 @@ pub struct ChainUpdate {
     pub rejected: Option<(Hash32, BlockError)>,
     /// Txs in the head block after this update (for "new head" events,
     /// which would otherwise decode the block once more).
-    pub head_txs: usize,
+    pub head_txs: Vec<Hash32>,
 }
 
 struct MainEntry {
@@ -228,7 +228,7 @@ impl Chain {
         signatures: Signatures,
     ) -> Result<ChainUpdate, BlockError> {
         let mut update = self.place(bytes, now_ms, signatures)?;
-        update.head_txs = self.main.back().map_or(0, |e| e.txs.len());
+        update.head_txs = self.main.back().map_or_else(Vec::new, |e| e.txs.iter().map(|(id, _)| *id).collect());
         Ok(update)
     }
 
@@ -245,7 +245,7 @@ impl Chain {
                 batch: None,
                 reverted: Vec::new(),
                 rejected: None,
-                head_txs: 0,
+                head_txs: Vec::new(),
             });
         }
         let final_height = self.final_height();
@@ -279,7 +279,7 @@ impl Chain {
                 batch: None,
                 reverted: Vec::new(),
                 rejected: None,
-                head_txs: 0,
+                head_txs: Vec::new(),
             });
         }
         self.reorg_to(id)
@@ -312,7 +312,7 @@ impl Chain {
             batch: Some(batch),
             reverted: Vec::new(),
             rejected: None,
-            head_txs: 0,
+            head_txs: Vec::new(),
         })
     }
 
@@ -483,7 +483,7 @@ impl Chain {
             batch: Some(batch),
             reverted: reverted.into_iter().filter_map(|(e, _)| e.bytes).collect(),
             rejected,
-            head_txs: 0,
+            head_txs: Vec::new(),
         })
     }
 }

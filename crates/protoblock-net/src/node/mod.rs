@@ -112,7 +112,8 @@ pub enum NodeEvent {
     NewHead {
         height: u64,
         id: Hash32,
-        txs: usize,
+        /// The ids of its txs.
+        txs: Vec<Hash32>,
     },
     PeerUp {
         peer: PeerId,
