@@ -189,6 +189,19 @@ await r.test('a_full_storage_quota_is_an_error_event_and_a_banner', async () => 
   }
 });
 
+await r.test('dial_resolves_once_connected_and_fails_with_a_code', async () => {
+  // Before, `dial` resolved as soon as the dial was asked for, whatever became of it.
+  const boot = await (await fetch(`${relay.http}/api/bootstrap`)).json();
+  const ws = boot.multiaddrs.find((a) => a.includes('/ws/'));
+  const dial = (a) => p2.evaluate((a) => window.pbNode.dial(a).then((peer) => ({ peer }), (e) => ({ code: e.code, message: e.message })), a);
+  const ok = await dial(ws);
+  assert(ok.peer === relay.peerId, `dial resolves to the relay's peer id once connected: ${JSON.stringify(ok)}`);
+  const refused = await dial(`/ip4/127.0.0.1/tcp/1/ws/p2p/${relay.peerId}`);
+  assert(refused.code === 'dial_failed', `a refused dial rejects with dial_failed: ${JSON.stringify(refused)}`);
+  const junk = await dial('not a multiaddr');
+  assert(junk.code === 'bad_argument', `an address that does not parse: ${JSON.stringify(junk)}`);
+});
+
 await r.test('one_page_runs_two_more_independent_nodes_and_stops_them', async () => {
   const target = (await relay.status()).head.height;
   const out = await p2.evaluate(async (target) => {

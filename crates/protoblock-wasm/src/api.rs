@@ -88,7 +88,7 @@ export type NodeEventName = "block" | "peer" | "tx" | "sync" | "reachable" | "er
 export interface ProtoblockError extends Error {
   name: "ProtoblockError";
   code: "invalid" | "duplicate" | "signer_limit" | "mempool_full" | "store_failed" | "stopped" | "bad_argument"
-    | "bad_backup" | "bad_passphrase" | "wallet_exists" | "wallet_corrupt";
+    | "bad_backup" | "bad_passphrase" | "wallet_exists" | "wallet_corrupt" | "dial_failed";
   rule?: string;
 }
 "#;
@@ -562,11 +562,21 @@ impl ProtoblockNode {
         to_js(&f)
     }
 
-    /// Dials a multiaddr (e.g. another page's relayed address).
-    pub async fn dial(&self, addr: String) -> Result<(), JsError> {
-        let a: Multiaddr = addr.parse().map_err(|e| js_err(format!("multiaddr: {e}")))?;
-        self.inner.handle.dial(a).await;
-        Ok(())
+    /// Dials a multiaddr (e.g. another page's relayed address). Resolves to
+    /// the peer id once the connection is up; rejects with code
+    /// "dial_failed" when it cannot be made (in 30 s at most), and
+    /// "bad_argument" for an address that does not parse.
+    pub async fn dial(&self, addr: String) -> Result<String, JsValue> {
+        use futures::FutureExt;
+        const DIAL_TIMEOUT_MS: u32 = 30_000;
+        let a: Multiaddr = addr.parse().map_err(|e| coded_err("bad_argument", None, &format!("multiaddr: {e}")))?;
+        let dial = self.inner.handle.dial(a).fuse();
+        let timeout = gloo_timers::future::TimeoutFuture::new(DIAL_TIMEOUT_MS).fuse();
+        futures::pin_mut!(dial, timeout);
+        futures::select! {
+            r = dial => r.map(|p| p.to_string()).map_err(|e| coded_err("dial_failed", None, &e)),
+            _ = timeout => Err(coded_err("dial_failed", None, &format!("no connection in {DIAL_TIMEOUT_MS} ms"))),
+        }
     }
 
     /// Test hook: opens a `/webrtc` signalling stream to `peer` (connected

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::SinkExt;
 use futures::channel::{mpsc, oneshot};
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
 use protoblock_core::{Chain, Hash32};
 use protoblock_node::SubmitError;
 
@@ -19,7 +19,8 @@ pub type ChainRead = Box<dyn FnOnce(&Chain) + Send>;
 pub enum Command {
     SubmitTx(Vec<u8>, oneshot::Sender<Result<Hash32, SubmitError>>),
     Status(oneshot::Sender<NodeStatus>),
-    Dial(Multiaddr),
+    /// Answered once the connection is up (its peer), or the dial failed.
+    Dial(Multiaddr, oneshot::Sender<Result<PeerId, String>>),
     ReadChain(ChainRead),
     SetServeSync(bool),
     Shutdown(oneshot::Sender<()>),
@@ -80,8 +81,11 @@ impl NodeHandle {
         rx.await.ok()
     }
 
-    pub async fn dial(&self, addr: Multiaddr) {
-        let _ = self.commands.clone().send(Command::Dial(addr)).await;
+    /// Dials `addr`; the peer once the connection is up, or why it is not.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, String> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.clone().send(Command::Dial(addr, tx)).await.map_err(|_| "the node stopped".to_string())?;
+        rx.await.map_err(|_| "the node stopped".to_string())?
     }
 
     /// Runs `f` on the current chain (state, head, main-chain ids).

@@ -28,7 +28,10 @@ impl<S: Store + 'static> Node<S> {
                 }
                 self.emit(NodeEvent::Listening { addr: address });
             }
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, connection_id, .. } => {
+                if let Some(done) = self.dials.remove(&connection_id) {
+                    let _ = done.send(Ok(peer_id));
+                }
                 if self.service.is_banned(&peer_id, self.clock.now()) {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
@@ -72,6 +75,11 @@ impl<S: Store + 'static> Node<S> {
                     DiscoveryEvent::Discover { point, namespace, cookie } => {
                         client.discover(Some(namespace), cookie, Some(crate::policy::MAX_DISCOVERED as u64), point)
                     }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
+                if let Some(done) = self.dials.remove(&connection_id) {
+                    let _ = done.send(Err(error.to_string()));
                 }
             }
             _ => {}

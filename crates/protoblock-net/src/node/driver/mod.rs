@@ -33,6 +33,9 @@ use crate::behaviour::Behaviour;
 use crate::clock::Clock;
 use crate::policy::{DiscoveryConfig, MeshConfig, dial_once, dialable};
 
+/// The application's dials in progress at once, at most.
+const MAX_APP_DIALS: usize = 64;
+
 /// A store operation's outcome, back to the loop.
 enum StoreDone {
     Read { token: Token, result: Result<Vec<Vec<u8>>, String> },
@@ -67,6 +70,8 @@ pub struct Node<S: Store> {
     /// concurrent streams per connection).
     answering: HashMap<InboundRequestId, ReplyId>,
     next_reply: ReplyId,
+    /// The application's dials, answered when their connection is up or failed.
+    dials: HashMap<libp2p::swarm::ConnectionId, futures::channel::oneshot::Sender<Result<PeerId, String>>>,
     /// Outbound sync requests: libp2p's id → the service's.
     requests: HashMap<OutboundRequestId, RequestId>,
     #[cfg(feature = "gossip-metrics")]
@@ -139,6 +144,7 @@ impl<S: Store + 'static> Node<S> {
             status_replies: HashMap::new(),
             sync_replies: HashMap::new(),
             answering: HashMap::new(),
+            dials: HashMap::new(),
             next_reply: 0,
             requests: HashMap::new(),
             #[cfg(feature = "gossip-metrics")]
@@ -304,13 +310,25 @@ impl<S: Store + 'static> Node<S> {
             Command::Status(done) => {
                 let _ = done.send(self.status());
             }
-            Command::Dial(addr) => {
+            Command::Dial(addr, done) => {
                 if let Some(Protocol::P2p(peer)) = addr.iter().last() {
                     self.swarm.behaviour_mut().discovery.trust(peer);
                 }
+                if self.dials.len() >= MAX_APP_DIALS {
+                    let _ = done.send(Err(format!("{MAX_APP_DIALS} dials in progress already")));
+                    return;
+                }
                 let addr = dialable(addr);
-                if let Err(e) = self.swarm.dial(addr.clone()) {
-                    tracing::warn!(%addr, error = %e, "dial failed");
+                let opts: libp2p::swarm::dial_opts::DialOpts = addr.clone().into();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dials.insert(id, done);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%addr, error = %e, "dial failed");
+                        let _ = done.send(Err(e.to_string()));
+                    }
                 }
             }
             Command::ReadChain(read) => read(self.service.chain()),
