@@ -1,48 +1,13 @@
-//! The rendezvous point (libp2p `/rendezvous/1.0.0`, server side), bounded.
-//!
-//! libp2p-rendezvous 0.18's server keeps a replaced registration until its
-//! TTL ends (a peer re-registering one namespace in a loop grows it without
-//! bound), accepts signed records up to its 1 MiB message limit, answers a
-//! discover with every registration it holds, and keeps registrations of
-//! peers long gone for up to 72 hours, so a few sybil identities fill its
-//! 10,000 slots and honest nodes are refused. This one speaks the same wire
-//! format (`proto/libp2p/rendezvous.proto`; libp2p's client is unchanged) and
-//! holds, per the [`RegistryConfig`]:
-//! - at most `max_per_peer` namespaces per peer, `max_total` in all; a
-//!   refresh replaces the peer's entry in place;
-//! - records of at most `max_record_bytes` (the exact bytes received, which
-//!   are what discoverers get);
-//! - TTLs within `[min_ttl_secs, max_ttl_secs]`;
-//! - a registration only while its peer stays connected to us: slots then
-//!   cost a live connection, which [`Admission`](super::Admission) bounds per
-//!   address, not a key, which is free. Our nodes keep their bootstrap
-//!   connection, so an honest registration lives as long as it is useful;
-//! - discover answers of at most `max_discover` registrations, paged by a
-//!   stateless cookie (the last sequence number served), so no per-enquirer
-//!   state is kept at all.
-//!
-//! [`Registry`] is the policy, sans-IO (time comes in); [`RendezvousPoint`]
-//! is the behaviour around it and a request-response codec.
+//! The rendezvous point's policy, sans-IO: what it holds, for whom and for
+//! how long, and its answer to each request (time comes in as `now_ms`).
+//! The bounds are the module above's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io;
-use std::task::{Context, Poll};
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p::core::transport::PortUse;
-use libp2p::core::{Endpoint, PeerRecord, SignedEnvelope};
-use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::{
-    ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
-    THandlerOutEvent, ToSwarm,
-};
-use libp2p::{Multiaddr, PeerId, StreamProtocol};
-use prost::Message as _;
+use libp2p::PeerId;
+use libp2p::core::{PeerRecord, SignedEnvelope};
 use protoblock_proto::rendezvous::{Message, message};
 
-use crate::clock::Clock;
-
-pub const RENDEZVOUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/rendezvous/1.0.0");
 /// The spec's longest namespace.
 pub const MAX_NAMESPACE: usize = 255;
 /// A TTL-less registration lives this long (the spec's default).
@@ -133,7 +98,6 @@ pub struct Registry {
     per_peer: HashMap<PeerId, usize>,
     expiries: BTreeSet<(u64, u64)>,
     next_seq: u64,
-    bytes: usize,
 }
 
 impl Registry {
@@ -141,17 +105,20 @@ impl Registry {
         Self { cfg, next_seq: 1, ..Self::default() }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.by_seq.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.by_seq.is_empty()
     }
 
     /// Record and namespace bytes held.
-    pub fn bytes(&self) -> usize {
-        self.bytes
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.by_seq.values().map(|e| e.record.len() + e.namespace.len()).sum()
     }
 
     /// Registers `from` under `namespace` with `record` (already verified to
@@ -189,7 +156,6 @@ impl Registry {
         let seq = self.next_seq;
         self.next_seq += 1;
         let expires_ms = now_ms.saturating_add(ttl.saturating_mul(1000));
-        self.bytes += record.len() + namespace.len();
         *self.per_peer.entry(from).or_default() += 1;
         self.by_key.insert(key, seq);
         self.expiries.insert((expires_ms, seq));
@@ -264,7 +230,6 @@ impl Registry {
     fn remove_seq(&mut self, seq: u64) {
         let Some(e) = self.by_seq.remove(&seq) else { return };
         self.expiries.remove(&(e.expires_ms, seq));
-        self.bytes -= e.record.len() + e.namespace.len();
         if let Some(n) = self.per_peer.get_mut(&e.peer) {
             *n -= 1;
             if *n == 0 {
@@ -378,174 +343,6 @@ fn discover_response(result: Result<(Vec<Served>, Vec<u8>), Refusal>) -> Message
         r#type: Some(message::MessageType::DiscoverResponse as i32),
         discover_response: Some(r),
         ..Message::default()
-    }
-}
-
-/// The spec's framing: an unsigned varint length, then the message. The
-/// length is checked against the limit before anything is allocated.
-#[derive(Debug, Clone)]
-pub struct RendezvousCodec {
-    max_request: usize,
-}
-
-async fn read_varint_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
-    let mut len: u64 = 0;
-    for i in 0..10 {
-        let mut b = [0u8; 1];
-        io.read_exact(&mut b).await?;
-        len |= u64::from(b[0] & 0x7f) << (7 * i);
-        if b[0] & 0x80 == 0 {
-            if len > max as u64 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("rendezvous message of {len} bytes over the {max}-byte limit"),
-                ));
-            }
-            let mut buf = vec![0u8; len as usize];
-            io.read_exact(&mut buf).await?;
-            return Ok(buf);
-        }
-    }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "rendezvous length prefix too long"))
-}
-
-async fn write_varint_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, m: &Message) -> io::Result<()> {
-    let frame = m.encode_length_delimited_to_vec();
-    io.write_all(&frame).await?;
-    io.close().await
-}
-
-impl request_response::Codec for RendezvousCodec {
-    type Protocol = StreamProtocol;
-    type Request = Message;
-    type Response = Message;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Message> {
-        let buf = read_varint_frame(io, self.max_request).await?;
-        Message::decode(buf.as_slice()).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-    ) -> io::Result<Message> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "a rendezvous point sends no requests"))
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-        _: Message,
-    ) -> io::Result<()> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "a rendezvous point sends no requests"))
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        m: Message,
-    ) -> io::Result<()> {
-        write_varint_frame(io, &m).await
-    }
-}
-
-/// The behaviour: inbound `/rendezvous/1.0.0` requests answered from the
-/// [`Registry`]; a peer's registrations dropped with its last connection.
-pub struct RendezvousPoint {
-    inner: request_response::Behaviour<RendezvousCodec>,
-    registry: Registry,
-    clock: Clock,
-}
-
-impl RendezvousPoint {
-    pub fn new(cfg: RegistryConfig) -> Self {
-        let codec = RendezvousCodec { max_request: cfg.max_request_bytes() };
-        let rr = request_response::Config::default()
-            .with_request_timeout(std::time::Duration::from_secs(10))
-            .with_max_concurrent_streams(4);
-        Self {
-            inner: request_response::Behaviour::with_codec(
-                codec,
-                [(RENDEZVOUS_PROTOCOL, ProtocolSupport::Inbound)],
-                rr,
-            ),
-            registry: Registry::new(cfg),
-            clock: Clock::new(),
-        }
-    }
-
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-}
-
-impl NetworkBehaviour for RendezvousPoint {
-    type ConnectionHandler = <request_response::Behaviour<RendezvousCodec> as NetworkBehaviour>::ConnectionHandler;
-    type ToSwarm = std::convert::Infallible;
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: PeerId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner.handle_established_inbound_connection(id, peer, local, remote)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: PeerId,
-        addr: &Multiaddr,
-        role: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner.handle_established_outbound_connection(id, peer, addr, role, port_use)
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm) {
-        if let FromSwarm::ConnectionClosed(ConnectionClosed { peer_id, remaining_established: 0, .. }) = &event {
-            self.registry.peer_gone(*peer_id);
-        }
-        self.inner.on_swarm_event(event);
-    }
-
-    fn on_connection_handler_event(&mut self, peer: PeerId, id: ConnectionId, event: THandlerOutEvent<Self>) {
-        self.inner.on_connection_handler_event(peer, id, event);
-    }
-
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        loop {
-            let to_swarm = match self.inner.poll(cx) {
-                Poll::Ready(t) => t,
-                Poll::Pending => return Poll::Pending,
-            };
-            match to_swarm {
-                ToSwarm::GenerateEvent(request_response::Event::Message {
-                    peer,
-                    message: request_response::Message::Request { request, channel, .. },
-                    ..
-                }) => {
-                    if let Some(response) = self.registry.handle(self.clock.mono_ms(), peer, request) {
-                        // Fails only when the peer has gone meanwhile.
-                        let _ = self.inner.send_response(channel, response);
-                    }
-                }
-                ToSwarm::GenerateEvent(request_response::Event::InboundFailure { peer, error, .. }) => {
-                    tracing::debug!(%peer, %error, "rendezvous request failed");
-                }
-                ToSwarm::GenerateEvent(_) => {}
-                other => return Poll::Ready(other.map_out(|_| unreachable!("events are handled above"))),
-            }
-        }
     }
 }
 
