@@ -73,70 +73,65 @@ fn seed_of(record: Vec<u8>) -> Result<[u8; 32], WalletError> {
     })
 }
 
+// Every call opens its own connection and closes it after: a connection left
+// open would block another tab's upgrade or a deletion of the database (both
+// wait for every connection to close).
+
 /// The wallet's seed: the stored one; else `legacy` (the key an older
 /// version kept in the chain database), moved here; else a new one.
 pub async fn load_or_make(legacy: Option<Vec<u8>>) -> Result<[u8; 32], WalletError> {
-    with_db(|db| async move {
-        if let Some(record) = read(&db).await? {
-            return seed_of(record);
+    let db = open_db().await?;
+    let out = load_or_make_in(&db, legacy).await;
+    db.close();
+    out
+}
+
+async fn load_or_make_in(db: &Rexie, legacy: Option<Vec<u8>>) -> Result<[u8; 32], WalletError> {
+    if let Some(record) = read(db).await? {
+        return seed_of(record);
+    }
+    let seed = match legacy.and_then(|l| <[u8; 32]>::try_from(l).ok()) {
+        Some(s) => s,
+        None => {
+            let mut s = [0u8; 32];
+            getrandom::fill(&mut s).map_err(|e| WalletError::new("store_failed", format!("no randomness: {e}")))?;
+            s
         }
-        let seed = match legacy.and_then(|l| <[u8; 32]>::try_from(l).ok()) {
-            Some(s) => s,
-            None => {
-                let mut s = [0u8; 32];
-                getrandom::fill(&mut s).map_err(|e| WalletError::new("store_failed", format!("no randomness: {e}")))?;
-                s
-            }
-        };
-        let tx = db.transaction(&[KEYS], TransactionMode::ReadWrite).map_err(WalletError::store)?;
-        let value: JsValue = Uint8Array::from(&seed[..]).into();
-        let added = tx.store(KEYS).map_err(WalletError::store)?.add(&value, Some(&JsValue::from_str(DEFAULT))).await;
-        match added {
-            Ok(_) => {
-                tx.done().await.map_err(WalletError::store)?;
-                Ok(seed)
-            }
-            // Another tab made one meanwhile: that one is the wallet.
-            Err(_) => seed_of(read(&db).await?.ok_or_else(|| WalletError::store("the wallet record vanished"))?),
-        }
-    })
-    .await
+    };
+    if write(db, &seed, false).await.is_err() {
+        // Another tab made one meanwhile: that one is the wallet.
+        return seed_of(read(db).await?.ok_or_else(|| WalletError::store("the wallet record vanished"))?);
+    }
+    Ok(seed)
+}
+
+/// Writes the record: `add` (fails if one exists) unless `replace`.
+async fn write(db: &Rexie, seed: &[u8; 32], replace: bool) -> Result<(), WalletError> {
+    let tx = db.transaction(&[KEYS], TransactionMode::ReadWrite).map_err(WalletError::store)?;
+    let store = tx.store(KEYS).map_err(WalletError::store)?;
+    let (value, key) = (Uint8Array::from(&seed[..]).into(), JsValue::from_str(DEFAULT));
+    match replace {
+        true => store.put(&value, Some(&key)).await,
+        false => store.add(&value, Some(&key)).await,
+    }
+    .map_err(WalletError::store)?;
+    tx.done().await.map_err(WalletError::store)?;
+    Ok(())
 }
 
 /// Replaces the wallet with `seed` (an import the user confirmed).
 pub async fn replace(seed: &[u8; 32]) -> Result<(), WalletError> {
-    let value: JsValue = Uint8Array::from(&seed[..]).into();
-    with_db(|db| async move {
-        let tx = db.transaction(&[KEYS], TransactionMode::ReadWrite).map_err(WalletError::store)?;
-        tx.store(KEYS)
-            .map_err(WalletError::store)?
-            .put(&value, Some(&JsValue::from_str(DEFAULT)))
-            .await
-            .map_err(WalletError::store)?;
-        tx.done().await.map_err(WalletError::store)?;
-        Ok(())
-    })
-    .await
+    let db = open_db().await?;
+    let out = write(&db, seed, true).await;
+    db.close();
+    out
 }
 
 /// The raw record, for the browser tests (a corrupt one is put there by hand).
 pub async fn stored_record() -> Result<Option<Vec<u8>>, WalletError> {
-    with_db(|db| async move { read(&db).await }).await
-}
-
-/// Runs `f` on a connection to the wallet database and closes it after:
-/// a connection left open would block another tab's upgrade or a deletion
-/// of the database (both wait for every connection to close).
-async fn with_db<T, F, Fut>(f: F) -> Result<T, WalletError>
-where
-    F: FnOnce(std::rc::Rc<Rexie>) -> Fut,
-    Fut: std::future::Future<Output = Result<T, WalletError>>,
-{
-    let db = std::rc::Rc::new(open_db().await?);
-    let out = f(db.clone()).await;
-    if let Ok(db) = std::rc::Rc::try_unwrap(db) {
-        db.close();
-    }
+    let db = open_db().await?;
+    let out = read(&db).await;
+    db.close();
     out
 }
 

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use libp2p::{Multiaddr, identity};
 use protoblock_core::crypto::signing_key_from_seed;
 use protoblock_core::{ChainLimits, Genesis, Hash32};
-use protoblock_net::node::{NodeConfig, NodeEvent, NodeHandle, SubmitError, now_ms};
+use protoblock_net::node::{NodeConfig, NodeHandle, SubmitError, now_ms};
 use protoblock_net::{Node, NodeStatus};
 use protoblock_store::{Store, open_chain};
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,9 @@ export interface ProtoblockError extends Error {
   rule?: string;
 }
 "#;
+
+mod events;
+mod keeping;
 
 const DEFAULT_STORE: &str = "protoblock";
 const LIBP2P_KEY: &str = "node/libp2p-key";
@@ -223,34 +226,6 @@ async fn load_or_make_seed(store: &IndexedDbStore, key: &str) -> Result<[u8; 32]
     Ok(seed)
 }
 
-/// `navigator.storage`, where the page has it.
-fn storage_manager() -> Option<JsValue> {
-    let nav = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
-    let storage = js_sys::Reflect::get(&nav, &"storage".into()).ok()?;
-    (!storage.is_undefined()).then_some(storage)
-}
-
-/// Calls `name()` on `navigator.storage` and awaits its boolean.
-async fn storage_flag(name: &str) -> Option<bool> {
-    let storage = storage_manager()?;
-    let f: js_sys::Function = js_sys::Reflect::get(&storage, &name.into()).ok()?.dyn_into().ok()?;
-    let p: js_sys::Promise = f.call0(&storage).ok()?.dyn_into().ok()?;
-    JsFuture::from(p).await.ok()?.as_bool()
-}
-
-/// Asks the browser to keep this origin's storage (the wallet and the chain)
-/// through storage pressure; it may say no, which `storagePersisted` shows.
-fn request_persistent_storage() {
-    spawn_local(async {
-        let granted = storage_flag("persist").await;
-        tracing::info!(?granted, "persistent storage requested");
-    });
-}
-
-fn wallet_err(e: crate::wallet_store::WalletError) -> JsValue {
-    coded_err(e.code, None, &e.message)
-}
-
 #[wasm_bindgen]
 impl ProtoblockNode {
     /// Opens (or creates) this chain's database, resumes from it, connects
@@ -305,7 +280,7 @@ impl ProtoblockNode {
         let legacy = store.get_meta(WALLET_KEY).await.map_err(js_err)?;
         let wallet =
             Wallet::from_seed(&crate::wallet_store::load_or_make(legacy).await.map_err(|e| js_err(e.message))?);
-        request_persistent_storage();
+        keeping::request_persistent_storage();
 
         if let Some(known) = store.get_meta(KNOWN_PEERS).await.map_err(js_err)? {
             bootstrap.extend(String::from_utf8_lossy(&known).lines().map(str::to_string));
@@ -434,59 +409,6 @@ impl ProtoblockNode {
         let pk = self.inner.wallet.borrow().public_key();
         let w = self.inner.handle.read_chain(move |c| view::wallet(c, &pk)).await.ok_or_else(stopped)?;
         to_js(&w)
-    }
-
-    /// Whether the browser keeps this origin's storage through storage
-    /// pressure (`navigator.storage.persisted()`); `null` where it cannot
-    /// say. While it is false, the wallet may be lost with the site's data:
-    /// a page should offer `exportWallet`.
-    #[wasm_bindgen(js_name = storagePersisted, unchecked_return_type = "boolean | null")]
-    pub async fn storage_persisted(&self) -> JsValue {
-        storage_flag("persisted").await.map_or(JsValue::NULL, JsValue::from_bool)
-    }
-
-    /// The wallet sealed under `passphrase` (at least 8 characters), as the
-    /// JSON text of a backup file (`WalletBackup`). The seed leaves the node
-    /// only like this.
-    #[wasm_bindgen(js_name = exportWallet)]
-    pub async fn export_wallet(&self, passphrase: String) -> Result<String, JsValue> {
-        crate::backup::check_passphrase(&passphrase).map_err(|e| coded_err(e.code(), None, &e.to_string()))?;
-        let seed = self.inner.wallet.borrow().seed();
-        let backup = crate::wallet_store::seal(&seed, &passphrase).await.map_err(wallet_err)?;
-        let v = to_js(&backup).map_err(JsValue::from)?;
-        let text = js_sys::JSON::stringify_with_replacer_and_space(&v, &JsValue::NULL, &2.into())
-            .map_err(|e| coded_err("store_failed", None, &describe(&e)))?;
-        Ok(String::from(text))
-    }
-
-    /// Restores the wallet from a backup file's text. A backup of another
-    /// key than this browser's wallet is refused ("wallet_exists") unless
-    /// `replace` is true: the page asks the user first, since the current key
-    /// is then gone unless it was exported. Resolves to the wallet.
-    #[wasm_bindgen(js_name = importWallet, unchecked_return_type = "WalletView")]
-    pub async fn import_wallet(&self, backup: String, passphrase: String, replace: bool) -> Result<JsValue, JsValue> {
-        use crate::backup::{Backup, BackupError};
-        const MAX_BACKUP_BYTES: usize = 4096;
-        let bad = |e: BackupError| coded_err(e.code(), None, &e.to_string());
-        if backup.len() > MAX_BACKUP_BYTES {
-            return Err(bad(BackupError::NotABackup));
-        }
-        let parsed = js_sys::JSON::parse(&backup).map_err(|_| bad(BackupError::NotABackup))?;
-        let parsed: Backup = serde_wasm_bindgen::from_value(parsed).map_err(|_| bad(BackupError::NotABackup))?;
-        let checked = parsed.check().map_err(bad)?;
-        let seed = crate::wallet_store::open(&checked, &passphrase).await.map_err(wallet_err)?;
-        if self.inner.wallet.borrow().public_key() != checked.public_key {
-            if !replace {
-                return Err(coded_err(
-                    "wallet_exists",
-                    None,
-                    "this browser has another wallet; export it first, then import with replace",
-                ));
-            }
-            crate::wallet_store::replace(&seed).await.map_err(wallet_err)?;
-            *self.inner.wallet.borrow_mut() = Wallet::from_seed(&seed);
-        }
-        self.wallet().await.map_err(JsValue::from)
     }
 
     /// Registers a fantasy name for this wallet. Resolves to the tx id once
@@ -632,121 +554,6 @@ impl ProtoblockNode {
 
     async fn submit(&self, tx: Vec<u8>) -> Result<String, JsValue> {
         self.inner.handle.submit_tx(tx).await.map(|id| id.to_hex()).map_err(submit_err)
-    }
-}
-
-impl Inner {
-    fn emit(&self, event: &str, payload: JsValue) {
-        // Clone first: a listener may call on()/off() re-entrantly.
-        let fs = self.listeners.borrow().get(event).cloned().unwrap_or_default();
-        for f in fs {
-            if let Err(e) = f.call1(&JsValue::NULL, &payload) {
-                web_sys::console::error_2(&JsValue::from_str(&format!("protoblock '{event}' listener threw:")), &e);
-            }
-        }
-    }
-
-    async fn dispatch(&self, ev: NodeEvent) {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Peer {
-            peer_id: String,
-            up: bool,
-            reason: Option<String>,
-            banned: bool,
-        }
-        let peer = |p: &libp2p::PeerId, up, reason: Option<&String>, banned| Peer {
-            peer_id: p.to_string(),
-            up,
-            reason: reason.cloned(),
-            banned,
-        };
-        let (name, payload) = match &ev {
-            NodeEvent::NewHead { height, id, txs } => {
-                #[derive(Serialize)]
-                struct Head {
-                    height: u64,
-                    id: String,
-                    /// Its txs' ids, hex.
-                    txs: Vec<String>,
-                }
-                let txs = txs.iter().map(|t| t.to_hex()).collect();
-                ("block", to_js(&Head { height: *height, id: id.to_hex(), txs }))
-            }
-            NodeEvent::PeerUp { peer: p } => {
-                self.remember_peers().await;
-                ("peer", to_js(&peer(p, true, None, false)))
-            }
-            NodeEvent::PeerDown { peer: p } => ("peer", to_js(&peer(p, false, None, false))),
-            NodeEvent::PeerBanned { peer: p, reason } => ("peer", to_js(&peer(p, false, Some(reason), true))),
-            NodeEvent::PeerIncompatible { peer: p, reason } => ("peer", to_js(&peer(p, false, Some(reason), false))),
-            NodeEvent::TxAccepted { id } => {
-                #[derive(Serialize)]
-                struct Tx {
-                    id: String,
-                }
-                ("tx", to_js(&Tx { id: id.to_hex() }))
-            }
-            NodeEvent::SyncProgress { head, target, syncing } => {
-                #[derive(Serialize)]
-                #[serde(rename_all = "camelCase")]
-                struct Sync {
-                    head_height: u64,
-                    #[serde(serialize_with = "crate::view::js_number")]
-                    target_height: u64,
-                    syncing: bool,
-                }
-                ("sync", to_js(&Sync { head_height: *head, target_height: *target, syncing: *syncing }))
-            }
-            NodeEvent::Reachable { addr } => {
-                #[derive(Serialize)]
-                struct Reachable {
-                    addr: String,
-                }
-                ("reachable", to_js(&Reachable { addr: addr.to_string() }))
-            }
-            NodeEvent::StoreFailed { error } => {
-                #[derive(Serialize)]
-                struct Failure {
-                    message: String,
-                }
-                (
-                    "error",
-                    to_js(&Failure {
-                        message: format!("storage failed, the node stopped following the chain: {error}"),
-                    }),
-                )
-            }
-            NodeEvent::Listening { .. } | NodeEvent::Discovered { .. } => return,
-        };
-        match payload {
-            Ok(p) => self.emit(name, p),
-            Err(e) => self.emit("error", JsValue::from(e)),
-        }
-    }
-
-    /// Keeps the addresses of connected peers this page dialled, so a reload
-    /// can reach them even before the relay answers (bounded).
-    async fn remember_peers(&self) {
-        let Some(st) = self.handle.status().await else { return };
-        let me = &st.peer_id;
-        let addrs: Vec<String> = st
-            .peers
-            .iter()
-            .filter_map(|p| {
-                let a = p.addr.clone()?;
-                if !browser_dialable(&a) || p.peer == *me {
-                    return None;
-                }
-                Some(a.with_p2p(p.peer).unwrap_or_else(|a| a).to_string())
-            })
-            .take(MAX_KNOWN_PEERS)
-            .collect();
-        if !addrs.is_empty()
-            && let Err(e) = self.store.put_meta(KNOWN_PEERS, addrs.join("\n").into_bytes()).await
-        {
-            tracing::warn!(error = %e, "saving known peers");
-        }
     }
 }
 
