@@ -58,9 +58,8 @@ impl Default for AdmissionConfig {
 #[derive(Debug)]
 struct Conn {
     peer: PeerId,
-    /// The address it counts against for `max_per_ip` (none when exempt).
-    ip: Option<IpAddr>,
-    /// Its address, exempt or not, for choosing whom to evict.
+    /// Its address (none for relayed and `/webrtc` ones); what it counts
+    /// against for `max_per_ip` is this less any exemption (`limited`).
     group: Option<IpAddr>,
     since_ms: u64,
     inbound: bool,
@@ -123,8 +122,12 @@ impl Admission {
     }
 
     fn limited_ip(&self, addr: &Multiaddr) -> Option<IpAddr> {
-        let ip = ip_of(addr)?;
-        (!(self.cfg.loopback_exempt && ip.is_loopback())).then_some(ip)
+        self.limited(ip_of(addr))
+    }
+
+    /// The address a connection from `ip` counts against for `max_per_ip`.
+    fn limited(&self, ip: Option<IpAddr>) -> Option<IpAddr> {
+        ip.filter(|ip| !(self.cfg.loopback_exempt && ip.is_loopback()))
     }
 
     fn group_size(&self, group: Option<IpAddr>) -> usize {
@@ -250,31 +253,26 @@ impl NetworkBehaviour for Admission {
         match event {
             FromSwarm::ConnectionEstablished(e) => {
                 // An inbound connection's address was counted while pending.
-                let ip = match e.endpoint.is_dialer() {
+                match e.endpoint.is_dialer() {
                     true => {
-                        let ip = self.limited_ip(e.endpoint.get_remote_address());
-                        if let Some(ip) = ip {
+                        if let Some(ip) = self.limited_ip(e.endpoint.get_remote_address()) {
                             *self.per_ip.entry(ip).or_default() += 1;
                         }
-                        ip
                     }
-                    false => self.pending.remove(&e.connection_id),
-                };
+                    false => {
+                        self.pending.remove(&e.connection_id);
+                    }
+                }
                 let group = ip_of(e.endpoint.get_remote_address());
-                let conn = Conn {
-                    peer: e.peer_id,
-                    ip,
-                    group,
-                    since_ms: self.clock.mono_ms(),
-                    inbound: !e.endpoint.is_dialer(),
-                };
+                let conn =
+                    Conn { peer: e.peer_id, group, since_ms: self.clock.mono_ms(), inbound: !e.endpoint.is_dialer() };
                 self.conns.insert(e.connection_id, conn);
                 *self.per_peer.entry(e.peer_id).or_default() += 1;
                 *self.per_group.entry(group).or_default() += 1;
             }
             FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, peer_id, remaining_established, .. }) => {
                 if let Some(c) = self.conns.remove(&connection_id) {
-                    if let Some(ip) = c.ip {
+                    if let Some(ip) = self.limited(c.group) {
                         self.release_ip(ip);
                     }
                     if let Some(n) = self.per_group.get_mut(&c.group) {
