@@ -10,7 +10,8 @@
 //! - [`verifier`]: block signatures checked in Web Workers beside the page's
 //!   thread (`js/verifier.js` starts them; each runs this package).
 //! - `swarm`: browser transports (WebSocket, WebRTC-direct, relay client).
-//! - `api`: the wasm-bindgen class `ProtoblockNode` (promises and events; no
+//! - `api`: the wasm-bindgen class `ProtoblockNode` (`api/events.rs`: its events; `api/keeping.rs`:
+//!   storage and wallet backups; promises and events; no
 //!   global state, so a page can run several nodes).
 //! - `bench` (feature `bench`): the browser's signature bound (`_benchSignatureBound`), for
 //!   `cargo xtask bench-web`.
