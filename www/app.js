@@ -458,23 +458,27 @@ setInterval(() => { for (const el of document.querySelectorAll('.when[data-ts]')
 // ---------- start ----------
 async function main() {
   setState('starting');
-  let mod;
+  let client;
   try {
     performance.mark('pb:import');
-    mod = await import(`./${PKG}/protoblock_wasm.js`);
+    const mod = await import(`./${PKG}/index.js`);
     window.pbPkg = PKG;
     performance.mark('pb:instantiate');
-    window.pbWasm = await mod.default(); // the wasm exports (tests read its memory size)
+    const { logLevel, signatureWorkers, ...nodeOpts } = opts;
+    client = new mod.Client({ logLevel, signatureWorkers });
+    window.pbWasm = await client.ready; // the wasm exports (tests read its memory size)
     performance.mark('pb:start');
+    Object.assign(opts, { logLevel: undefined, signatureWorkers: undefined }, nodeOpts);
   } catch (e) {
     setState('error');
     $('conn-pill').className = 'pill error';
     setText('conn-text', 'Offline');
-    showError(`Could not load the node package (${PKG}/protoblock_wasm.js): ${errMsg(e)}`);
+    showError(`Could not load the node package (${PKG}/index.js): ${errMsg(e)}`);
     return;
   }
   try {
-    node = await mod.ProtoblockNode.start(opts);
+    // Tabs of this site share one node: this tab runs it, or uses the one another tab runs.
+    node = await client.addNode(opts);
   } catch (e) {
     setState('error');
     $('conn-pill').className = 'pill error';
@@ -484,8 +488,14 @@ async function main() {
   }
   performance.mark('pb:started');
   window.pbNode = node;
-  setText('node-id', short(node.peerId, 6));
-  $('node-id').title = `This browser's peer id: ${node.peerId}`;
+  const showRole = () => {
+    setText('node-id', short(node.peerId, 6));
+    $('node-id').title = `This browser's peer id: ${node.peerId}\n` +
+      (node.role === 'leader' ? 'This tab runs the node for every tab of this site.' : 'Another tab of this site runs the node; this one uses it.');
+    document.body.dataset.role = node.role;
+  };
+  showRole();
+  node.on('role', () => { showRole(); schedule(pollStatus, 0); });
 
   node.on('block', (b) => {
     if (status && b.height > status.headHeight) { status.headHeight = b.height; status.headId = b.id; schedule(showHeight, 200); }

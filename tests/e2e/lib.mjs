@@ -105,9 +105,9 @@ export async function startRelay({
   return relay;
 }
 
-/** Launches Chromium with a fresh profile and the flags this machine needs. */
-export async function launchBrowser({ executablePath = process.env.PB_CHROMIUM || '/usr/bin/chromium' } = {}) {
-  const profile = mkdtempSync(join(tmpdir(), 'pb-e2e-chromium-'));
+/** Launches Chromium with the flags this machine needs, on `profile` (a folder; default a fresh one). */
+export async function launchBrowser({ executablePath = process.env.PB_CHROMIUM || '/usr/bin/chromium', profile } = {}) {
+  profile = profile || mkdtempSync(join(tmpdir(), 'pb-e2e-chromium-'));
   tmpDirs.add(profile);
   const context = await chromium.launchPersistentContext(profile, {
     executablePath,

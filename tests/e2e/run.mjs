@@ -254,7 +254,7 @@ await r.test('a_reloaded_page_resumes_from_indexeddb_and_downloads_less', async 
   assert(after.blocksDownloaded < target2, `second session downloaded ${after.blocksDownloaded} < ${target2} blocks`);
   // Ranges in flight at the reload may be fetched again: allow two ranges.
   assert(after.blocksDownloaded <= target2 - resumed.headHeight + 128, `only what was missing (${after.blocksDownloaded}, resumed at ${resumed.headHeight}, head ${target2})`);
-  const stored = await p.evaluate(() => window.pbNode.storedBlocks());
+  const stored = await p.evaluate(() => window.pbNode._hook('storedBlocks'));
   assert(stored >= target2, `IndexedDB holds ${stored} blocks`);
 });
 
@@ -403,8 +403,8 @@ await r.test('the_product_package_syncs_and_carries_no_test_hooks', async () => 
   assert(await p.evaluate(() => window.pbPkg) === 'pkg', 'the page loaded the product package');
   const target = (await relay.status()).head.height;
   await waitFor('the product package at the relay head', async () => (await status(p)).headHeight >= target, 120_000);
-  const exported = await p.evaluate(() => ['_testSignal', 'storedBlocks'].filter((h) => typeof window.pbNode[h] === 'function'));
-  assert(exported.length === 0, `the product node exposes ${exported}`);
+  const refused = await p.evaluate(() => window.pbNode._hook('storedBlocks').then(() => 'ran', (e) => `${e.name}/${e.code}`));
+  assert(refused === 'InvalidArgumentError/bad_argument', `the product node ran a test hook: ${refused}`);
 });
 
 await r.test('no_uncaught_errors_in_any_page', async () => {

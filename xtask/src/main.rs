@@ -155,6 +155,10 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// The package's hand-written files (crates/protoblock-wasm/js/), copied into every build of it.
+const PACKAGE_JS: &[&str] =
+    &["index.js", "index.d.ts", "errors.js", "errors.d.ts", "elements.js", "elements.d.ts", "README.md"];
+
 /// Builds the browser node into `www/pkg` as an npm-style package
 /// (`package.json`, `.js`, `.d.ts`, `.wasm`), stripped of the name and
 /// producers sections, and prints its size. Returns the package folder.
@@ -192,6 +196,13 @@ fn web_with(features: &[&str]) -> Result<std::path::PathBuf> {
         .args(["--target", "web", "--remove-name-section", "--remove-producers-section", "--out-dir"])
         .arg(&pkg)
         .arg(&wasm))?;
+    // The package's own JavaScript (the client, tab sharing, errors, custom
+    // elements) and its README, beside what wasm-bindgen wrote.
+    // (js/verifier.js is not among them: wasm-bindgen puts it in snippets/.)
+    let js = root.join("crates/protoblock-wasm/js");
+    for file in PACKAGE_JS {
+        std::fs::copy(js.join(file), pkg.join(file)).with_context(|| format!("copying js/{file}"))?;
+    }
     let version = env!("CARGO_PKG_VERSION");
     std::fs::write(
         pkg.join("package.json"),
@@ -202,11 +213,19 @@ fn web_with(features: &[&str]) -> Result<std::path::PathBuf> {
   "description": "A Protoblock full node for web pages: validates every block, keeps the chain in IndexedDB, gossips and serves sync",
   "license": "MIT OR Apache-2.0",
   "type": "module",
-  "main": "protoblock_wasm.js",
-  "module": "protoblock_wasm.js",
-  "types": "protoblock_wasm.d.ts",
-  "files": ["protoblock_wasm.js", "protoblock_wasm.d.ts", "protoblock_wasm_bg.wasm", "protoblock_wasm_bg.wasm.d.ts", "snippets/"],
-  "sideEffects": ["./snippets/*"]
+  "main": "index.js",
+  "module": "index.js",
+  "types": "index.d.ts",
+  "exports": {{
+    ".": {{ "types": "./index.d.ts", "default": "./index.js" }},
+    "./elements": {{ "types": "./elements.d.ts", "default": "./elements.js" }},
+    "./wasm": {{ "types": "./protoblock_wasm.d.ts", "default": "./protoblock_wasm.js" }},
+    "./protoblock_wasm_bg.wasm": "./protoblock_wasm_bg.wasm",
+    "./package.json": "./package.json"
+  }},
+  "files": ["index.js", "index.d.ts", "errors.js", "errors.d.ts", "elements.js", "elements.d.ts", "README.md",
+    "protoblock_wasm.js", "protoblock_wasm.d.ts", "protoblock_wasm_bg.wasm", "protoblock_wasm_bg.wasm.d.ts", "snippets/"],
+  "sideEffects": ["./snippets/*", "./elements.js"]
 }}
 "#
         ),
@@ -313,12 +332,13 @@ fn test() -> Result<()> {
     let test_pkg = test_pkg.file_name().and_then(|n| n.to_str()).context("package folder")?.to_string();
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
-    // run.mjs: the browser node against a relay; mesh.mjs: browser-to-browser `/webrtc`;
+    // run.mjs: the browser node against a relay; tabs.mjs: tabs sharing one node; mesh.mjs: browser-to-browser `/webrtc`;
     // interop.mjs: `/webrtc` both ways with a stock js-libp2p browser peer (bundled by esbuild).
     total.add(in_test_netns(|ns, webrtc_ip| {
         let mut counts = Counts { all_ok: true, ..Counts::default() };
         for (script, what, secs) in [
             ("run.mjs", "browser end-to-end tests", 1500),
+            ("tabs.mjs", "one node per site (tabs) tests", 300),
             ("mesh.mjs", "browser mesh (/webrtc) tests", 1200),
             ("interop.mjs", "js-libp2p interop (/webrtc) tests", 300),
         ] {

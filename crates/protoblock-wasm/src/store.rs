@@ -37,6 +37,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
+use wasm_bindgen::closure::Closure;
 use web_sys::{IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore, IdbTransaction, IdbTransactionMode};
 
 const BLOCKS: &str = "blocks";
@@ -69,6 +70,12 @@ pub struct IndexedDbStore {
     /// A commit failed: later ones are refused, so the database keeps the
     /// last consistent head (reopening resumes from it).
     poisoned: Rc<Cell<bool>>,
+    /// Another tab opened the database at a newer schema version: this
+    /// connection closed itself (so that tab is not blocked) and refuses
+    /// every later commit with an error saying so. Rexie's connection closes
+    /// itself on `versionchange` too.
+    superseded: Rc<Cell<bool>>,
+    _on_versionchange: Rc<Closure<dyn FnMut()>>,
     replay: Rc<RefCell<ReplaySegments>>,
     /// Keys in the `state` store, once `load` has read them (until then
     /// every delete is issued): a batch deletes many keys that it created
@@ -84,6 +91,10 @@ type KeySet = HashSet<Box<[u8]>>;
 
 fn poisoned() -> StoreError {
     StoreError::Backend("an earlier commit failed; reopen to resume from its head".into())
+}
+
+fn superseded() -> StoreError {
+    StoreError::Backend("a newer version of this site opened the database: reload the page".into())
 }
 
 fn js(e: JsValue) -> StoreError {
@@ -233,7 +244,19 @@ impl IndexedDbStore {
             keys.iter().map(to_hash).collect::<Result<HashSet<_>, _>>()?
         };
         let raw = open_raw(name, DB_VERSION).await?;
+        let superseded_flag = Rc::new(Cell::new(false));
+        let on_versionchange = {
+            let (raw, flag) = (raw.clone(), superseded_flag.clone());
+            Closure::<dyn FnMut()>::new(move || {
+                tracing::warn!("a newer schema of the database was asked for elsewhere: closing this connection");
+                flag.set(true);
+                raw.close();
+            })
+        };
+        raw.set_onversionchange(Some(on_versionchange.as_ref().unchecked_ref()));
         Ok(Self {
+            superseded: superseded_flag,
+            _on_versionchange: Rc::new(on_versionchange),
             state_keys: Rc::default(),
             undo_ids: Rc::new(RefCell::new(undo_ids)),
             db: Rc::new(db),
@@ -574,6 +597,9 @@ impl Store for IndexedDbStore {
     async fn commit(&self, mut batch: WriteBatch) -> Result<(), StoreError> {
         // `write` relies on each state key appearing once.
         batch.compact();
+        if self.superseded.get() {
+            return Err(superseded());
+        }
         if self.poisoned.get() {
             return Err(poisoned());
         }

@@ -82,11 +82,13 @@ impl Inner {
                 #[derive(Serialize)]
                 struct Failure {
                     message: String,
+                    code: &'static str,
                 }
                 (
                     "error",
                     to_js(&Failure {
                         message: format!("storage failed, the node stopped following the chain: {error}"),
+                        code: "store_failed",
                     }),
                 )
             }

@@ -88,7 +88,7 @@ export type NodeEventName = "block" | "peer" | "tx" | "sync" | "reachable" | "er
 export interface ProtoblockError extends Error {
   name: "ProtoblockError";
   code: "invalid" | "duplicate" | "signer_limit" | "mempool_full" | "store_failed" | "stopped" | "bad_argument"
-    | "bad_backup" | "bad_passphrase" | "wallet_exists" | "wallet_corrupt" | "dial_failed";
+    | "bad_backup" | "bad_passphrase" | "wallet_exists" | "wallet_corrupt" | "dial_failed" | "bootstrap";
   rule?: string;
 }
 "#;
@@ -180,6 +180,14 @@ fn coded_err(code: &str, rule: Option<&str>, message: &str) -> JsValue {
     e.into()
 }
 
+fn store_err(e: impl std::fmt::Display) -> JsValue {
+    coded_err("store_failed", None, &e.to_string())
+}
+
+fn arg_err(message: &str) -> JsValue {
+    coded_err("bad_argument", None, message)
+}
+
 fn submit_err(e: SubmitError) -> JsValue {
     coded_err(e.kind(), e.rule(), &e.to_string())
 }
@@ -232,23 +240,27 @@ impl ProtoblockNode {
     /// to the relay and starts validating and serving.
     pub async fn start(
         #[wasm_bindgen(unchecked_param_type = "StartOptions")] opts: JsValue,
-    ) -> Result<ProtoblockNode, JsError> {
+    ) -> Result<ProtoblockNode, JsValue> {
         console_error_panic_hook::set_once();
+        let bad_arg = |m: String| coded_err("bad_argument", None, &m);
+        let boot = |m: String| coded_err("bootstrap", None, &m);
+        let store_failed = |m: String| coded_err("store_failed", None, &m);
         let opts: StartOptions = if opts.is_undefined() || opts.is_null() {
             StartOptions::default()
         } else {
-            serde_wasm_bindgen::from_value(opts).map_err(|e| js_err(format!("start options: {e}")))?
+            serde_wasm_bindgen::from_value(opts).map_err(|e| bad_arg(format!("start options: {e}")))?
         };
         init_logging(opts.log_level.as_deref());
         let mut ice_servers = Vec::new();
         for s in &opts.ice_servers {
-            ice_servers.push(protoblock_webrtc::ice::IceServer::parse(s).map_err(js_err)?);
+            ice_servers
+                .push(protoblock_webrtc::ice::IceServer::parse(s).map_err(|e| bad_arg(format!("iceServers: {e}")))?);
         }
         let (genesis_hex, mut bootstrap) = match &opts.relay {
             Some(relay) => {
                 let url = format!("{}/api/bootstrap", relay.trim_end_matches('/'));
-                let b: Bootstrap = serde_wasm_bindgen::from_value(fetch_json(&url).await?)
-                    .map_err(|e| js_err(format!("{url}: {e}")))?;
+                let answer = fetch_json(&url).await.map_err(|e| boot(describe(&e.into())))?;
+                let b: Bootstrap = serde_wasm_bindgen::from_value(answer).map_err(|e| boot(format!("{url}: {e}")))?;
                 ice_servers.extend(b.ice_servers.into_iter().map(|s| protoblock_webrtc::ice::IceServer {
                     url: s.urls,
                     username: s.username,
@@ -259,30 +271,32 @@ impl ProtoblockNode {
                 (b.genesis_pb, addrs)
             }
             None => (
-                opts.genesis.clone().ok_or_else(|| js_err("give `relay`, or `genesis` with `bootstrap`"))?,
+                opts.genesis.clone().ok_or_else(|| bad_arg("give `relay`, or `genesis` with `bootstrap`".into()))?,
                 opts.bootstrap.clone(),
             ),
         };
-        let genesis_bytes = hex::decode(genesis_hex.trim()).map_err(|e| js_err(format!("genesis hex: {e}")))?;
-        let genesis = Genesis::from_bytes(&genesis_bytes).map_err(|e| js_err(format!("genesis: {e}")))?;
+        let genesis_bytes = hex::decode(genesis_hex.trim()).map_err(|e| boot(format!("genesis hex: {e}")))?;
+        let genesis = Genesis::from_bytes(&genesis_bytes).map_err(|e| boot(format!("genesis: {e}")))?;
         if let Some(want) = &opts.genesis_hash
             && !want.eq_ignore_ascii_case(&genesis.hash.to_hex())
         {
-            return Err(js_err(format!("relay serves chain {}, expected {want}", genesis.hash)));
+            return Err(boot(format!("relay serves chain {}, expected {want}", genesis.hash)));
         }
         let prefix = opts.store_name.as_deref().unwrap_or(DEFAULT_STORE);
         let db_name = format!("{prefix}-{}", &genesis.hash.to_hex()[..16]);
-        let store = IndexedDbStore::open(&db_name).await.map_err(|e| js_err(format!("IndexedDB {db_name}: {e}")))?;
+        let store =
+            IndexedDbStore::open(&db_name).await.map_err(|e| store_failed(format!("IndexedDB {db_name}: {e}")))?;
 
-        let key_seed = load_or_make_seed(&store, LIBP2P_KEY).await?;
+        let key_seed = load_or_make_seed(&store, LIBP2P_KEY).await.map_err(|e| store_failed(describe(&e.into())))?;
         let key = identity::Keypair::ed25519_from_bytes(key_seed).map_err(js_err)?;
         // The wallet's own database; an older version's key in the chain database moves there.
-        let legacy = store.get_meta(WALLET_KEY).await.map_err(js_err)?;
-        let wallet =
-            Wallet::from_seed(&crate::wallet_store::load_or_make(legacy).await.map_err(|e| js_err(e.message))?);
+        let legacy = store.get_meta(WALLET_KEY).await.map_err(|e| store_failed(e.to_string()))?;
+        let wallet = Wallet::from_seed(
+            &crate::wallet_store::load_or_make(legacy).await.map_err(|e| coded_err(e.code, None, &e.message))?,
+        );
         keeping::request_persistent_storage();
 
-        if let Some(known) = store.get_meta(KNOWN_PEERS).await.map_err(js_err)? {
+        if let Some(known) = store.get_meta(KNOWN_PEERS).await.map_err(|e| store_failed(e.to_string()))? {
             bootstrap.extend(String::from_utf8_lossy(&known).lines().map(str::to_string));
         }
         let mut addrs: Vec<Multiaddr> = Vec::new();
@@ -297,13 +311,13 @@ impl ProtoblockNode {
         let params = genesis.params.clone();
         let chain = open_chain(&store, genesis.clone(), ChainLimits::default())
             .await
-            .map_err(|e| js_err(format!("resuming the chain from {db_name}: {e}")))?;
+            .map_err(|e| store_failed(format!("resuming the chain from {db_name}: {e}")))?;
         let producer_key = match &opts.oracle_key {
             Some(h) => {
                 let seed: [u8; 32] = hex::decode(h.trim())
                     .ok()
                     .and_then(|v| v.try_into().ok())
-                    .ok_or_else(|| js_err("oracleKey: 64 hex digits"))?;
+                    .ok_or_else(|| bad_arg("oracleKey: 64 hex digits".into()))?;
                 Some(signing_key_from_seed(&seed))
             }
             None => None,
@@ -379,8 +393,8 @@ impl ProtoblockNode {
     }
 
     #[wasm_bindgen(unchecked_return_type = "NodeStatus")]
-    pub async fn status(&self) -> Result<JsValue, JsError> {
-        to_js(&view::status(&self.node_status().await?))
+    pub async fn status(&self) -> Result<JsValue, JsValue> {
+        Ok(to_js(&view::status(&self.node_status().await?))?)
     }
 
     /// Subscribes `callback` to an event: "block" {height, id, txs: tx ids},
@@ -405,10 +419,10 @@ impl ProtoblockNode {
     }
 
     #[wasm_bindgen(unchecked_return_type = "WalletView")]
-    pub async fn wallet(&self) -> Result<JsValue, JsError> {
+    pub async fn wallet(&self) -> Result<JsValue, JsValue> {
         let pk = self.inner.wallet.borrow().public_key();
         let w = self.inner.handle.read_chain(move |c| view::wallet(c, &pk)).await.ok_or_else(stopped)?;
-        to_js(&w)
+        Ok(to_js(&w)?)
     }
 
     /// Registers a fantasy name for this wallet. Resolves to the tx id once
@@ -439,17 +453,17 @@ impl ProtoblockNode {
 
     /// The newest blocks of the main chain, newest first.
     #[wasm_bindgen(js_name = recentBlocks, unchecked_return_type = "BlockSummary[]")]
-    pub async fn recent_blocks(&self, limit: u32) -> Result<JsValue, JsError> {
+    pub async fn recent_blocks(&self, limit: u32) -> Result<JsValue, JsValue> {
         let limit = limit.clamp(1, MAX_RECENT_BLOCKS);
         let head = self.node_status().await?.head_height;
         if head == 0 {
-            return to_js(&Vec::<view::BlockSummary>::new());
+            return Ok(to_js(&Vec::<view::BlockSummary>::new())?);
         }
         let start = head.saturating_sub(limit as u64 - 1).max(1);
-        let blocks = self.inner.store.blocks_range(start, limit, usize::MAX).await.map_err(js_err)?;
+        let blocks = self.inner.store.blocks_range(start, limit, usize::MAX).await.map_err(store_err)?;
         let mut out: Vec<view::BlockSummary> = blocks.iter().filter_map(|b| view::summary(b)).collect();
         out.reverse();
-        to_js(&out)
+        Ok(to_js(&out)?)
     }
 
     /// A block by height (number) or id (hex), with its txs; null if absent.
@@ -457,31 +471,31 @@ impl ProtoblockNode {
     pub async fn block(
         &self,
         #[wasm_bindgen(unchecked_param_type = "number | string")] which: JsValue,
-    ) -> Result<JsValue, JsError> {
+    ) -> Result<JsValue, JsValue> {
         let bytes = if let Some(h) = which.as_f64() {
             if !(h >= 0.0 && h.fract() == 0.0) {
-                return Err(js_err("block height: a whole number"));
+                return Err(arg_err("block height: a whole number"));
             }
-            self.inner.store.blocks_range(h as u64, 1, usize::MAX).await.map_err(js_err)?.pop()
+            self.inner.store.blocks_range(h as u64, 1, usize::MAX).await.map_err(store_err)?.pop()
         } else if let Some(s) = which.as_string() {
             if let Ok(h) = s.trim().parse::<u64>() {
-                self.inner.store.blocks_range(h, 1, usize::MAX).await.map_err(js_err)?.pop()
+                self.inner.store.blocks_range(h, 1, usize::MAX).await.map_err(store_err)?.pop()
             } else {
-                let id = Hash32::from_hex(s.trim()).ok_or_else(|| js_err("block id: 64 hex digits"))?;
-                self.inner.store.block_by_id(id).await.map_err(js_err)?
+                let id = Hash32::from_hex(s.trim()).ok_or_else(|| arg_err("block id: 64 hex digits"))?;
+                self.inner.store.block_by_id(id).await.map_err(store_err)?
             }
         } else {
-            return Err(js_err("give a block height or id"));
+            return Err(arg_err("give a block height or id"));
         };
         let Some(bytes) = bytes else { return Ok(JsValue::NULL) };
         let d = self.inner.handle.read_chain(move |c| view::detail(c, &bytes)).await.ok_or_else(stopped)?;
-        to_js(&d)
+        Ok(to_js(&d)?)
     }
 
     #[wasm_bindgen(unchecked_return_type = "FantasyView")]
-    pub async fn fantasy(&self) -> Result<JsValue, JsError> {
+    pub async fn fantasy(&self) -> Result<JsValue, JsValue> {
         let f = self.inner.handle.read_chain(view::fantasy).await.ok_or_else(stopped)?;
-        to_js(&f)
+        Ok(to_js(&f)?)
     }
 
     /// Dials a multiaddr (e.g. another page's relayed address). Resolves to
@@ -543,12 +557,12 @@ fn default_signature_workers() -> u32 {
     cores.saturating_sub(1).clamp(1, 4)
 }
 
-fn stopped() -> JsError {
-    js_err("node stopped")
+fn stopped() -> JsValue {
+    coded_err("stopped", None, "node stopped")
 }
 
 impl ProtoblockNode {
-    async fn node_status(&self) -> Result<NodeStatus, JsError> {
+    async fn node_status(&self) -> Result<NodeStatus, JsValue> {
         self.inner.handle.status().await.ok_or_else(stopped)
     }
 
