@@ -458,27 +458,35 @@ setInterval(() => { for (const el of document.querySelectorAll('.when[data-ts]')
 // ---------- start ----------
 async function main() {
   setState('starting');
-  let client;
+  // The node is the package's <protoblock-node> element, as on any site that embeds it; this page
+  // draws its own richer view of it.
+  const attrs = {
+    relay: opts.relay || 'none', store: opts.storeName, genesis: opts.genesis, bootstrap: (opts.bootstrap || []).join(','),
+    'oracle-key': opts.oracleKey, 'block-interval-ms': opts.blockIntervalMs, 'target-peers': opts.targetPeers,
+    'target-direct-peers': opts.targetDirectPeers, 'signature-workers': opts.signatureWorkers, 'log-level': opts.logLevel,
+  };
+  let el;
   try {
     performance.mark('pb:import');
-    const mod = await import(`./${PKG}/index.js`);
+    await import(`./${PKG}/elements.js`);
     window.pbPkg = PKG;
+    el = document.createElement('protoblock-node');
+    for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== '') el.setAttribute(k, String(v));
+    el.hidden = true;
     performance.mark('pb:instantiate');
-    const { logLevel, signatureWorkers, ...nodeOpts } = opts;
-    client = new mod.Client({ logLevel, signatureWorkers });
-    window.pbWasm = await client.ready; // the wasm exports (tests read its memory size)
+    window.pbWasm = await el.client.ready; // the wasm exports (tests read its memory size)
     performance.mark('pb:start');
-    Object.assign(opts, { logLevel: undefined, signatureWorkers: undefined }, nodeOpts);
   } catch (e) {
     setState('error');
     $('conn-pill').className = 'pill error';
     setText('conn-text', 'Offline');
-    showError(`Could not load the node package (${PKG}/index.js): ${errMsg(e)}`);
+    showError(`Could not load the node package (${PKG}/elements.js): ${errMsg(e)}`);
     return;
   }
   try {
     // Tabs of this site share one node: this tab runs it, or uses the one another tab runs.
-    node = await client.addNode(opts);
+    document.body.append(el);
+    node = await el.ready;
   } catch (e) {
     setState('error');
     $('conn-pill').className = 'pill error';
@@ -513,8 +521,7 @@ async function main() {
     if (status) { status.headHeight = s.headHeight; status.targetHeight = s.targetHeight; status.syncing = s.syncing; }
     schedule(showSync, 200);
   });
-  node.on('error', (e) => showError(errMsg(e)));
-  addEventListener('pagehide', (e) => { if (!e.persisted) node.stop().catch(() => {}); });
+  node.on('error', (e) => showError(errMsg(e))); // the element stops the node when the page goes
 
   await pollStatus();
   showStorageWarning();

@@ -71,12 +71,12 @@ await r.test('a_tx_from_page1s_wallet_is_in_a_block_seen_by_page3', async () => 
   assert(names.includes(name), 'page 3 state has the name');
   // Page 2 shares page 1's wallet (one per site): a second name for it is refused with a plain error.
   const err = await p2.evaluate((n) => window.pbNode.registerName(n)
-    .then(() => null, (e) => ({ name: e.name, code: e.code, rule: e.rule, message: e.message })), `${name} II`);
+    .then(() => null, (e) => ({ name: e.name, code: e.code, rule: e.rule, message: e.message, base: e instanceof Error })), `${name} II`);
   assert(err && /already has/i.test(err.message), `a second name refused: ${JSON.stringify(err)}`);
   // Programs branch on names, not on the message.
-  assert(err.name === 'ProtoblockError' && err.code === 'invalid' && err.rule === 'already_named', `typed error: ${JSON.stringify(err)}`);
-  const bad = await p2.evaluate(() => window.pbNode.transfer('nobody', 0.5).then(() => null, (e) => e.code));
-  assert(bad === 'bad_argument', `a bad amount is a bad_argument: ${bad}`);
+  assert(err.base && err.name === 'TxRejectedError' && err.code === 'invalid' && err.rule === 'already_named', `typed error: ${JSON.stringify(err)}`);
+  const bad = await p2.evaluate(() => window.pbNode.transfer('nobody', 0.5).then(() => null, (e) => `${e.name}/${e.code}`));
+  assert(bad === 'InvalidArgumentError/bad_argument', `a bad amount is a bad_argument: ${bad}`);
 });
 
 await r.test('a_wallet_exported_in_the_page_restores_in_a_fresh_profile', async () => {

@@ -30,7 +30,11 @@ const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '
 const short = (h, n = 8) => { h = String(h ?? ''); return h.length > n * 2 + 1 ? `${h.slice(0, n)}…${h.slice(-4)}` : h; };
 const message = (e) => (e && e.message) || String(e);
 
-/** `<protoblock-node relay store share log-level signature-workers target-peers target-direct-peers genesis-hash>` */
+/**
+ * `<protoblock-node relay store share genesis-hash target-peers target-direct-peers ice-servers bootstrap genesis
+ * oracle-key block-interval-ms log-level signature-workers>`: the node's options as attributes (lists
+ * comma-separated); `relay` defaults to the page's origin, `relay="none"` starts from `genesis` and `bootstrap`.
+ */
 export class ProtoblockNodeElement extends HTMLElement {
   #ready = null;
   #resolve;
@@ -46,14 +50,25 @@ export class ProtoblockNodeElement extends HTMLElement {
   /** Resolves to the started `Node`. */
   get ready() { return this.#ready; }
 
+  /** The page's client (shared by every `<protoblock-node>` of the page). */
+  get client() { return pageClient(this); }
+
   connectedCallback() {
     if (this.node || this.dataset.state === 'starting') return;
     this.dataset.state = 'starting';
     const num = (a) => (this.hasAttribute(a) ? Number(this.getAttribute(a)) : undefined);
+    const str = (a) => this.getAttribute(a) || undefined;
+    const list = (a) => (this.getAttribute(a) ? this.getAttribute(a).split(',').map((x) => x.trim()).filter(Boolean) : undefined);
+    const relay = str('relay') || location.origin;
     const opts = {
-      relay: this.getAttribute('relay') || location.origin,
-      storeName: this.getAttribute('store') || undefined,
-      genesisHash: this.getAttribute('genesis-hash') || undefined,
+      relay: relay === 'none' ? undefined : relay,
+      storeName: str('store'),
+      genesisHash: str('genesis-hash'),
+      genesis: str('genesis'),
+      bootstrap: list('bootstrap'),
+      iceServers: list('ice-servers'),
+      oracleKey: str('oracle-key'),
+      blockIntervalMs: num('block-interval-ms'),
       targetPeers: num('target-peers'),
       targetDirectPeers: num('target-direct-peers'),
       share: this.getAttribute('share') !== 'false',

@@ -20,7 +20,7 @@
 import init, { ProtoblockNode } from './protoblock_wasm.js';
 
 export * from './errors.js';
-import { ProtoblockError, NodeStoppedError, fromWasm, fromWire, toWire } from './errors.js';
+import { InvalidArgumentError, NodeStoppedError, fromWasm, fromWire, toWire } from './errors.js';
 
 /** Events a node dispatches (as CustomEvents whose `detail` is the payload). */
 export const NODE_EVENTS = ['block', 'peer', 'tx', 'sync', 'reachable', 'error', 'role'];
@@ -274,7 +274,7 @@ export class Node extends EventTarget {
     const hook = method.startsWith('_hook:') ? method.slice(6) : null;
     const name = hook ?? method;
     if ((!hook && !CALLS.has(method)) || (hook && !/^[a-zA-Z_]\w*$/.test(hook)) || typeof local[name] !== 'function') {
-      throw new ProtoblockError(`no such call: ${name}`, { code: 'bad_argument' });
+      throw new InvalidArgumentError(`no such call: ${name}`);
     }
     try { return await local[name](...args); } catch (e) { throw fromWasm(e); }
   }
