@@ -333,7 +333,7 @@ fn test() -> Result<()> {
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
     // run.mjs: the browser node against a relay; tabs.mjs: tabs sharing one node; hidden.mjs: a
-    // throttled background tab; mesh.mjs: browser-to-browser `/webrtc`;
+    // throttled background tab; embed.mjs: a site on another origin with the custom elements; mesh.mjs: browser-to-browser `/webrtc`;
     // interop.mjs: `/webrtc` both ways with a stock js-libp2p browser peer (bundled by esbuild).
     total.add(in_test_netns(|ns, webrtc_ip| {
         let mut counts = Counts { all_ok: true, ..Counts::default() };
@@ -341,6 +341,7 @@ fn test() -> Result<()> {
             ("run.mjs", "browser end-to-end tests", 1500),
             ("tabs.mjs", "one node per site (tabs) tests", 300),
             ("hidden.mjs", "hidden tab (background throttling) test", 300),
+            ("embed.mjs", "embedding (custom elements, another origin) tests", 300),
             ("mesh.mjs", "browser mesh (/webrtc) tests", 1200),
             ("interop.mjs", "js-libp2p interop (/webrtc) tests", 300),
         ] {
