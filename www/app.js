@@ -33,7 +33,8 @@ let explorerShown = null; // height of the block shown in the explorer
 // ---------- small helpers ----------
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 const short = (h, n = 8) => { h = String(h ?? ''); return h.length > n * 2 + 1 ? `${h.slice(0, n)}…${h.slice(-4)}` : h; };
-const fmt = (n) => (typeof n === 'number' && isFinite(n) ? n.toLocaleString('en-US') : n == null ? '—' : String(n));
+const fmt = (n) => ((typeof n === 'number' && isFinite(n)) || typeof n === 'bigint' ? n.toLocaleString('en-US') : n == null ? '—' : String(n));
+const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0); // numbers or bigints (balances are bigints)
 const errMsg = (e) => (e && e.message) || (typeof e === 'string' ? e : JSON.stringify(e));
 const setText = (el, t) => { if (typeof el === 'string') el = $(el); t = String(t); if (el && el.textContent !== t) el.textContent = t; };
 const setHtml = (el, html) => { if (typeof el === 'string') el = $(el); if (el && el.__html !== html) { el.__html = html; el.innerHTML = html; } };
@@ -282,7 +283,7 @@ function renderFantasy(f) {
   ph.className = `phase ph-${f.phase}`;
 
   const mine = wallet && wallet.publicKey;
-  const names = (f.names || []).slice().sort((a, b) => b.balance - a.balance || a.name.localeCompare(b.name));
+  const names = (f.names || []).slice().sort((a, b) => cmp(b.balance, a.balance) || a.name.localeCompare(b.name));
   setHtml('leaderboard', names.map((n, i) => `<tr class="${n.publicKey === mine ? 'me' : ''}"><td class="rank r${i + 1}">${i + 1}</td>` +
     `<td><b>${esc(n.name)}</b>${n.publicKey === mine ? ' <span class="badge you">you</span>' : ''}</td><td class="num">${esc(fmt(n.balance))}</td></tr>`).join('') ||
     '<tr class="empty"><td colspan="3">No names registered yet</td></tr>');
@@ -338,7 +339,7 @@ function renderWallet(w) {
   setText(key, short(w.publicKey, 8));
   key.title = w.publicKey;
   setText('wallet-name', w.name || '');
-  setText('wallet-balance', w.balance ?? 0);
+  setText('wallet-balance', fmt(w.balance ?? 0));
   setText('wallet-avatar', initials(w.name));
   $('wallet-avatar').classList.toggle('anon', !w.name);
   const reg = $('register-form');

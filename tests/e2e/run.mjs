@@ -82,7 +82,7 @@ await r.test('a_tx_from_page1s_wallet_is_in_a_block_seen_by_page3', async () => 
 await r.test('a_wallet_exported_in_the_page_restores_in_a_fresh_profile', async () => {
   const pass = 'e2e backup passphrase';
   const mine = await p1.evaluate(() => window.pbNode.wallet());
-  assert(mine.name, `page 1's wallet has a name: ${JSON.stringify(mine)}`);
+  assert(mine.name, `page 1's wallet has a name: ${JSON.stringify(mine, (k, v) => (typeof v === "bigint" ? `${v}n` : v))}`);
   // Tabs of one site share one wallet (its own database, per origin).
   const p2w = await p2.evaluate(() => window.pbNode.wallet());
   assert(p2w.publicKey === mine.publicKey, 'pages of one profile share the wallet');
@@ -126,7 +126,9 @@ await r.test('a_wallet_exported_in_the_page_restores_in_a_fresh_profile', async 
     const target = (await relay.status()).head.height;
     await waitFor('the fresh profile at the head', async () => (await status(fresh)).headHeight >= target, 120_000);
     const [w, again] = await Promise.all([fresh.evaluate(() => window.pbNode.wallet()), p1.evaluate(() => window.pbNode.wallet())]);
-    assert(w.name === again.name && w.balance === again.balance, `same name and balance: ${JSON.stringify([w, again])}`);
+    // Balances are bigints (exact at any size).
+    assert(typeof w.balance === 'bigint', `a balance is a bigint (${typeof w.balance})`);
+    assert(w.name === again.name && w.balance === again.balance, `same name and balance: ${[w.name, w.balance, again.name, again.balance]}`);
     const shown = await fresh.evaluate(() => document.getElementById('backup-result').textContent);
     assert(/restored/i.test(shown), `the page says so: ${shown}`);
     // Stored, not only in memory: a reload keeps it.

@@ -332,6 +332,10 @@ fn test() -> Result<()> {
     let test_pkg = test_pkg.file_name().and_then(|n| n.to_str()).context("package folder")?.to_string();
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
+    // The product package's TypeScript declarations compile, and a program against them type-checks.
+    let mut types = Command::new("node");
+    types.current_dir(&e2e).arg("types.mjs");
+    total.add(counted("TypeScript declarations check", &mut types, 300)?);
     // run.mjs: the browser node against a relay; tabs.mjs: tabs sharing one node; hidden.mjs: a
     // throttled background tab; embed.mjs: a site on another origin with the custom elements; mesh.mjs: browser-to-browser `/webrtc`;
     // interop.mjs: `/webrtc` both ways with a stock js-libp2p browser peer (bundled by esbuild).
@@ -565,6 +569,10 @@ fn bench_mesh() -> Result<()> {
     sh(cargo().current_dir(&root).args(["build", "--release", "-p", "protoblock-relay"]))?;
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
+    // The product package's TypeScript declarations compile, and a program against them type-checks.
+    let mut types = Command::new("node");
+    types.current_dir(&e2e).arg("types.mjs");
+    total.add(counted("TypeScript declarations check", &mut types, 300)?);
     let relay = target_dir().join("release/protoblock-relay");
     in_test_netns(|ns, ip| match (ns, ip) {
         (Some(ns), Some(ip)) => sh(node_script(Some(ns), "bench-mesh.mjs")
@@ -588,6 +596,10 @@ fn bench_web() -> Result<()> {
     sh(cargo().current_dir(&root).args(["build", "--release", "-p", "protoblock-relay"]))?;
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
+    // The product package's TypeScript declarations compile, and a program against them type-checks.
+    let mut types = Command::new("node");
+    types.current_dir(&e2e).arg("types.mjs");
+    total.add(counted("TypeScript declarations check", &mut types, 300)?);
     let relay = target_dir().join("release/protoblock-relay");
     in_test_netns(|ns, _| sh(node_script(ns, "bench.mjs").current_dir(&e2e).env("PB_RELAY_BIN", &relay)))
 }

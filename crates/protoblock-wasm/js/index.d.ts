@@ -2,10 +2,14 @@
 // wasm node declares from its Rust types (protoblock_wasm.d.ts).
 import type {
   StartOptions, NodeStatus, WalletView, BlockSummary, BlockDetail, FantasyView,
+  BlockEvent, PeerEvent, TxEvent, SyncEvent, ReachableEvent, NodeErrorEvent,
 } from './protoblock_wasm.js';
 
+// Generated from the Rust types (js/types.d.ts, included in protoblock_wasm.d.ts).
 export type {
-  StartOptions, NodeStatus, PeerView, WalletView, BlockSummary, BlockDetail, TxView, FantasyView, WalletBackup,
+  StartOptions, NodeStatus, PeerView, WalletView, BlockSummary, BlockDetail, TxView, FantasyView, NameView,
+  PlayerView, ProjectionView, ResultView, WalletBackup, BlockEvent, PeerEvent, TxEvent, SyncEvent, ReachableEvent,
+  NodeErrorEvent,
 } from './protoblock_wasm.js';
 export * from './errors.js';
 
@@ -25,12 +29,6 @@ export interface NodeOptions extends Omit<StartOptions, 'logLevel' | 'signatureW
   share?: boolean;
 }
 
-export interface BlockEvent { height: number; id: string; /** ids (hex) of its txs */ txs: string[]; }
-export interface PeerEvent { peerId: string; up: boolean; reason: string | null; banned: boolean; }
-export interface TxEvent { id: string; }
-export interface SyncEvent { headHeight: number; targetHeight: number; syncing: boolean; }
-export interface ReachableEvent { addr: string; }
-export interface ErrorEvent { message: string; code?: string; }
 export interface RoleEvent { role: 'leader' | 'follower'; peerId: string | null; }
 
 /** The events of a `Node`, each a CustomEvent carrying its payload in `detail`. */
@@ -40,7 +38,7 @@ export interface NodeEventMap {
   tx: CustomEvent<TxEvent>;
   sync: CustomEvent<SyncEvent>;
   reachable: CustomEvent<ReachableEvent>;
-  error: CustomEvent<ErrorEvent>;
+  error: CustomEvent<NodeErrorEvent>;
   /** This tab started running the node ("leader"), or uses the one another tab runs ("follower"). */
   role: CustomEvent<RoleEvent>;
 }

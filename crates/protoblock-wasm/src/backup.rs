@@ -25,10 +25,15 @@ pub const SEALED_LEN: usize = 32 + 16;
 pub const MIN_PASSPHRASE_CHARS: usize = 8;
 pub const MAX_PASSPHRASE_BYTES: usize = 1024;
 
+/// A wallet backup file's content (`exportWallet`): the seed sealed under a
+/// passphrase (PBKDF2-SHA256, AES-256-GCM), the public key in the clear.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "WalletBackup"))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Backup {
+    #[cfg_attr(test, ts(type = "\"protoblock-wallet-backup\""))]
     pub format: String,
+    #[cfg_attr(test, ts(type = "1"))]
     pub version: u32,
     /// The wallet's public key, hex.
     pub public_key: String,
@@ -39,9 +44,12 @@ pub struct Backup {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Kdf {
+    #[cfg_attr(test, ts(type = "\"PBKDF2\""))]
     pub name: String,
+    #[cfg_attr(test, ts(type = "\"SHA-256\""))]
     pub hash: String,
     pub iterations: u32,
     /// Hex.
@@ -49,8 +57,10 @@ pub struct Kdf {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Cipher {
+    #[cfg_attr(test, ts(type = "\"AES-GCM\""))]
     pub name: String,
     /// Hex.
     pub iv: String,

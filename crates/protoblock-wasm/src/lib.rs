@@ -24,8 +24,11 @@
 pub mod backup;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod main_index;
+pub mod options;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod replay_segments;
+#[cfg(test)]
+mod ts_types;
 pub mod view;
 pub mod wallet;
 

@@ -11,10 +11,13 @@ use protoblock_proto::v1 as pb;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct BlockSummary {
+    #[cfg_attr(test, ts(type = "number"))]
     pub height: u64,
     pub id: String,
+    #[cfg_attr(test, ts(type = "number"))]
     pub timestamp_ms: u64,
     pub producer: String,
     pub tx_count: usize,
@@ -22,21 +25,26 @@ pub struct BlockSummary {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TxView {
     pub id: String,
     pub signer: String,
     pub signer_name: Option<String>,
+    #[cfg_attr(test, ts(type = "\"name\" | \"projection\" | \"transfer\" | \"data\" | \"unknown\""))]
     pub kind: &'static str,
     pub summary: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct BlockDetail {
+    #[cfg_attr(test, ts(type = "number"))]
     pub height: u64,
     pub id: String,
     pub prev_hash: String,
+    #[cfg_attr(test, ts(type = "number"))]
     pub timestamp_ms: u64,
     pub producer: String,
     pub state_root: String,
@@ -46,14 +54,19 @@ pub struct BlockDetail {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct NameView {
     pub name: String,
     pub public_key: String,
+    /// Exact: a `bigint` in JS.
+    #[serde(serialize_with = "js_bigint")]
+    #[cfg_attr(test, ts(type = "bigint"))]
     pub balance: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct PlayerView {
     pub player_id: String,
@@ -63,6 +76,7 @@ pub struct PlayerView {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectionView {
     pub player_id: String,
@@ -71,6 +85,7 @@ pub struct ProjectionView {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ResultView {
     pub player_id: String,
@@ -78,10 +93,12 @@ pub struct ResultView {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct FantasyView {
     pub season: u32,
     pub week: u32,
+    #[cfg_attr(test, ts(type = "\"preseason\" | \"in-season\" | \"offseason\""))]
     pub phase: &'static str,
     pub names: Vec<NameView>,
     pub players: Vec<PlayerView>,
@@ -90,11 +107,74 @@ pub struct FantasyView {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct WalletView {
     pub public_key: String,
     pub name: Option<String>,
+    /// Exact: a `bigint` in JS.
+    #[serde(serialize_with = "js_bigint")]
+    #[cfg_attr(test, ts(type = "bigint"))]
     pub balance: u64,
+}
+
+/// The payload of a `block` event: a new head.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct BlockEvent {
+    #[cfg_attr(test, ts(type = "number"))]
+    pub height: u64,
+    pub id: String,
+    /// Its txs' ids, hex.
+    pub txs: Vec<String>,
+}
+
+/// The payload of a `peer` event: a peer connected (`up`), left, or was banned.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct PeerEvent {
+    pub peer_id: String,
+    pub up: bool,
+    pub reason: Option<String>,
+    pub banned: bool,
+}
+
+/// The payload of a `tx` event: a tx entered the mempool.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct TxEvent {
+    pub id: String,
+}
+
+/// The payload of a `sync` event.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct SyncEvent {
+    #[cfg_attr(test, ts(type = "number"))]
+    pub head_height: u64,
+    #[serde(serialize_with = "js_number")]
+    #[cfg_attr(test, ts(type = "number"))]
+    pub target_height: u64,
+    pub syncing: bool,
+}
+
+/// The payload of a `reachable` event: an address other browsers can dial.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ReachableEvent {
+    pub addr: String,
+}
+
+/// The payload of an `error` event; `code` as the error classes use it
+/// ("store_failed": the node stopped following the chain).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "NodeErrorEvent"))]
+pub struct ErrorEvent {
+    pub message: String,
+    #[cfg_attr(test, ts(type = "string"))]
+    pub code: &'static str,
 }
 
 /// Most names listed in a view; a page shows a leaderboard, not the registry.
@@ -261,6 +341,12 @@ fn data_summary(d: &pb::DataTransition) -> String {
     }
 }
 
+/// A token amount as a JS `bigint`: exact whatever its size (a number is
+/// exact only below 2^53, and serde-wasm-bindgen refuses a u64 above it).
+pub(crate) fn js_bigint<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u128(u128::from(*v))
+}
+
 /// A height a peer claims, as a JS number. serde-wasm-bindgen refuses a u64
 /// above 2^53 (an error that would make `status()` throw for every page
 /// whose peer claims one); above that the number is approximate, which is
@@ -270,37 +356,57 @@ pub(crate) fn js_number<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S:
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct PeerView {
     pub peer_id: String,
     #[serde(serialize_with = "js_number")]
+    #[cfg_attr(test, ts(type = "number"))]
     pub head: u64,
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub latency_ms: Option<u64>,
     pub addr: Option<String>,
+    #[cfg_attr(
+        test,
+        ts(type = "\"websocket\" | \"webrtc-direct\" | \"webrtc\" | \"relayed\" | \"tcp\" | \"quic\" | \"other\"")
+    )]
     pub transport: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(test, ts(rename = "NodeStatus"))]
 pub struct StatusView {
     pub peer_id: String,
     pub genesis: String,
+    #[cfg_attr(test, ts(type = "number"))]
     pub head_height: u64,
     pub head_id: String,
+    #[cfg_attr(test, ts(type = "number"))]
     pub final_height: u64,
     pub syncing: bool,
     #[serde(serialize_with = "js_number")]
+    #[cfg_attr(test, ts(type = "number"))]
     pub target_height: u64,
     pub mempool: usize,
+    #[cfg_attr(test, ts(type = "number"))]
     pub blocks_validated: u64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub blocks_downloaded: u64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub blocks_served: u64,
     /// Synced blocks whose signatures a Web Worker checked.
+    #[cfg_attr(test, ts(type = "number"))]
     pub blocks_verified_by_workers: u64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub gossip_accepted: u64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub gossip_rejected: u64,
     /// Gossip messages received, duplicates included, and the distinct ones.
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub gossip_received: Option<u64>,
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub gossip_unique: Option<u64>,
     pub peers: Vec<PeerView>,
     /// Connected peers not past the status handshake (a handshake in flight, or a libp2p peer

@@ -391,6 +391,21 @@ fn a_claimed_height_above_2_pow_53_reaches_js_as_a_number() {
     assert_eq!(head, claim as f64);
 }
 
+/// A balance reaches JS exact, as a `bigint`, whatever its size (a number is
+/// exact only below 2^53; before, serde-wasm-bindgen refused a balance above
+/// it, and `wallet()` and `fantasy()` threw).
+#[wasm_bindgen_test]
+fn a_balance_above_2_pow_53_reaches_js_exact_as_a_bigint() {
+    use serde::Serialize;
+    use wasm_bindgen::JsCast;
+    let balance = u64::MAX - 6;
+    let w = protoblock_wasm::view::WalletView { public_key: "k".into(), name: None, balance };
+    let js = w.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).expect("a large balance serializes");
+    let got = js_sys::Reflect::get(&js, &"balance".into()).unwrap();
+    assert!(got.is_bigint(), "a bigint");
+    assert_eq!(u64::try_from(js_sys::BigInt::unchecked_from_js(got)).unwrap(), balance);
+}
+
 /// The wallet's database: a record that is not a 32-byte seed is an error
 /// and stays as it was (before, a seed of the wrong length was silently
 /// replaced by a new key); a good one is read back as it is, and a missing

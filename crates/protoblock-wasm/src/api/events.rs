@@ -2,8 +2,9 @@
 //! named JS event and its payload, handed to the page's listeners.
 
 use protoblock_net::node::NodeEvent;
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
+
+use crate::view::{BlockEvent, ErrorEvent, PeerEvent, ReachableEvent, SyncEvent, TxEvent};
 
 use super::{Inner, KNOWN_PEERS, MAX_KNOWN_PEERS, browser_dialable, to_js};
 use protoblock_store::Store;
@@ -20,15 +21,7 @@ impl Inner {
     }
 
     pub(super) async fn dispatch(&self, ev: NodeEvent) {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Peer {
-            peer_id: String,
-            up: bool,
-            reason: Option<String>,
-            banned: bool,
-        }
-        let peer = |p: &libp2p::PeerId, up, reason: Option<&String>, banned| Peer {
+        let peer = |p: &libp2p::PeerId, up, reason: Option<&String>, banned| PeerEvent {
             peer_id: p.to_string(),
             up,
             reason: reason.cloned(),
@@ -36,15 +29,8 @@ impl Inner {
         };
         let (name, payload) = match &ev {
             NodeEvent::NewHead { height, id, txs } => {
-                #[derive(Serialize)]
-                struct Head {
-                    height: u64,
-                    id: String,
-                    /// Its txs' ids, hex.
-                    txs: Vec<String>,
-                }
                 let txs = txs.iter().map(|t| t.to_hex()).collect();
-                ("block", to_js(&Head { height: *height, id: id.to_hex(), txs }))
+                ("block", to_js(&BlockEvent { height: *height, id: id.to_hex(), txs }))
             }
             NodeEvent::PeerUp { peer: p } => {
                 self.remember_peers().await;
@@ -53,45 +39,18 @@ impl Inner {
             NodeEvent::PeerDown { peer: p } => ("peer", to_js(&peer(p, false, None, false))),
             NodeEvent::PeerBanned { peer: p, reason } => ("peer", to_js(&peer(p, false, Some(reason), true))),
             NodeEvent::PeerIncompatible { peer: p, reason } => ("peer", to_js(&peer(p, false, Some(reason), false))),
-            NodeEvent::TxAccepted { id } => {
-                #[derive(Serialize)]
-                struct Tx {
-                    id: String,
-                }
-                ("tx", to_js(&Tx { id: id.to_hex() }))
-            }
+            NodeEvent::TxAccepted { id } => ("tx", to_js(&TxEvent { id: id.to_hex() })),
             NodeEvent::SyncProgress { head, target, syncing } => {
-                #[derive(Serialize)]
-                #[serde(rename_all = "camelCase")]
-                struct Sync {
-                    head_height: u64,
-                    #[serde(serialize_with = "crate::view::js_number")]
-                    target_height: u64,
-                    syncing: bool,
-                }
-                ("sync", to_js(&Sync { head_height: *head, target_height: *target, syncing: *syncing }))
+                ("sync", to_js(&SyncEvent { head_height: *head, target_height: *target, syncing: *syncing }))
             }
-            NodeEvent::Reachable { addr } => {
-                #[derive(Serialize)]
-                struct Reachable {
-                    addr: String,
-                }
-                ("reachable", to_js(&Reachable { addr: addr.to_string() }))
-            }
-            NodeEvent::StoreFailed { error } => {
-                #[derive(Serialize)]
-                struct Failure {
-                    message: String,
-                    code: &'static str,
-                }
-                (
-                    "error",
-                    to_js(&Failure {
-                        message: format!("storage failed, the node stopped following the chain: {error}"),
-                        code: "store_failed",
-                    }),
-                )
-            }
+            NodeEvent::Reachable { addr } => ("reachable", to_js(&ReachableEvent { addr: addr.to_string() })),
+            NodeEvent::StoreFailed { error } => (
+                "error",
+                to_js(&ErrorEvent {
+                    message: format!("storage failed, the node stopped following the chain: {error}"),
+                    code: "store_failed",
+                }),
+            ),
             NodeEvent::Listening { .. } | NodeEvent::Discovered { .. } => return,
         };
         match payload {

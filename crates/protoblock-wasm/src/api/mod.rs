@@ -22,69 +22,21 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 
+use crate::options::StartOptions;
 use crate::store::IndexedDbStore;
 use crate::view;
 use crate::wallet::Wallet;
 
+/// The types of what the API takes and hands out, generated from the Rust
+/// types (`src/ts_types.rs` checks the file against them).
 #[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &str = r#"
-export interface StartOptions {
-  /** Base URL of a relay; the node reads `${relay}/api/bootstrap` (its multiaddrs and the genesis). */
-  relay?: string;
-  /** Multiaddrs to dial (WebSocket or WebRTC-direct with certhash), used with `genesis`. */
-  bootstrap?: string[];
-  /** The encoded genesis, hex. Needed when `relay` is not given. */
-  genesis?: string;
-  /** Refuse to start unless the genesis has this hash (hex). */
-  genesisHash?: string;
-  /** IndexedDB database prefix (default "protoblock"); one database per chain. */
-  storeName?: string;
-  /** Hex seed of a producer (oracle) key: this node then produces blocks in its slots. */
-  oracleKey?: string;
-  blockIntervalMs?: number;
-  targetPeers?: number;
-  /** How many relayed browser peers to upgrade to direct WebRTC (default 6). */
-  targetDirectPeers?: number;
-  /** Extra ICE servers for direct WebRTC: "stun:host:port", or TURN with credentials "turn:user:pass@host:port";
-   *  the relay's own come from `relay`. */
-  iceServers?: string[];
-  /** Console log level, "error" | "warn" (default) | "info". Applies to the first node of a page. The release
-   *  package compiles out "debug" and "trace" (package size); a debug build of the package honours them. */
-  logLevel?: string;
-  /** Web Workers that check block signatures beside the page's thread (default: one fewer than the
-   *  machine's cores, 1 to 4; at most 8). 0 checks them on the page's thread. */
-  signatureWorkers?: number;
-}
-export interface PeerView { peerId: string; head: number; latencyMs: number | null; addr: string | null;
-  transport: "websocket" | "webrtc-direct" | "webrtc" | "relayed" | "tcp" | "quic" | "other"; }
-export interface NodeStatus { peerId: string; genesis: string; headHeight: number; headId: string; finalHeight: number;
-  syncing: boolean; targetHeight: number; mempool: number; blocksValidated: number; blocksDownloaded: number;
-  blocksServed: number;
-  /** Synced blocks whose signatures a Web Worker checked (see `signatureWorkers`). */
-  blocksVerifiedByWorkers: number; gossipAccepted: number; gossipRejected: number;
-  /** Gossip messages received with duplicates, and the distinct ones (their difference: duplicates). */
-  gossipReceived: number | null; gossipUnique: number | null;
-  /** Connected peers not past our status handshake (in flight, or libp2p peers that do not speak our protocols). */
-  otherPeers: PeerView[]; peers: PeerView[]; listen: string[]; storeError: string | null; }
-export interface BlockSummary { height: number; id: string; timestampMs: number; producer: string; txCount: number; size: number; }
-export interface TxView { id: string; signer: string; signerName: string | null; kind: "name" | "projection" | "transfer" | "data" | "unknown"; summary: string; }
-export interface BlockDetail { height: number; id: string; prevHash: string; timestampMs: number; producer: string;
-  stateRoot: string; txRoot: string; size: number; txs: TxView[]; }
-export interface FantasyView { season: number; week: number; phase: "preseason" | "in-season" | "offseason";
-  names: { name: string; publicKey: string; balance: number }[];
-  players: { playerId: string; teamId: string; locked: boolean }[];
-  projections: { playerId: string; name: string; points: number }[];
-  results: { playerId: string; points: number }[]; }
-export interface WalletView { publicKey: string; name: string | null; balance: number; }
-/** A wallet backup file's content (`exportWallet`): the seed sealed under a passphrase (PBKDF2-SHA256,
- *  AES-256-GCM), the public key in the clear. */
-export interface WalletBackup { format: "protoblock-wallet-backup"; version: 1; publicKey: string;
-  kdf: { name: "PBKDF2"; hash: "SHA-256"; iterations: number; salt: string };
-  cipher: { name: "AES-GCM"; iv: string }; sealed: string; }
+const TS_TYPES: &str = include_str!("../../js/types.d.ts");
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_EVENTS: &str = r#"
 export type NodeEventName = "block" | "peer" | "tx" | "sync" | "reachable" | "error";
-/** What `registerName`, `submitProjection` and `transfer` reject with. `code` names what failed for
- *  programs (the relay's `/api/tx` answers the same names as `kind`); `rule` names the chain rule an
- *  invalid tx broke (e.g. "name_taken", "insufficient_balance"); `message` is for people. */
+/** What this low-level class's promises reject with: an `Error` with a `code` (and, for an invalid tx, the
+ *  chain `rule`). The package's entry point (index.js) turns them into error classes. */
 export interface ProtoblockError extends Error {
   name: "ProtoblockError";
   code: "invalid" | "duplicate" | "signer_limit" | "mempool_full" | "store_failed" | "stopped" | "bad_argument"
@@ -103,30 +55,6 @@ const WALLET_KEY: &str = "wallet/ed25519-seed";
 const KNOWN_PEERS: &str = "node/known-peers";
 const MAX_KNOWN_PEERS: usize = 16;
 const MAX_RECENT_BLOCKS: u32 = 200;
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct StartOptions {
-    relay: Option<String>,
-    #[serde(default)]
-    bootstrap: Vec<String>,
-    genesis: Option<String>,
-    genesis_hash: Option<String>,
-    store_name: Option<String>,
-    oracle_key: Option<String>,
-    block_interval_ms: Option<u64>,
-    target_peers: Option<usize>,
-    target_direct_peers: Option<usize>,
-    /// ICE servers for `/webrtc` (URLs); with `relay`, the relay's list is used too.
-    #[serde(default)]
-    ice_servers: Vec<String>,
-    log_level: Option<String>,
-    signature_workers: Option<u32>,
-    /// Test hook: accept `/webrtc` signalling and never answer.
-    #[cfg(feature = "test-hooks")]
-    #[serde(default, rename = "_testBlackHole")]
-    test_black_hole: bool,
-}
 
 /// What `/api/bootstrap` on a relay answers.
 #[derive(Deserialize)]
@@ -252,7 +180,7 @@ impl ProtoblockNode {
         };
         init_logging(opts.log_level.as_deref());
         let mut ice_servers = Vec::new();
-        for s in &opts.ice_servers {
+        for s in opts.ice_servers.iter().flatten() {
             ice_servers
                 .push(protoblock_webrtc::ice::IceServer::parse(s).map_err(|e| bad_arg(format!("iceServers: {e}")))?);
         }
@@ -267,12 +195,12 @@ impl ProtoblockNode {
                     credential: s.credential,
                 }));
                 let mut addrs = b.multiaddrs;
-                addrs.extend(opts.bootstrap.iter().cloned());
+                addrs.extend(opts.bootstrap.iter().flatten().cloned());
                 (b.genesis_pb, addrs)
             }
             None => (
                 opts.genesis.clone().ok_or_else(|| bad_arg("give `relay`, or `genesis` with `bootstrap`".into()))?,
-                opts.bootstrap.clone(),
+                opts.bootstrap.clone().unwrap_or_default(),
             ),
         };
         let genesis_bytes = hex::decode(genesis_hex.trim()).map_err(|e| boot(format!("genesis hex: {e}")))?;
@@ -443,11 +371,30 @@ impl ProtoblockNode {
         self.submit(tx).await
     }
 
-    pub async fn transfer(&self, to_name: String, amount: f64) -> Result<String, JsValue> {
-        if !(amount.is_finite() && amount >= 1.0 && amount.fract() == 0.0 && amount <= 9.0e15) {
-            return Err(coded_err("bad_argument", None, "amount: a whole number of at least 1"));
+    /// Sends `amount` to a registered name: a `bigint` (exact, up to 2^64 - 1)
+    /// or a whole number (exact up to 2^53).
+    pub async fn transfer(
+        &self,
+        to_name: String,
+        #[wasm_bindgen(unchecked_param_type = "bigint | number")] amount: JsValue,
+    ) -> Result<String, JsValue> {
+        let bad = || {
+            coded_err("bad_argument", None, "amount: a whole number of at least 1 (a bigint, or a number below 2^53)")
+        };
+        let amount = if amount.is_bigint() {
+            u64::try_from(js_sys::BigInt::unchecked_from_js(amount)).map_err(|_| bad())?
+        } else {
+            match amount.as_f64() {
+                Some(a) if a.is_finite() && a.fract() == 0.0 && (1.0..=9_007_199_254_740_991.0).contains(&a) => {
+                    a as u64
+                }
+                _ => return Err(bad()),
+            }
+        };
+        if amount == 0 {
+            return Err(bad());
         }
-        let tx = self.inner.wallet.borrow_mut().transfer(&self.inner.genesis, now_ms(), &to_name, amount as u64);
+        let tx = self.inner.wallet.borrow_mut().transfer(&self.inner.genesis, now_ms(), &to_name, amount);
         self.submit(tx).await
     }
 
