@@ -126,6 +126,11 @@ struct Args {
     /// A dev relay can also switch this at run time: `POST /api/dev/serve-sync`.
     #[arg(long, env = "PROTOBLOCK_NO_SERVE_SYNC")]
     no_serve_sync: bool,
+    /// Keep only the newest this many blocks in the store (0 = every block:
+    /// an archive, what a relay is by default, since browsers keep only a
+    /// window and sync older ranges from archives).
+    #[arg(long, env = "PROTOBLOCK_RETAIN_BLOCKS", default_value_t = 0)]
+    retain_blocks: u64,
     /// Test hook: serve blocks with a broken signature, to test that peers
     /// refuse and ban a lying node. Never use it on a real relay.
     #[cfg(feature = "test-hooks")]
@@ -315,6 +320,7 @@ async fn main() -> Result<()> {
         advertise_listen_addrs: args.external_address.is_empty(),
         external_addrs: args.external_address.clone(),
         serve_sync: !args.no_serve_sync,
+        retain_blocks: (args.retain_blocks > 0).then_some(args.retain_blocks),
         #[cfg(feature = "test-hooks")]
         serve_tampered_blocks: args.serve_tampered_blocks,
         ..NodeConfig::default()

@@ -62,6 +62,7 @@ fn status(genesis: &Genesis, attack: bool) -> pb::Status {
         head_height: if attack { 1 << 60 } else { 0 },
         head_hash: genesis.hash.0.to_vec(),
         final_height: 0,
+        lowest_height: 0,
     }
 }
 

@@ -51,6 +51,7 @@ fn write_fuzz_seeds() {
         head_height: 3,
         head_hash: vec![0; 32],
         final_height: 0,
+        lowest_height: 2,
     };
     write("wire", "status", &status.encode_to_vec());
     write("stored", "genesis", &net.genesis.bytes);

@@ -223,3 +223,44 @@ fn a_compacted_run_stores_exactly_what_block_by_block_commits_store() {
         merged.put_undo.len()
     );
 }
+
+/// Held main-chain heights of `1..=top`.
+fn held<S: Store>(s: &S, top: u64) -> Vec<u64> {
+    (1..=top).filter(|h| !block_on(s.blocks_range(*h, 1, usize::MAX)).unwrap().is_empty()).collect()
+}
+
+/// Pruning (`WriteBatch::prune_below`): the lowest blocks go, at most
+/// `MAX_PRUNED_PER_COMMIT` a commit, their ids and index entries with them;
+/// a read from a pruned height answers nothing (never the next blocks it
+/// holds), the rest reads back exactly, and the chain reopens from the store.
+fn prunes<S: Store>(store: impl Fn() -> S) {
+    use protoblock_core::WriteBatch;
+    let (net, blocks) = dev_chain(2, 40, 30, 4, &params());
+    let s = store();
+    let mut chain = block_on(open_chain(&s, net.genesis.clone(), ChainLimits::default())).unwrap();
+    block_on(import(&s, &mut chain, &blocks, 5)).unwrap();
+    assert_eq!(held(&s, 30), (1..=30).collect::<Vec<_>>());
+    let final_height = chain.final_height();
+    assert!(final_height >= 21, "final {final_height}");
+    let old_id = protoblock_core::hash::sha256(&blocks[4]);
+    block_on(s.commit(WriteBatch { prune_below: Some(21), ..WriteBatch::default() })).unwrap();
+    assert_eq!(held(&s, 30), (21..=30).collect::<Vec<_>>(), "heights below 21 pruned");
+    assert!(block_on(s.blocks_range(3, 10, usize::MAX)).unwrap().is_empty(), "a pruned start answers nothing");
+    assert_eq!(block_on(s.blocks_range(21, 100, usize::MAX)).unwrap(), blocks[20..].to_vec(), "the rest exactly");
+    assert_eq!(block_on(s.block_by_id(old_id)).unwrap(), None, "a pruned block is gone by id too");
+    drop(chain);
+    let reopened = block_on(open_chain(&s, net.genesis.clone(), ChainLimits::default())).unwrap();
+    assert_same(&reopened, &reference(&net, &blocks));
+}
+
+#[test]
+fn memory_store_prunes_below_a_height() {
+    prunes(MemoryStore::new);
+}
+
+#[test]
+fn redb_store_prunes_below_a_height() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    prunes(|| RedbStore::open(&path).unwrap());
+}

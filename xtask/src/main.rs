@@ -569,10 +569,6 @@ fn bench_mesh() -> Result<()> {
     sh(cargo().current_dir(&root).args(["build", "--release", "-p", "protoblock-relay"]))?;
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
-    // The product package's TypeScript declarations compile, and a program against them type-checks.
-    let mut types = Command::new("node");
-    types.current_dir(&e2e).arg("types.mjs");
-    total.add(counted("TypeScript declarations check", &mut types, 300)?);
     let relay = target_dir().join("release/protoblock-relay");
     in_test_netns(|ns, ip| match (ns, ip) {
         (Some(ns), Some(ip)) => sh(node_script(Some(ns), "bench-mesh.mjs")
@@ -596,10 +592,6 @@ fn bench_web() -> Result<()> {
     sh(cargo().current_dir(&root).args(["build", "--release", "-p", "protoblock-relay"]))?;
     let e2e = root.join("tests/e2e");
     sh(Command::new("npm").current_dir(&e2e).args(["ci", "--no-audit", "--no-fund"]))?;
-    // The product package's TypeScript declarations compile, and a program against them type-checks.
-    let mut types = Command::new("node");
-    types.current_dir(&e2e).arg("types.mjs");
-    total.add(counted("TypeScript declarations check", &mut types, 300)?);
     let relay = target_dir().join("release/protoblock-relay");
     in_test_netns(|ns, _| sh(node_script(ns, "bench.mjs").current_dir(&e2e).env("PB_RELAY_BIN", &relay)))
 }

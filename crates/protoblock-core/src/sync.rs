@@ -75,6 +75,8 @@ pub enum SyncFault {
 #[derive(Debug, Clone, Default)]
 struct PeerSync {
     head: u64,
+    /// The lowest height it serves (its retention window); 0 for all.
+    lowest: u64,
     in_flight: usize,
     strikes: u32,
     /// Requests that timed out since its last useful response: silence, not
@@ -123,6 +125,12 @@ impl<P: Clone + Ord, B: AsRef<[u8]>> SyncPlanner<P, B> {
     /// A peer announced its head (handshake or later status).
     pub fn peer_head(&mut self, peer: P, head: u64) {
         self.peers.entry(peer).or_default().head = head;
+    }
+
+    /// A peer announced the lowest height it serves (it keeps only its
+    /// newest blocks): ranges below it go to other peers.
+    pub fn peer_lowest(&mut self, peer: P, lowest: u64) {
+        self.peers.entry(peer).or_default().lowest = lowest;
     }
 
     /// The peer disconnected or was banned: its requests and the blocks it
@@ -200,7 +208,9 @@ impl<P: Clone + Ord, B: AsRef<[u8]>> SyncPlanner<P, B> {
                 let candidate = self
                     .peers
                     .iter()
-                    .filter(|(_, s)| s.head >= start && s.in_flight < self.cfg.per_peer_in_flight)
+                    .filter(|(_, s)| {
+                        s.head >= start && s.lowest <= start && s.in_flight < self.cfg.per_peer_in_flight
+                    })
                     .min_by_key(|(p, s)| (Some(*p) == avoid, s.in_flight, s.strikes))
                     .map(|(p, _)| p.clone());
                 let Some(peer) = candidate else { break };

@@ -98,6 +98,7 @@ fn arb_status() -> impl Strategy<Value = pb::Status> {
             head_height,
             head_hash,
             final_height,
+            lowest_height: 0,
         },
     )
 }

@@ -101,7 +101,11 @@ impl<P: PeerKey> NodeService<P> {
         if self.commit.failed.is_some() || self.commit.in_flight.is_some() {
             return;
         }
-        let Some(batch) = self.commit.staged.take() else { return };
+        let Some(mut batch) = self.commit.staged.take() else { return };
+        let floor = self.lowest_served();
+        if floor > 1 {
+            batch.prune_below = Some(floor);
+        }
         let heads = std::mem::take(&mut self.commit.staged_heads);
         let token = self.token();
         self.commit.in_flight = Some((token, heads));

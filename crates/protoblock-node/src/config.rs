@@ -37,6 +37,11 @@ pub struct ServiceConfig {
     pub max_bans: usize,
     /// Answer other peers' block-range requests.
     pub serve_sync: bool,
+    /// Keep only the newest this many blocks (at least those from the final
+    /// block up, which a restart resumes from); `None` keeps every block (an
+    /// archive, as relays are by default). The status handshake says from
+    /// which height this node serves, so peers ask others for older ranges.
+    pub retain_blocks: Option<u64>,
     /// A response may hold about this many bytes (the codec's limit, less room).
     pub max_response_bytes: usize,
     /// Store reads for peers' range requests in flight at once, at most;
@@ -85,6 +90,7 @@ impl Default for ServiceConfig {
             ban_ms: 10 * 60 * 1000,
             max_bans: 4096,
             serve_sync: true,
+            retain_blocks: None,
             max_response_bytes: (4 << 20) - 64 * 1024,
             max_reads: 16,
             max_reads_per_peer: 4,

@@ -34,6 +34,7 @@ impl<P: PeerKey> NodeService<P> {
         let first = !info.ready;
         info.ready = true;
         self.planner.peer_head(peer, s.head_height);
+        self.planner.peer_lowest(peer, s.lowest_height);
         self.met_a_peer = true;
         if first {
             self.emit(Event::PeerUp { peer });

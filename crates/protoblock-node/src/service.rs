@@ -48,6 +48,8 @@ pub struct ServiceStatus<P> {
     /// The head of the chain in memory, validated and placed.
     pub validated_height: u64,
     pub final_height: u64,
+    /// The lowest height it serves blocks from (0: every block; see `retain_blocks`).
+    pub lowest_height: u64,
     pub syncing: bool,
     /// The best head any peer has told us about (a claim, not a fact).
     pub target_height: u64,
@@ -285,6 +287,7 @@ impl<P: PeerKey> NodeService<P> {
             head_id: durable_id,
             validated_height: h.height,
             final_height: self.chain.final_height(),
+            lowest_height: self.lowest_served(),
             syncing: self.planner.is_syncing(h.height),
             target_height: self.planner.best_peer_head().max(h.height),
             mempool: self.mempool.len(),
@@ -325,6 +328,23 @@ impl<P: PeerKey> NodeService<P> {
             head_height: h.height,
             head_hash: h.id.0.to_vec(),
             final_height: self.chain.final_height(),
+            lowest_height: self.lowest_served(),
+        }
+    }
+
+    /// The lowest height this node keeps blocks from: with a retention
+    /// window, the newest `retain_blocks` up to the head, but never above the
+    /// final block; 0 when it keeps every block. What a store holds lags it
+    /// by at most a few commits (pruning is bounded per commit), so this says
+    /// a little less than the node may still have, never more.
+    pub(crate) fn lowest_served(&self) -> u64 {
+        match self.cfg.retain_blocks {
+            Some(n) => {
+                let floor = self.chain.head().height.saturating_add(1).saturating_sub(n.max(1));
+                let floor = floor.min(self.chain.final_height());
+                if floor > 1 { floor } else { 0 }
+            }
+            None => 0,
         }
     }
 

@@ -91,6 +91,8 @@ struct Sim {
     /// Range answers handed to a server's transport and not yet written or
     /// timed out: (server, reply) → asker.
     answering: HashMap<(Peer, ReplyId), Peer>,
+    /// Block-range requests sent: (asker, server) → how many.
+    range_requests: HashMap<(Peer, Peer), usize>,
 }
 
 fn params() -> ChainParams {
@@ -147,6 +149,7 @@ impl Sim {
             genesis: net.genesis.clone(),
             unix_base: DEV_GENESIS_TIME_MS + (chain_len + 1) * 1000,
             answering: HashMap::new(),
+            range_requests: HashMap::new(),
         }
     }
 
@@ -332,6 +335,9 @@ impl Sim {
                 }
             }
             Action::SendRequest { peer, id, request } => {
+                if matches!(request.kind, Some(pb::sync_request::Kind::Blocks(_))) {
+                    *self.range_requests.entry((i, peer)).or_default() += 1;
+                }
                 let silent = matches!(self.nodes[peer as usize].kind, Kind::Silent | Kind::Claimer);
                 if silent && matches!(request.kind, Some(pb::sync_request::Kind::Blocks(_))) {
                     // The transport's request timeout.
@@ -982,4 +988,57 @@ fn an_equivocating_producer_gets_two_blocks_a_height_held_not_thirty() {
         honest(&sim).map(|i| sim.head(i).0).collect::<Vec<_>>()
     );
     assert!(!sim.bans.iter().any(|(_, p)| *p == equivocator), "a valid block is no ban");
+}
+
+/// Held blocks of a node's store: main-chain heights with a block, of `1..=top`.
+fn held(store: &MemoryStore, top: u64) -> Vec<u64> {
+    (1..=top).filter(|h| !block_on(store.blocks_range(*h, 1, usize::MAX)).unwrap().is_empty()).collect()
+}
+
+/// A node that keeps only its newest blocks (`retain_blocks`) prunes the
+/// rest from its store as it commits, says in its status from which height it
+/// serves, and serves what it holds: a fresh node asks it nothing below that
+/// height (and keeps it as a peer), syncs the old range from an archive, and
+/// a node that needs only the newest blocks syncs them from the pruned one.
+#[test]
+fn a_pruned_node_serves_what_it_holds_and_peers_ask_others_for_older_ranges() {
+    let net = DevNet::with_params(47, 10, params());
+    let blocks = generate_chain(&net, 200, 2);
+    let mut sim = Sim::new(&net, 200, 8);
+    let (c, s) = seeded(&net, &blocks);
+    let archive = sim.add(c, s, Kind::Honest, false, service_cfg());
+    let (c, s) = seeded(&net, &[]);
+    let pruned = sim.add(c, s, Kind::Honest, false, ServiceConfig { retain_blocks: Some(40), ..service_cfg() });
+    sim.link(pruned, archive);
+    let durable = |s: &Sim, i: Peer| s.nodes[i as usize].service.status().head_height;
+    sim.run(120_000, |s| durable(s, pruned) == 200);
+    assert_eq!(durable(&sim, pruned), 200, "the pruned node synced, validated and stored every block");
+    let st = sim.nodes[pruned as usize].service.status();
+    assert_eq!(st.lowest_height, 161, "it keeps the newest 40 blocks and says so");
+    let kept = held(&sim.nodes[pruned as usize].store, 200);
+    assert_eq!(kept, (161..=200).collect::<Vec<_>>(), "its store holds exactly the window");
+    sim.unlink(pruned, archive);
+
+    // A fresh node with only the pruned one: nothing to ask below 161, no request, no strike.
+    let (c, s) = seeded(&net, &[]);
+    let fresh = sim.add(c, s, Kind::Honest, false, service_cfg());
+    sim.link(fresh, pruned);
+    sim.run(20_000, |_| false);
+    assert_eq!(sim.head(fresh).0, 0, "nobody it knows holds block 1");
+    assert_eq!(sim.range_requests.get(&(fresh, pruned)), None, "it asked the pruned node for nothing");
+    assert!(sim.connected.contains(&pair(fresh, pruned)), "and kept it as a peer");
+    // With an archive too, it syncs: the old ranges from the archive.
+    sim.link(fresh, archive);
+    sim.run(120_000, |s| s.head(fresh).0 == 200);
+    assert_eq!(sim.head(fresh).0, 200, "synced with the archive's help");
+
+    // A node behind by less than the window syncs from the pruned node alone.
+    let (c, s) = seeded(&net, &blocks[..170]);
+    let behind = sim.add(c, s, Kind::Honest, false, service_cfg());
+    let served_before = sim.nodes[pruned as usize].service.status().counters.blocks_served;
+    sim.link(behind, pruned);
+    sim.run(60_000, |s| s.head(behind).0 == 200);
+    assert_eq!(sim.head(behind).0, 200, "synced from what the pruned node holds");
+    let served = sim.nodes[pruned as usize].service.status().counters.blocks_served - served_before;
+    assert!(served >= 30, "the pruned node served the newest blocks ({served})");
 }

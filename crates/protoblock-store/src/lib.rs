@@ -100,6 +100,9 @@ pub enum WriteOp<'a> {
     DeleteUndo(&'a Hash32),
     PutReplay(&'a Hash32, u64),
     DeleteReplay(&'a Hash32),
+    /// Drop the lowest main-chain blocks below this height, at most
+    /// `MAX_PRUNED_PER_COMMIT` of them (see `WriteBatch::prune_below`).
+    PruneBelow(u64),
     /// The new head; main-chain index entries above it are dropped.
     Head(&'a HeadRecord),
 }
@@ -114,6 +117,7 @@ pub fn write_ops(batch: &WriteBatch) -> Vec<WriteOp<'_>> {
     v.extend(batch.delete_undo.iter().map(WriteOp::DeleteUndo));
     v.extend(batch.replay_put.iter().map(|(id, n)| WriteOp::PutReplay(id, *n)));
     v.extend(batch.replay_delete.iter().map(WriteOp::DeleteReplay));
+    v.extend(batch.prune_below.map(WriteOp::PruneBelow));
     v.extend(batch.head.iter().map(WriteOp::Head));
     v
 }

@@ -83,6 +83,18 @@ impl Store for MemoryStore {
                 WriteOp::DeleteReplay(id) => {
                     g.replay.remove(id);
                 }
+                WriteOp::PruneBelow(below) => {
+                    let gone: Vec<(u64, Hash32)> = g
+                        .main
+                        .range(..below)
+                        .take(protoblock_core::chain::MAX_PRUNED_PER_COMMIT)
+                        .map(|(h, id)| (*h, *id))
+                        .collect();
+                    for (h, id) in gone {
+                        g.main.remove(&h);
+                        g.blocks.remove(&id);
+                    }
+                }
                 WriteOp::Head(h) => {
                     // A shorter main chain never happens (fork choice only moves to
                     // longer or equal chains), but keep the index exact regardless.

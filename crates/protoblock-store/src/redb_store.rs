@@ -84,6 +84,21 @@ impl RedbStore {
                 Op::DeleteReplay(id) => {
                     replay.remove(id.0.as_slice()).map_err(be)?;
                 }
+                Op::PruneBelow(below) => {
+                    let gone = main
+                        .range(..*below)
+                        .map_err(be)?
+                        .take(protoblock_core::chain::MAX_PRUNED_PER_COMMIT)
+                        .map(|r| {
+                            let (k, v) = r.map_err(be)?;
+                            Ok((k.value(), v.value().to_vec()))
+                        })
+                        .collect::<Result<Vec<(u64, Vec<u8>)>, StoreError>>()?;
+                    for (h, id) in gone {
+                        main.remove(h).map_err(be)?;
+                        blocks.remove(id.as_slice()).map_err(be)?;
+                    }
+                }
                 Op::Head(h) => {
                     // Drop index entries above the new head (kept exact even
                     // though fork choice never shortens the chain).
@@ -190,8 +205,14 @@ impl Store for RedbStore {
         let mut out = Vec::new();
         let mut size = 0;
         let end = start.saturating_add(count as u64).min(top.saturating_add(1));
-        for r in main.range(start..end).map_err(be)? {
-            let (_, id) = r.map_err(be)?;
+        // Consecutive from `start`: a node that keeps only its newest blocks
+        // has none below them, and answers with what it holds from `start`
+        // (nothing), never with later blocks.
+        for (r, want) in main.range(start..end).map_err(be)?.zip(start..) {
+            let (height, id) = r.map_err(be)?;
+            if height.value() != want {
+                break;
+            }
             let Some(b) = blocks.get(id.value()).map_err(be)? else { break };
             let b = b.value();
             if !out.is_empty() && size + b.len() > max_bytes {

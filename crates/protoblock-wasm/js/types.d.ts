@@ -45,8 +45,20 @@ logLevel?: string,
  * Web Workers that check block signatures beside the page's thread (default: one fewer than the
  * machine's cores, 1 to 4; at most 8). 0 checks them on the page's thread.
  */
-signatureWorkers?: number, };
-export type NodeStatus = { peerId: string, genesis: string, headHeight: number, headId: string, finalHeight: number, syncing: boolean, targetHeight: number, mempool: number, blocksValidated: number, blocksDownloaded: number, blocksServed: number, 
+signatureWorkers?: number, 
+/**
+ * Keep only the newest this many blocks in IndexedDB (default 10,000:
+ * about five and a half hours of 2-second blocks, some tens of MB); 0
+ * keeps every block. The node serves what it keeps and says so to its
+ * peers, which ask others for older ranges.
+ */
+retainBlocks?: bigint, };
+export type NodeStatus = { peerId: string, genesis: string, headHeight: number, headId: string, finalHeight: number, 
+/**
+ * The lowest height this node serves blocks from (it keeps the newest
+ * `retainBlocks`); 0: every block.
+ */
+lowestHeight: number, syncing: boolean, targetHeight: number, mempool: number, blocksValidated: number, blocksDownloaded: number, blocksServed: number, 
 /**
  * Synced blocks whose signatures a Web Worker checked.
  */

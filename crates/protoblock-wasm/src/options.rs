@@ -36,6 +36,11 @@ pub struct StartOptions {
     /// Web Workers that check block signatures beside the page's thread (default: one fewer than the
     /// machine's cores, 1 to 4; at most 8). 0 checks them on the page's thread.
     pub signature_workers: Option<u32>,
+    /// Keep only the newest this many blocks in IndexedDB (default 10,000:
+    /// about five and a half hours of 2-second blocks, some tens of MB); 0
+    /// keeps every block. The node serves what it keeps and says so to its
+    /// peers, which ask others for older ranges.
+    pub retain_blocks: Option<u64>,
     /// Test hook: accept `/webrtc` signalling and never answer.
     #[cfg(feature = "test-hooks")]
     #[serde(default, rename = "_testBlackHole")]

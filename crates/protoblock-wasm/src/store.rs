@@ -29,7 +29,7 @@ use crate::main_index;
 use crate::replay_segments::ReplaySegments;
 use futures::future::try_join_all;
 use js_sys::Uint8Array;
-use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
+use protoblock_core::chain::{HeadRecord, MAX_PRUNED_PER_COMMIT, StoredBlock, StoredChain, WriteBatch};
 use protoblock_core::hash::Hash32;
 use protoblock_store::{Store, StoreError, WriteOp, decode_head, encode_head, write_ops};
 use rexie::{ObjectStore, Rexie, TransactionMode};
@@ -55,6 +55,9 @@ const REPLAY: &str = "replay-segments";
 const META: &str = "meta";
 const ALL: [&str; 7] = [BLOCKS, MAIN, STATE, UNDO, REPLAY, META, REPLAY_V1];
 const HEAD_KEY: &str = "chain/head";
+/// The lowest height whose block the store still holds, once it pruned
+/// (8 bytes, big-endian); absent: every block from 1.
+const FLOOR_KEY: &str = "chain/floor";
 /// 2: the replay index moved from one record per tx id (`replay`) to
 /// segments (`replay-segments`); `open` migrates a version-1 database in
 /// place (its ids become one segment), so a node keeps its synced chain.
@@ -76,6 +79,8 @@ pub struct IndexedDbStore {
     /// itself on `versionchange` too.
     superseded: Rc<Cell<bool>>,
     _on_versionchange: Rc<Closure<dyn FnMut()>>,
+    /// Blocks below this height were pruned (`WriteBatch::prune_below`).
+    floor: Rc<Cell<u64>>,
     replay: Rc<RefCell<ReplaySegments>>,
     /// Keys in the `state` store, once `load` has read them (until then
     /// every delete is issued): a batch deletes many keys that it created
@@ -88,6 +93,15 @@ pub struct IndexedDbStore {
 }
 
 type KeySet = HashSet<Box<[u8]>>;
+
+/// What one commit prunes ([`IndexedDbStore::prune_plan`]).
+struct Prune {
+    /// Blocks dropped: the main chain's from the old floor up to `new_floor`.
+    ids: Vec<Hash32>,
+    new_floor: u64,
+    /// The index record that holds `new_floor`, put again from it.
+    rewrite: Option<(u64, Vec<u8>)>,
+}
 
 fn poisoned() -> StoreError {
     StoreError::Backend("an earlier commit failed; reopen to resume from its head".into())
@@ -243,6 +257,17 @@ impl IndexedDbStore {
             let keys = tx.store(UNDO).map_err(backend)?.get_all_keys(None, None).await.map_err(backend)?;
             keys.iter().map(to_hash).collect::<Result<HashSet<_>, _>>()?
         };
+        let floor = {
+            let tx = db.transaction(&[META], TransactionMode::ReadOnly).map_err(backend)?;
+            let v = tx.store(META).map_err(backend)?.get(JsValue::from_str(FLOOR_KEY)).await.map_err(backend)?;
+            match v {
+                Some(v) if !v.is_undefined() => {
+                    let b: [u8; 8] = to_vec(&v)?.try_into().map_err(|_| StoreError::Corrupt("floor record"))?;
+                    u64::from_be_bytes(b)
+                }
+                _ => 0,
+            }
+        };
         let raw = open_raw(name, DB_VERSION).await?;
         let superseded_flag = Rc::new(Cell::new(false));
         let on_versionchange = {
@@ -256,6 +281,7 @@ impl IndexedDbStore {
         raw.set_onversionchange(Some(on_versionchange.as_ref().unchecked_ref()));
         Ok(Self {
             superseded: superseded_flag,
+            floor: Rc::new(Cell::new(floor)),
             _on_versionchange: Rc::new(on_versionchange),
             state_keys: Rc::default(),
             undo_ids: Rc::new(RefCell::new(undo_ids)),
@@ -298,6 +324,7 @@ impl IndexedDbStore {
     fn write(
         &self,
         batch: &WriteBatch,
+        prune: Option<&Prune>,
         abort_after: Option<usize>,
     ) -> Result<(impl std::future::Future<Output = Result<(), StoreError>> + use<>, usize), StoreError> {
         let names = js_sys::Array::new();
@@ -340,6 +367,19 @@ impl IndexedDbStore {
         let (replay_put, replay_delete) = (&batch.replay_put, &batch.replay_delete);
         let undone: HashSet<&Hash32> = batch.delete_undo.iter().collect();
         let r = (|| {
+            // Pruning first: the heights it drops are at or below the stored
+            // final height, below every height the batch puts.
+            if let Some(p) = prune {
+                for id in &p.ids {
+                    op(&blocks, &bytes(&id.0), None)?;
+                }
+                if let Some((key, ids)) = &p.rewrite {
+                    op(&main, &JsValue::from_f64(*key as f64), Some(&bytes(ids)))?;
+                }
+                let below = IdbKeyRange::upper_bound_with_open(&JsValue::from_f64(p.new_floor as f64), true).map_err(js)?;
+                op(&main, &below.into(), None)?;
+                op(&meta, &JsValue::from_str(FLOOR_KEY), Some(&bytes(&p.new_floor.to_be_bytes())))?;
+            }
             // The index: one record per run of heights (one per commit),
             // after deleting the records keyed above its lowest height, which
             // it overrides.
@@ -414,6 +454,8 @@ impl IndexedDbStore {
                     // Reads stop at the head, so an index record reaching
                     // above it (never with longest-chain fork choice) is
                     // never read.
+                    // Issued first, from `prune` (this store needs the ids it drops).
+                    WriteOp::PruneBelow(_) => {}
                     WriteOp::Head(h) => op(&meta, &JsValue::from_str(HEAD_KEY), Some(&bytes(&encode_head(h))))?,
                 }
             }
@@ -458,7 +500,7 @@ impl IndexedDbStore {
     pub async fn commit_torn(&self, mut batch: WriteBatch, ops: usize) -> Result<usize, StoreError> {
         batch.compact();
         self.flush().await?;
-        let (done, issued) = self.write(&batch, Some(ops))?;
+        let (done, issued) = self.write(&batch, None, Some(ops))?;
         done.await?;
         Ok(issued)
     }
@@ -466,6 +508,35 @@ impl IndexedDbStore {
     /// One store in a read-only transaction on the raw connection.
     fn raw_store(&self, name: &str) -> Result<web_sys::IdbObjectStore, StoreError> {
         self.raw.transaction_with_str(name).map_err(js)?.object_store(name).map_err(js)
+    }
+
+    /// What pruning below `below` drops in the next commit: the lowest
+    /// blocks held, at most `MAX_PRUNED_PER_COMMIT`, and never above the
+    /// stored final height (so no height the commit itself writes).
+    async fn prune_plan(&self, below: u64) -> Result<Option<Prune>, StoreError> {
+        let from = self.floor.get().max(1);
+        let Some(head) = self.head().await? else { return Ok(None) };
+        let new_floor = below.min(from + MAX_PRUNED_PER_COMMIT as u64).min(head.final_height + 1);
+        if new_floor <= from {
+            return Ok(None);
+        }
+        let ids = self.main_ids(from, new_floor - 1).await?;
+        // The index record holding `new_floor`, when it starts below it, is
+        // put again from `new_floor` (the records keyed below are deleted).
+        let main = self.raw_store(MAIN)?;
+        let at_or_below = IdbKeyRange::upper_bound(&JsValue::from_f64(new_floor as f64)).map_err(js)?;
+        let cursor = main.open_cursor_with_range_and_direction(&at_or_below, web_sys::IdbCursorDirection::Prev);
+        let cursor = request(cursor.map_err(js)?).await?;
+        let mut rewrite = None;
+        if let Some(c) = cursor.dyn_ref::<web_sys::IdbCursorWithValue>() {
+            let start = c.key().map_err(js)?.as_f64().ok_or(StoreError::Corrupt("main index key"))? as u64;
+            let record = to_vec(&c.value().map_err(js)?)?;
+            let skip = usize::try_from(new_floor - start).unwrap_or(usize::MAX).saturating_mul(32);
+            if start < new_floor && skip < record.len() {
+                rewrite = Some((new_floor, record[skip..].to_vec()));
+            }
+        }
+        Ok(Some(Prune { ids, new_floor, rewrite }))
     }
 
     /// The main-chain ids at heights `from ..= to`, up to the head (see
@@ -611,12 +682,18 @@ impl Store for IndexedDbStore {
         // transaction in flight: had batch N failed under a batch N+1 that
         // succeeded, the database would hold neither state. A failed
         // transaction refuses every later commit (reopen to resume).
-        let r = match self.write(&batch, None) {
+        let prune = match batch.prune_below {
+            Some(below) => self.prune_plan(below).await?,
+            None => None,
+        };
+        let r = match self.write(&batch, prune.as_ref(), None) {
             Ok((done, _)) => done.await,
             Err(e) => Err(e),
         };
-        if r.is_err() {
-            self.poisoned.set(true);
+        match (&r, prune) {
+            (Err(_), _) => self.poisoned.set(true),
+            (Ok(()), Some(p)) => self.floor.set(p.new_floor),
+            (Ok(()), None) => {}
         }
         #[cfg(feature = "bench")]
         stats::record(blocks, now_ms() - t0);
@@ -631,7 +708,8 @@ impl Store for IndexedDbStore {
     }
 
     async fn blocks_range(&self, start: u64, count: u32, max_bytes: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        if count == 0 {
+        // Below the floor the blocks were pruned: this node holds none of them.
+        if count == 0 || start < self.floor.get() {
             return Ok(Vec::new());
         }
         // Blocks are stored by id and never change: a reorg between these

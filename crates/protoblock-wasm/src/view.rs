@@ -385,6 +385,10 @@ pub struct StatusView {
     pub head_id: String,
     #[cfg_attr(test, ts(type = "number"))]
     pub final_height: u64,
+    /// The lowest height this node serves blocks from (it keeps the newest
+    /// `retainBlocks`); 0: every block.
+    #[cfg_attr(test, ts(type = "number"))]
+    pub lowest_height: u64,
     pub syncing: bool,
     #[serde(serialize_with = "js_number")]
     #[cfg_attr(test, ts(type = "number"))]
@@ -446,6 +450,7 @@ pub fn status(s: &protoblock_net::NodeStatus) -> StatusView {
         head_height: s.head_height,
         head_id: s.head_id.to_hex(),
         final_height: s.final_height,
+        lowest_height: s.lowest_height,
         syncing: s.syncing,
         target_height: s.target_height,
         mempool: s.mempool,

@@ -70,6 +70,51 @@ async fn indexeddb_commits_and_reopens_to_the_same_chain() {
     IndexedDbStore::delete(&name).await.unwrap();
 }
 
+/// Pruning in IndexedDB: the lowest blocks go (by id, and from the
+/// main-chain index, whose segment spanning the new floor is rewritten from
+/// it), at most `MAX_PRUNED_PER_COMMIT` a commit and never above the stored
+/// final block; reads below the floor answer nothing, the rest reads back
+/// exactly, and after a reopen the floor and the chain are as they were.
+#[wasm_bindgen_test]
+async fn indexeddb_prunes_the_lowest_blocks_and_reopens() {
+    use protoblock_core::chain::MAX_PRUNED_PER_COMMIT;
+    let net = DevNet::new(15, 10);
+    let blocks = generate_chain(&net, 700, 1);
+    let name = db("prune");
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    let mut chain = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
+    // Two commits: the index holds a segment spanning where the floor lands.
+    for run in [&blocks[..300], &blocks[300..]] {
+        let mut batch = WriteBatch::default();
+        for b in run {
+            batch.merge(chain.insert_block(b, FAR).unwrap().batch.unwrap());
+        }
+        store.commit(batch).await.unwrap();
+    }
+    let final_height = chain.final_height();
+    assert!(final_height > 650, "final {final_height}");
+    // Prune below 650: the first commit drops the lowest MAX_PRUNED_PER_COMMIT, the next the rest.
+    store.commit(WriteBatch { prune_below: Some(650), ..WriteBatch::default() }).await.unwrap();
+    let floor = 1 + MAX_PRUNED_PER_COMMIT as u64;
+    assert_eq!(store.block_count().await.unwrap() as u64, 700 - MAX_PRUNED_PER_COMMIT as u64, "bounded per commit");
+    assert!(store.blocks_range(floor - 1, 4, usize::MAX).await.unwrap().is_empty(), "below the floor: nothing");
+    assert_eq!(store.blocks_range(floor, 3, usize::MAX).await.unwrap(), blocks[floor as usize - 1..floor as usize + 2].to_vec());
+    store.commit(WriteBatch { prune_below: Some(650), ..WriteBatch::default() }).await.unwrap();
+    assert_eq!(store.block_count().await.unwrap(), 51, "heights 650..=700 kept");
+    assert!(store.blocks_range(649, 4, usize::MAX).await.unwrap().is_empty());
+    assert_eq!(store.blocks_range(650, 100, usize::MAX).await.unwrap(), blocks[649..].to_vec());
+    store.close();
+
+    let store = IndexedDbStore::open(&name).await.unwrap();
+    let resumed = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
+    assert_eq!(resumed.head(), chain.head());
+    assert_eq!(resumed.commitment().root(), chain.commitment().root());
+    assert!(store.blocks_range(600, 4, usize::MAX).await.unwrap().is_empty(), "the floor survives a reopen");
+    assert_eq!(store.blocks_range(650, 100, usize::MAX).await.unwrap(), blocks[649..].to_vec());
+    store.close();
+    IndexedDbStore::delete(&name).await.unwrap();
+}
+
 #[wasm_bindgen_test]
 async fn a_torn_commit_leaves_the_previous_head() {
     let net = DevNet::new(6, 10);

@@ -34,8 +34,17 @@ pub struct WriteBatch {
     /// Replay index entries (tx id, nonce) added; disjoint from `replay_delete`.
     pub replay_put: Vec<(Hash32, u64)>,
     pub replay_delete: Vec<Hash32>,
+    /// Main-chain blocks below this height may go (the node keeps only its
+    /// newest blocks): a store drops the lowest it holds, at most
+    /// [`MAX_PRUNED_PER_COMMIT`] a commit, so turning retention on for a long
+    /// chain spreads the work over many commits. Never above the final
+    /// height: a restart resumes from the blocks at and above it.
+    pub prune_below: Option<u64>,
     pub head: Option<HeadRecord>,
 }
+
+/// Blocks a store drops for [`WriteBatch::prune_below`] in one commit, at most.
+pub const MAX_PRUNED_PER_COMMIT: usize = 512;
 
 impl WriteBatch {
     /// Appends a later batch, so several chain changes commit in one store
@@ -65,6 +74,7 @@ impl WriteBatch {
         if other.head.is_some() {
             self.head = other.head;
         }
+        self.prune_below = self.prune_below.max(other.prune_below);
     }
 }
 
@@ -106,6 +116,7 @@ impl WriteBatch {
             && self.delete_undo.is_empty()
             && self.replay_put.is_empty()
             && self.replay_delete.is_empty()
+            && self.prune_below.is_none()
             && self.head.is_none()
     }
 }

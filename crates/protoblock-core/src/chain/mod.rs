@@ -26,7 +26,7 @@ use crate::state::{Key, StateMap, Value};
 mod batch;
 mod restore;
 
-pub use batch::{HeadRecord, WriteBatch};
+pub use batch::{HeadRecord, MAX_PRUNED_PER_COMMIT, WriteBatch};
 pub use restore::{RestoreError, StoredBlock, StoredChain};
 
 pub type Undo = Vec<(Key, Option<Value>)>;

@@ -42,6 +42,9 @@ pub struct NodeConfig {
     /// Answer other peers' block-range requests. A relay can switch this off
     /// (at start or at run time) to leave serving history to its peers.
     pub serve_sync: bool,
+    /// Keep only the newest this many blocks (`None`: every block, an
+    /// archive); see `protoblock_node::ServiceConfig::retain_blocks`.
+    pub retain_blocks: Option<u64>,
     /// With a relay client in the swarm (browser nodes): how many relays to
     /// hold a circuit reservation on, so peers can reach us through them.
     pub max_relay_reservations: usize,
@@ -76,6 +79,7 @@ impl Default for NodeConfig {
             advertise_listen_addrs: false,
             external_addrs: Vec::new(),
             serve_sync: true,
+            retain_blocks: None,
             max_relay_reservations: 2,
             trust_any_relay: false,
             target_direct_peers: 6,
@@ -98,6 +102,7 @@ impl NodeConfig {
             target_peers: self.target_peers,
             ban_ms: self.ban_ms,
             serve_sync: self.serve_sync,
+            retain_blocks: self.retain_blocks,
             max_response_bytes: crate::behaviour::MAX_SYNC_RESPONSE_BYTES - 64 * 1024,
             #[cfg(feature = "test-hooks")]
             serve_tampered_blocks: self.serve_tampered_blocks,
@@ -175,6 +180,8 @@ pub struct NodeStatus {
     pub head_height: u64,
     pub head_id: Hash32,
     pub final_height: u64,
+    /// The lowest height it serves blocks from (0: every block).
+    pub lowest_height: u64,
     pub syncing: bool,
     /// The best head any peer has told us about.
     pub target_height: u64,

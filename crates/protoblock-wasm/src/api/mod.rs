@@ -55,6 +55,9 @@ const WALLET_KEY: &str = "wallet/ed25519-seed";
 const KNOWN_PEERS: &str = "node/known-peers";
 const MAX_KNOWN_PEERS: usize = 16;
 const MAX_RECENT_BLOCKS: u32 = 200;
+/// Blocks a browser node keeps by default (`retainBlocks`): a phone's share,
+/// not an archive's (relays keep every block).
+const DEFAULT_RETAIN_BLOCKS: u64 = 10_000;
 
 /// What `/api/bootstrap` on a relay answers.
 #[derive(Deserialize)]
@@ -274,6 +277,10 @@ impl ProtoblockNode {
             block_interval_ms: opts.block_interval_ms.unwrap_or(defaults.block_interval_ms),
             target_peers: opts.target_peers.unwrap_or(defaults.target_peers),
             target_direct_peers: opts.target_direct_peers.unwrap_or(defaults.target_direct_peers),
+            retain_blocks: match opts.retain_blocks.unwrap_or(DEFAULT_RETAIN_BLOCKS) {
+                0 => None,
+                n => Some(n),
+            },
             #[cfg(feature = "gossip-metrics")]
             gossip_metrics: Some(metrics),
             ..defaults

@@ -36,6 +36,7 @@ impl<S: Store + 'static> Node<S> {
             head_height: s.head_height,
             head_id: s.head_id,
             final_height: s.final_height,
+            lowest_height: s.lowest_height,
             syncing: s.syncing,
             target_height: s.target_height,
             mempool: s.mempool,
