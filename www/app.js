@@ -12,7 +12,8 @@ if (params.get('genesis')) opts.genesis = params.get('genesis');
 // ?oracleKey=<hex seed>&blockIntervalMs=N: this tab also produces blocks (the dev relay hands out its
 // dev oracle seed at /api/dev/oracle-key). ?targetDirectPeers=N: direct WebRTC peers to keep.
 if (params.get('oracleKey')) opts.oracleKey = params.get('oracleKey');
-for (const k of ['blockIntervalMs', 'targetPeers', 'targetDirectPeers', 'signatureWorkers']) if (params.get(k)) opts[k] = Number(params.get(k));
+// ?retainBlocks=N: keep only the newest N blocks (0: all).
+for (const k of ['blockIntervalMs', 'targetPeers', 'targetDirectPeers', 'signatureWorkers', 'retainBlocks']) if (params.get(k)) opts[k] = Number(params.get(k));
 if (params.get('logLevel')) opts.logLevel = params.get('logLevel');
 // ?pkg=pkg-metrics: load another build of the package from www/ (the mesh benchmark's build with gossip
 // counters; the browser tests' build with test hooks, pkg-test-hooks). window.pbPkg says which one loaded.
@@ -464,7 +465,7 @@ async function main() {
   const attrs = {
     relay: opts.relay || 'none', store: opts.storeName, genesis: opts.genesis, bootstrap: (opts.bootstrap || []).join(','),
     'oracle-key': opts.oracleKey, 'block-interval-ms': opts.blockIntervalMs, 'target-peers': opts.targetPeers,
-    'target-direct-peers': opts.targetDirectPeers, 'signature-workers': opts.signatureWorkers, 'log-level': opts.logLevel,
+    'target-direct-peers': opts.targetDirectPeers, 'retain-blocks': opts.retainBlocks, 'signature-workers': opts.signatureWorkers, 'log-level': opts.logLevel,
   };
   let el;
   try {

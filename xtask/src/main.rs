@@ -337,7 +337,8 @@ fn test() -> Result<()> {
     types.current_dir(&e2e).arg("types.mjs");
     total.add(counted("TypeScript declarations check", &mut types, 300)?);
     // run.mjs: the browser node against a relay; tabs.mjs: tabs sharing one node; hidden.mjs: a
-    // throttled background tab; embed.mjs: a site on another origin with the custom elements; mesh.mjs: browser-to-browser `/webrtc`;
+    // throttled background tab; embed.mjs: a site on another origin with the custom elements;
+    // retention.mjs: pages that keep only their newest blocks; mesh.mjs: browser-to-browser `/webrtc`;
     // interop.mjs: `/webrtc` both ways with a stock js-libp2p browser peer (bundled by esbuild).
     total.add(in_test_netns(|ns, webrtc_ip| {
         let mut counts = Counts { all_ok: true, ..Counts::default() };
@@ -346,6 +347,7 @@ fn test() -> Result<()> {
             ("tabs.mjs", "one node per site (tabs) tests", 300),
             ("hidden.mjs", "hidden tab (background throttling) test", 300),
             ("embed.mjs", "embedding (custom elements, another origin) tests", 300),
+            ("retention.mjs", "retention window (pruned pages) tests", 300),
             ("mesh.mjs", "browser mesh (/webrtc) tests", 1200),
             ("interop.mjs", "js-libp2p interop (/webrtc) tests", 300),
         ] {

@@ -208,9 +208,7 @@ impl<P: Clone + Ord, B: AsRef<[u8]>> SyncPlanner<P, B> {
                 let candidate = self
                     .peers
                     .iter()
-                    .filter(|(_, s)| {
-                        s.head >= start && s.lowest <= start && s.in_flight < self.cfg.per_peer_in_flight
-                    })
+                    .filter(|(_, s)| s.head >= start && s.lowest <= start && s.in_flight < self.cfg.per_peer_in_flight)
                     .min_by_key(|(p, s)| (Some(*p) == avoid, s.in_flight, s.strikes))
                     .map(|(p, _)| p.clone());
                 let Some(peer) = candidate else { break };

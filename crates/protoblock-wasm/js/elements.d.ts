@@ -1,7 +1,8 @@
 // Importing './elements' defines the custom elements below (a side effect).
 import type { Node } from './index.js';
 
-/** `<protoblock-node relay store share log-level signature-workers target-peers target-direct-peers genesis-hash>`:
+/** `<protoblock-node relay store share genesis-hash target-peers target-direct-peers retain-blocks ice-servers
+ *  bootstrap genesis oracle-key block-interval-ms log-level signature-workers>` (the options as attributes):
  *  starts a node (shared with the site's other tabs). Fires `protoblock-ready` (detail: the Node) and
  *  `protoblock-error` (detail: { message, code }). `data-state`: starting | running | error; `data-role`. */
 export declare class ProtoblockNodeElement extends HTMLElement {

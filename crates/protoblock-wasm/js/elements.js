@@ -31,8 +31,8 @@ const short = (h, n = 8) => { h = String(h ?? ''); return h.length > n * 2 + 1 ?
 const message = (e) => (e && e.message) || String(e);
 
 /**
- * `<protoblock-node relay store share genesis-hash target-peers target-direct-peers ice-servers bootstrap genesis
- * oracle-key block-interval-ms log-level signature-workers>`: the node's options as attributes (lists
+ * `<protoblock-node relay store share genesis-hash target-peers target-direct-peers retain-blocks ice-servers bootstrap
+ * genesis oracle-key block-interval-ms log-level signature-workers>`: the node's options as attributes (lists
  * comma-separated); `relay` defaults to the page's origin, `relay="none"` starts from `genesis` and `bootstrap`.
  */
 export class ProtoblockNodeElement extends HTMLElement {
@@ -71,6 +71,7 @@ export class ProtoblockNodeElement extends HTMLElement {
       blockIntervalMs: num('block-interval-ms'),
       targetPeers: num('target-peers'),
       targetDirectPeers: num('target-direct-peers'),
+      retainBlocks: num('retain-blocks'),
       share: this.getAttribute('share') !== 'false',
     };
     for (const k of Object.keys(opts)) if (opts[k] === undefined) delete opts[k];

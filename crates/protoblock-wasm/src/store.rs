@@ -376,7 +376,8 @@ impl IndexedDbStore {
                 if let Some((key, ids)) = &p.rewrite {
                     op(&main, &JsValue::from_f64(*key as f64), Some(&bytes(ids)))?;
                 }
-                let below = IdbKeyRange::upper_bound_with_open(&JsValue::from_f64(p.new_floor as f64), true).map_err(js)?;
+                let below =
+                    IdbKeyRange::upper_bound_with_open(&JsValue::from_f64(p.new_floor as f64), true).map_err(js)?;
                 op(&main, &below.into(), None)?;
                 op(&meta, &JsValue::from_str(FLOOR_KEY), Some(&bytes(&p.new_floor.to_be_bytes())))?;
             }

@@ -98,7 +98,10 @@ async fn indexeddb_prunes_the_lowest_blocks_and_reopens() {
     let floor = 1 + MAX_PRUNED_PER_COMMIT as u64;
     assert_eq!(store.block_count().await.unwrap() as u64, 700 - MAX_PRUNED_PER_COMMIT as u64, "bounded per commit");
     assert!(store.blocks_range(floor - 1, 4, usize::MAX).await.unwrap().is_empty(), "below the floor: nothing");
-    assert_eq!(store.blocks_range(floor, 3, usize::MAX).await.unwrap(), blocks[floor as usize - 1..floor as usize + 2].to_vec());
+    assert_eq!(
+        store.blocks_range(floor, 3, usize::MAX).await.unwrap(),
+        blocks[floor as usize - 1..floor as usize + 2].to_vec()
+    );
     store.commit(WriteBatch { prune_below: Some(650), ..WriteBatch::default() }).await.unwrap();
     assert_eq!(store.block_count().await.unwrap(), 51, "heights 650..=700 kept");
     assert!(store.blocks_range(649, 4, usize::MAX).await.unwrap().is_empty());
