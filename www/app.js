@@ -22,6 +22,7 @@ const PKG = /^pkg(-[a-z0-9]+)*$/.test(params.get('pkg') || '') ? params.get('pkg
 if (opts.relay === 'none') delete opts.relay;
 
 let node = null;
+let elements = null; // the package's custom elements module (its helpers too)
 let status = null;
 let fantasy = null;
 let wallet = null;
@@ -367,11 +368,7 @@ $('export-wallet').addEventListener('click', async () => {
   const pass = prompt('A passphrase for the backup (at least 8 characters). You need it to restore the wallet.');
   if (pass === null) return;
   try {
-    const text = await node.exportWallet(pass);
-    const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
-    const a = Object.assign(document.createElement('a'), { href: url, download: `protoblock-wallet-${wallet ? wallet.publicKey.slice(0, 8) : 'backup'}.json` });
-    document.body.append(a); a.click(); a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    await elements.saveWalletBackup(node, pass);
     out.className = 'result ok'; out.textContent = 'Backup saved. Keep the file and the passphrase apart.';
   } catch (e) { out.className = 'result err'; out.textContent = errMsg(e); }
 });
@@ -470,7 +467,7 @@ async function main() {
   let el;
   try {
     performance.mark('pb:import');
-    await import(`./${PKG}/elements.js`);
+    elements = await import(`./${PKG}/elements.js`);
     window.pbPkg = PKG;
     el = document.createElement('protoblock-node');
     for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== '') el.setAttribute(k, String(v));

@@ -16,6 +16,9 @@ export declare class ProtoblockBlocksElement extends HTMLElement { node: Node | 
 /** `<protoblock-wallet node?>`: the site's wallet: key, name, balance, register a name, export a backup. */
 export declare class ProtoblockWalletElement extends HTMLElement { node: Node | null; }
 
+/** Seals the node's wallet under `passphrase` and offers the backup file as a download. */
+export declare function saveWalletBackup(node: Node, passphrase: string): Promise<void>;
+
 declare global {
   interface HTMLElementTagNameMap {
     'protoblock-node': ProtoblockNodeElement;

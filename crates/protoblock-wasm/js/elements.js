@@ -26,6 +26,22 @@ function pageClient(el) {
   return client;
 }
 
+/**
+ * Seals the node's wallet under `passphrase` and offers the backup file as a
+ * download (`protoblock-wallet-<key>.json`). The seed leaves the node only
+ * sealed. Shared by `<protoblock-wallet>` and pages with a wallet view of their own.
+ */
+export async function saveWalletBackup(node, passphrase) {
+  const text = await node.exportWallet(passphrase);
+  const key = (() => { try { return JSON.parse(text).publicKey.slice(0, 8); } catch { return 'backup'; } })();
+  const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+  const a = Object.assign(document.createElement('a'), { href: url, download: `protoblock-wallet-${key}.json` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 const short = (h, n = 8) => { h = String(h ?? ''); return h.length > n * 2 + 1 ? `${h.slice(0, n)}…${h.slice(-4)}` : h; };
 const message = (e) => (e && e.message) || String(e);
@@ -219,11 +235,7 @@ export class ProtoblockWalletElement extends NodeView {
       const pass = prompt('A passphrase for the backup (at least 8 characters).');
       if (pass === null) return;
       try {
-        const text = await this.node.exportWallet(pass);
-        const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
-        const a = Object.assign(document.createElement('a'), { href: url, download: 'protoblock-wallet.json' });
-        document.body.append(a); a.click(); a.remove();
-        setTimeout(() => URL.revokeObjectURL(url), 10_000);
+        await saveWalletBackup(this.node, pass);
         say('Backup saved. Keep the file and the passphrase apart.', true);
       } catch (err) { say(message(err), false); }
     });
