@@ -3,7 +3,7 @@
 // from the relay with one script tag, and it syncs, shows the chain and uses
 // its wallet. Also the embed example as the relay serves it (same origin).
 
-import { Runner, assert, launchBrowser, startRelay, waitFor, cleanup, PKG, ROOT, OUT_DIR } from './lib.mjs';
+import { Runner, assert, launchBrowser, startRelay, waitFor, cleanup, PKG, ROOT, OUT_DIR, finish } from './lib.mjs';
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -86,12 +86,26 @@ await r.test('the_embed_example_served_by_the_relay_runs_on_the_product_package'
   }, 90_000);
 });
 
-await r.test('no_uncaught_errors_in_any_page', async () => {
-  const errs = pages.flatMap((p) => p.pbErrors);
-  assert(errs.length === 0, `page errors: ${errs.join('\n')}`);
+await r.test('errors_are_classes_with_codes_bootstrap_stopped_and_invalid_argument', async () => {
+  const p = await openPage(`${relay.http}/embed.html`);
+  const got = await p.evaluate(async (pkg) => {
+    const { startNode, Client, BootstrapError, NodeStoppedError, InvalidArgumentError, ProtoblockError } = await import(`/${pkg}/index.js`);
+    const seen = {};
+    const name = (e) => `${e.name}/${e.code}/${e instanceof ProtoblockError}`;
+    // A relay nobody answers at.
+    await startNode({ relay: 'http://127.0.0.1:9', share: false }).then(() => { seen.bootstrap = 'started'; }, (e) => { seen.bootstrap = name(e) + `/${e instanceof BootstrapError}`; });
+    await startNode({ relay: location.origin, storeName: 'errors', oracleKey: 'zz', share: false }).then(() => { seen.arg = 'started'; }, (e) => { seen.arg = name(e) + `/${e instanceof InvalidArgumentError}`; });
+    const node = await new Client().addNode({ relay: location.origin, storeName: 'errors', share: false });
+    seen.badHeight = await node.block(1.5).then(() => 'ok', name);
+    await node.stop();
+    seen.stopped = await node.status().then(() => 'ok', (e) => name(e) + `/${e instanceof NodeStoppedError}`);
+    return seen;
+  }, PKG);
+  assert(got.bootstrap === 'BootstrapError/bootstrap/true/true', `an unreachable relay: ${got.bootstrap}`);
+  assert(got.arg === 'InvalidArgumentError/bad_argument/true/true', `a bad option: ${got.arg}`);
+  assert(got.badHeight === 'InvalidArgumentError/bad_argument/true', `a bad height: ${got.badHeight}`);
+  assert(got.stopped === 'NodeStoppedError/stopped/true/true', `after stop: ${got.stopped}`);
 });
-r.summary();
+
 site.close();
-await context.close();
-cleanup();
-process.exit(r.failed ? 1 : 0);
+await finish(r, pages, context);

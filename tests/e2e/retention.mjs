@@ -5,7 +5,7 @@
 // fresh page asks it for nothing it lacks (and keeps it as a peer) until an
 // archive serves again. A real dev relay, real Chromium, real IndexedDB.
 
-import { Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, cleanup } from './lib.mjs';
+import { Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, finish } from './lib.mjs';
 
 const r = new Runner('retention');
 const HISTORY = 300;
@@ -78,11 +78,4 @@ await r.test('a_pruned_page_serves_what_it_holds_and_is_asked_for_nothing_else',
   }
 });
 
-await r.test('no_uncaught_errors_in_any_page', async () => {
-  const errs = pages.flatMap((p) => p.pbErrors);
-  assert(errs.length === 0, `page errors: ${errs.join('\n')}`);
-});
-r.summary();
-await context.close();
-cleanup();
-process.exit(r.failed ? 1 : 0);
+await finish(r, pages, context);

@@ -3,7 +3,7 @@
 // closed leader is replaced without a reload, and the database has one writer
 // at a time. A real dev relay, real Chromium, real IndexedDB.
 
-import { Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, cleanup } from './lib.mjs';
+import { Runner, assert, launchBrowser, openNodePage, startRelay, status, waitFor, sleep, finish } from './lib.mjs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -146,11 +146,4 @@ await r.test('a_newer_schema_opened_elsewhere_stops_the_old_node_with_an_error_n
   await waitFor('the banner', () => leader.evaluate(() => !document.getElementById('error-banner').hidden), 10_000);
 });
 
-await r.test('no_uncaught_errors_in_any_page', async () => {
-  const errs = allPages.flatMap((p) => p.pbErrors);
-  assert(errs.length === 0, `page errors: ${errs.join('\n')}`);
-});
-r.summary();
-await context.close();
-cleanup();
-process.exit(r.failed ? 1 : 0);
+await finish(r, allPages, context);
