@@ -1,7 +1,8 @@
 // A hidden tab keeps validating. Chromium throttles a hidden page's timers
 // (to once a second, then, with intensive wake-up throttling, to once a
-// minute: here after a 10 s grace instead of 5 minutes); the node's work is
-// driven by network events, so it should keep up with the chain anyway.
+// minute; the test asks for it after 10 s instead of 5 minutes, which headless
+// Chromium 156 honours only in some runs: the test prints which one it got);
+// the node's work is driven by network events, so it keeps up either way.
 //
 // Playwright keeps every page "visible" (it turns on focus emulation), so this
 // test drives Chromium over the DevTools protocol itself: a page with the node,
@@ -106,7 +107,7 @@ await r.test('a_hidden_tab_keeps_validating_under_background_throttling', async 
   const visible = delays.filter(([at]) => at >= visibleFrom && at < hiddenAt).map(([, d]) => d);
   const hidden = delays.filter(([at]) => at >= hiddenAt + (GRACE_S + 5) * 1000).map(([, d]) => d);
   console.log(`  block delivery (producer's timestamp to the node's block event): visible ${visible.length} blocks p50 ${pct(visible, 0.5)} ms ` +
-    `p99 ${pct(visible, 0.99)} ms; hidden, intensive throttling on, ${hidden.length} blocks p50 ${pct(hidden, 0.5)} ms p99 ${pct(hidden, 0.99)} ms`);
+    `p99 ${pct(visible, 0.99)} ms; hidden (from ${GRACE_S + 5} s on), ${hidden.length} blocks p50 ${pct(hidden, 0.5)} ms p99 ${pct(hidden, 0.99)} ms`);
   const end = await evaluate(tab, 'window.pbNode.status()');
   const produced = (await relayHead()) - startHeight;
   const ticks = await evaluate(tab, 'window.__ticks.map(Math.round)');
@@ -118,7 +119,8 @@ await r.test('a_hidden_tab_keeps_validating_under_background_throttling', async 
   const max = sorted[sorted.length - 1];
   console.log(`  hidden ${Math.round(hiddenMs / 1000)} s (intensive throttling after ${GRACE_S} s): the relay produced ${produced} blocks, ` +
     `the hidden tab validated ${end.blocksValidated - startValidated}; lag behind the relay's published head (a snapshot, so -1 is level) p50 ${p50}, max ${max} blocks ` +
-    `(a block every 500 ms); a 100 ms page timer fired ${lateTicks} times in the last ${Math.round(hiddenMs / 1000) - GRACE_S - 5} s`);
+    `(a block every 500 ms); a 100 ms page timer fired ${lateTicks} times in the last ${Math.round(hiddenMs / 1000) - GRACE_S - 5} s ` +
+    `(${lateTicks <= 4 ? 'intensive throttling: about once a minute' : 'standard background throttling: about once a second'})`);
   console.log(`  lag samples (s:blocks): ${lags.map((x) => `${x.t}:${x.lag}`).join(' ')}`);
   // The page's timers were throttled (else this test proves nothing): a 100 ms
   // timer fires 10 times a second when visible, at most once a second hidden.
