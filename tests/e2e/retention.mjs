@@ -57,6 +57,7 @@ await r.test('a_pruned_page_serves_what_it_holds_and_is_asked_for_nothing_else',
       });
     const served = (await status(pruned)).blocksServed - served0;
     assert(served >= 10, `the pruned page served the missing blocks (${served})`);
+    console.log(`  the pruned page served ${served} blocks to a page closed for 15 blocks; it stores ${await stored(pruned)} (retainBlocks ${KEEP})`);
 
     await behind.close();
     pages.splice(pages.indexOf(behind), 1);
