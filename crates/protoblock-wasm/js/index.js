@@ -27,8 +27,10 @@ export const NODE_EVENTS = ['block', 'peer', 'tx', 'sync', 'reachable', 'error',
 
 /** Calls that only read: a follower re-sends them to a new leader instead of failing. */
 const READS = new Set(['status', 'wallet', 'recentBlocks', 'block', 'fantasy', 'storagePersisted']);
-/** Calls a follower may make in the leader (test hooks are added by `_hook`). */
+/** Calls a follower may make in the leader. */
 const CALLS = new Set([...READS, 'registerName', 'submitProjection', 'transfer', 'dial', 'exportWallet', 'importWallet']);
+/** Test hooks `_hook` may run (only the test build of the wasm has them). */
+const HOOKS = new Set(['storedBlocks', '_testSignal']);
 /** How long a follower waits for an answer (a dial can take 30 s). */
 const CALL_TIMEOUT_MS = 45_000;
 /** Calls a follower keeps waiting at once; past it a call fails at once rather than queueing without bound. */
@@ -173,8 +175,17 @@ export class Node extends EventTarget {
       .catch((e) => { if (e?.name !== 'AbortError') settle.reject(fromWasm(e)); });
     // A leader that exists answers this with its announcement.
     this.#post({ t: 'hello', tab: this.#tab });
-    await joined;
-    this.#joined = null;
+    try {
+      await joined;
+    } catch (e) {
+      // Not started: leave the lock queue and the channel.
+      this.#stopped = true;
+      this.#abort.abort();
+      channel.close();
+      throw e;
+    } finally {
+      this.#joined = null;
+    }
   }
 
   /** Runs while this tab holds the lock: starts the node, serves the other tabs, and holds on until stopped. */
@@ -273,7 +284,7 @@ export class Node extends EventTarget {
     const local = this.#local;
     const hook = method.startsWith('_hook:') ? method.slice(6) : null;
     const name = hook ?? method;
-    if ((!hook && !CALLS.has(method)) || (hook && !/^[a-zA-Z_]\w*$/.test(hook)) || typeof local[name] !== 'function') {
+    if (!(hook ? HOOKS.has(hook) : CALLS.has(method)) || typeof local[name] !== 'function') {
       throw new InvalidArgumentError(`no such call: ${name}`);
     }
     try { return await local[name](...args); } catch (e) { throw fromWasm(e); }
