@@ -139,10 +139,45 @@ struct Args {
     /// Stop after the head reaches this height (0 = run until signalled).
     #[arg(long, env = "PROTOBLOCK_STOP_AT_HEIGHT", default_value_t = 0)]
     stop_at_height: u64,
+    /// Print the settings a start would use (the command line, the
+    /// environment and `--config` resolved) and exit.
+    #[arg(long)]
+    check_config: bool,
     /// Dev mode: do not produce blocks. A browser given the dev oracle key
     /// (`GET /api/dev/oracle-key`) produces instead; the mesh tests use it.
     #[arg(long)]
     no_produce: bool,
+}
+
+/// Writes a secret (a key, or what a key derives from) readable by its owner
+/// only: the file is made with mode 0600, never written first and narrowed
+/// after, and never over an existing one.
+fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A secret file that others may read (written by a version before the
+/// files were made 0600) is narrowed to its owner, and the operator told.
+fn owner_only(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("narrowing {} to mode 0600", path.display()))?;
+                tracing::warn!(file = %path.display(), "a secret file others could read is now mode 0600");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The dev network seed, made once from the OS RNG and kept in the data dir
@@ -150,11 +185,12 @@ struct Args {
 /// mode only, never for a real chain.
 fn dev_seed(dir: &Path) -> Result<u64> {
     let path = dir.join("dev-seed");
+    owner_only(&path)?;
     match std::fs::read_to_string(&path) {
         Ok(s) => s.trim().parse().with_context(|| format!("{} is not a number", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let seed: u64 = rand::random::<u64>() >> 1;
-            std::fs::write(&path, seed.to_string()).with_context(|| format!("writing {}", path.display()))?;
+            write_secret(&path, seed.to_string().as_bytes())?;
             Ok(seed)
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
@@ -164,12 +200,13 @@ fn dev_seed(dir: &Path) -> Result<u64> {
 /// The node's libp2p identity, kept so its peer id (and multiaddr) survive restarts.
 fn node_key(dir: &Path) -> Result<identity::Keypair> {
     let path = dir.join("node.key");
+    owner_only(&path)?;
     match std::fs::read(&path) {
         Ok(bytes) => identity::Keypair::from_protobuf_encoding(&bytes).context("node.key is not a libp2p key"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = identity::Keypair::generate_ed25519();
             let bytes = key.to_protobuf_encoding().context("encoding node key")?;
-            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            write_secret(&path, &bytes)?;
             Ok(key)
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
@@ -228,11 +265,12 @@ fn parse_args() -> Result<Args> {
 /// `/webrtc-direct` multiaddr) survives restarts.
 fn webrtc_cert(dir: &Path) -> Result<WebRtcCertificate> {
     let path = dir.join("webrtc.pem");
+    owner_only(&path)?;
     match std::fs::read_to_string(&path) {
         Ok(pem) => WebRtcCertificate::from_pem(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let cert = WebRtcCertificate::generate(&mut rand_010::rng()).map_err(|e| anyhow::anyhow!("{e}"))?;
-            std::fs::write(&path, cert.serialize_pem()).with_context(|| format!("writing {}", path.display()))?;
+            write_secret(&path, cert.serialize_pem().as_bytes())?;
             Ok(cert)
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
@@ -258,6 +296,11 @@ async fn main() -> Result<()> {
     let args = parse_args()?;
     if args.block_interval_ms == 0 {
         bail!("--block-interval-ms must be positive");
+    }
+    if args.check_config {
+        // What a start would use, after the command line, the environment and the file.
+        println!("{args:#?}");
+        return Ok(());
     }
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
     let (genesis, dev) = if args.dev {

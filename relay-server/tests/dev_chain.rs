@@ -595,3 +595,92 @@ fn bootstrap_addresses_are_there_as_soon_as_health_is_ok() {
     let addrs = bootstrap_addrs(&relay);
     assert!(addrs.iter().any(|a| a.contains("/ws/")), "addresses right away: {addrs:?}");
 }
+
+/// The relay's secret files (its libp2p key, its WebRTC certificate's key,
+/// the dev seed the dev oracle key derives from) are readable by their owner
+/// only, and one that an older version left readable is narrowed.
+#[cfg(unix)]
+#[test]
+fn secrets_on_disk_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = || {
+        let out = Command::new(BIN)
+            .args(["--dev", "--block-interval-ms", "20", "--stop-at-height", "2", "--http-listen", "127.0.0.1:0"])
+            .args(["--stun-listen", "off", "--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/webrtc-direct"])
+            .arg("--data-dir")
+            .arg(&data)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let mode = |f: &str| std::fs::metadata(data.join(f)).unwrap().permissions().mode() & 0o777;
+    run();
+    for f in ["node.key", "webrtc.pem", "dev-seed"] {
+        assert_eq!(mode(f), 0o600, "{f} is mode {:o}", mode(f));
+    }
+    std::fs::set_permissions(data.join("node.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    run();
+    assert_eq!(mode("node.key"), 0o600, "a readable key is narrowed at start");
+}
+
+/// `--help` describes every setting (test hooks aside), `--check-config`
+/// prints what a start would use, and the example config in
+/// relay-server/deploy is one the relay accepts.
+#[test]
+fn help_lists_every_setting_and_the_example_config_is_accepted() {
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    let main = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/main.rs")).unwrap();
+    // Every field of `Args` (a `#[arg(long…` line then its field) is a flag in the help, hidden ones aside.
+    let mut flags = Vec::new();
+    let lines: Vec<&str> = main.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim_start().starts_with("#[arg(long") && !l.contains("hide = true") {
+            let field = lines[i + 1..]
+                .iter()
+                .find(|f| f.trim_start().chars().next().is_some_and(|c| c.is_ascii_lowercase()))
+                .unwrap();
+            flags.push(field.trim().split(':').next().unwrap().replace('_', "-"));
+        }
+    }
+    assert!(flags.len() >= 25, "found the settings ({})", flags.len());
+    for f in &flags {
+        assert!(help.contains(&format!("--{f}")), "--help lists --{f}");
+    }
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/protoblock-relay.example.toml");
+    let out = Command::new(BIN).args(["--config", example, "--check-config"]).env("RUST_LOG", "warn").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(shown.contains("/var/lib/protoblock") && shown.contains("max_connections: 4096"), "{shown}");
+}
+
+/// identify names the product and its version, not libp2p's default agent.
+#[tokio::test]
+async fn identify_names_the_relay_and_its_version() {
+    use futures::StreamExt;
+    use libp2p::{SwarmBuilder, identify, noise, swarm::SwarmEvent, tcp, yamux};
+    let relay = protoblock_tests::relay_process::RelayProcess::start_dev(BIN, &["--listen", "/ip4/127.0.0.1/tcp/0"]);
+    let addr = relay.bootstrap_addr(|a| a.contains("/tcp/") && !a.contains("/ws")).await;
+    let mut swarm = SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|k| identify::Behaviour::new(identify::Config::new("/protoblock/1.0.0".into(), k.public())))
+        .unwrap()
+        .build();
+    swarm.dial(addr).unwrap();
+    let agent = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            if let SwarmEvent::Behaviour(identify::Event::Received { info, .. }) = swarm.select_next_some().await {
+                return info.agent_version;
+            }
+        }
+    })
+    .await
+    .expect("identify answered");
+    assert_eq!(agent, format!("protoblock-relay/{}", env!("CARGO_PKG_VERSION")));
+}

@@ -63,11 +63,25 @@ pub struct Role {
     pub admission: AdmissionConfig,
     /// Inbound connections still in their transport handshake, at most.
     pub max_pending: u32,
+    /// What identify tells peers this node runs ("protoblock-relay/0.1.0"),
+    /// instead of libp2p's default ("rust-libp2p/<its version>").
+    pub agent_version: String,
+}
+
+/// The identify agent of a Protoblock program: its name and this release.
+pub fn agent_version(program: &str) -> String {
+    format!("{program}/{}", env!("CARGO_PKG_VERSION"))
 }
 
 impl Default for Role {
     fn default() -> Self {
-        Self { relay: None, rendezvous_point: false, admission: AdmissionConfig::default(), max_pending: 64 }
+        Self {
+            relay: None,
+            rendezvous_point: false,
+            admission: AdmissionConfig::default(),
+            max_pending: 64,
+            agent_version: agent_version("protoblock-node"),
+        }
     }
 }
 
@@ -86,6 +100,7 @@ impl Role {
                 handshake_grace_ms: 5_000,
             },
             max_pending: 256,
+            agent_version: agent_version("protoblock-relay"),
         }
     }
 }
@@ -346,7 +361,9 @@ impl Behaviour {
             // Pushing listen-address changes tells peers a browser's relayed
             // address as soon as its reservation is accepted.
             identify: identify::Behaviour::new(
-                identify::Config::new(AGENT_PROTOCOL.into(), key.public()).with_push_listen_addr_updates(true),
+                identify::Config::new(AGENT_PROTOCOL.into(), key.public())
+                    .with_agent_version(role.agent_version.clone())
+                    .with_push_listen_addr_updates(true),
             ),
             ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
             gossipsub,

@@ -25,7 +25,13 @@ pub fn build(
     let (webrtc, signaller) = protoblock_webrtc::private::new(webrtc);
     // A page is a small node: fewer connections than a server.
     let admission = AdmissionConfig { max_connections: 48, ..AdmissionConfig::default() };
-    let role = Role { relay: None, rendezvous_point: false, admission, max_pending: 16 };
+    let role = Role {
+        relay: None,
+        rendezvous_point: false,
+        admission,
+        max_pending: 16,
+        agent_version: protoblock_net::behaviour::agent_version("protoblock-browser"),
+    };
     let mut swarm = SwarmBuilder::with_existing_identity(key)
         .with_wasm_bindgen()
         // First: only it takes `/webrtc/p2p/<peer>`, and `listen_on("/webrtc")`.
