@@ -48,7 +48,21 @@ await r.test('a_pruned_page_serves_what_it_holds_and_is_asked_for_nothing_else',
     const served0 = (await status(pruned)).blocksServed;
     behind = await open('behind');
     const target = (await relay.status()).head.height;
-    await waitFor('behind caught up from the pruned page', async () => (await status(behind)).headHeight >= target, 60_000)
+    // Peer exchange through the relay links the two pages. Once in CI (in the namespace, where pages upgrade to
+    // direct WebRTC) the link went and did not come back within the minute; the mesh's reconnection is not what
+    // this test is about, so a page without the pruned one as a peer dials its relayed address, as an app could.
+    const prunedId = (await status(pruned)).peerId;
+    const relayedAddr = async () => (await status(pruned)).listen.find((a) => a.includes('/p2p-circuit') && !a.includes('/webrtc'));
+    let redials = 0;
+    await waitFor('behind caught up from the pruned page', async () => {
+      const b = await status(behind);
+      if (b.headHeight >= target) return true;
+      if (!b.peers.some((x) => x.peerId === prunedId) && Date.now() - behind.openedAt > 10_000) {
+        const addr = await relayedAddr();
+        if (addr) { redials++; await behind.evaluate((a) => window.pbNode.dial(a).catch(() => null), addr); }
+      }
+      return false;
+    }, 90_000, 1000)
       .catch(async (e) => {
         const b = await status(behind);
         const p = await status(pruned);
@@ -57,13 +71,12 @@ await r.test('a_pruned_page_serves_what_it_holds_and_is_asked_for_nothing_else',
       });
     const served = (await status(pruned)).blocksServed - served0;
     assert(served >= 10, `the pruned page served the missing blocks (${served})`);
-    console.log(`  the pruned page served ${served} blocks to a page closed for 15 blocks; it stores ${await stored(pruned)} (retainBlocks ${KEEP})`);
+    console.log(`  the pruned page served ${served} blocks to a page closed for 15 blocks (${redials} redials); it stores ${await stored(pruned)} (retainBlocks ${KEEP})`);
 
     await behind.close();
     pages.splice(pages.indexOf(behind), 1);
     // A fresh page: nobody serving holds block 1. It asks the pruned page nothing and keeps it as a peer.
     const fresh = await open('fresh');
-    const prunedId = await pruned.evaluate(() => window.pbNode.peerId);
     const before = (await status(pruned)).blocksServed;
     await waitFor('the fresh page meets the pruned one', async () => (await status(fresh)).peers.some((p) => p.peerId === prunedId), 30_000);
     await sleep(5000);
