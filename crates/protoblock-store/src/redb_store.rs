@@ -180,6 +180,10 @@ impl Store for RedbStore {
                     Self::write_ops(&txn, &ops(&batch))?;
                     txn.commit().map_err(be)
                 });
+                // This thread's handle goes before the answer: a caller that
+                // drops the store once its commit is durable can reopen the
+                // file at once (redb refuses a second open while one lives).
+                drop(db);
                 let _ = done.send(r);
             })
             .map_err(be)?;
