@@ -26,6 +26,9 @@ use protoblock_net::native::{WebRtcCertificate, build_server_swarm};
 use protoblock_net::node::{Node, NodeConfig, NodeEvent};
 use protoblock_store::{RedbStore, Store, open_chain};
 
+/// Failed pings in a row before the relay closes a client's connection.
+const RELAY_DEAD_AFTER_PINGS: u8 = 8;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "protoblock-relay",
@@ -364,6 +367,9 @@ async fn main() -> Result<()> {
         external_addrs: args.external_address.clone(),
         serve_sync: !args.no_serve_sync,
         retain_blocks: (args.retain_blocks > 0).then_some(args.retain_blocks),
+        // Slower to give up on a client than a browser is on its relay (see
+        // NodeConfig::dead_after_pings).
+        dead_after_pings: RELAY_DEAD_AFTER_PINGS,
         #[cfg(feature = "test-hooks")]
         serve_tampered_blocks: args.serve_tampered_blocks,
         ..NodeConfig::default()

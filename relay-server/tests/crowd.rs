@@ -40,11 +40,11 @@ async fn join(relay: Multiaddr, genesis: &Genesis, n: usize, attack_every: Optio
     out
 }
 
-async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+async fn wait_until(what: &str, secs: u64, crowd: &[Member], mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     let deadline = t + Duration::from_secs(secs);
     while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {:?}", count(crowd));
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     eprintln!("{what}: {} ms", t.elapsed().as_millis());
@@ -63,13 +63,13 @@ async fn one_relay_holds_a_thousand_browser_like_peers_and_shrugs_off_attackers(
     const N: usize = 1_000;
     eprintln!("relay up: {} ms", t0.elapsed().as_millis());
     let crowd = join(addr.clone(), &genesis, N, None).await;
-    wait_until("the whole crowd connected and handshaken", 120, || {
+    wait_until("the whole crowd connected and handshaken", 120, &crowd, || {
         let c = count(&crowd);
         c.connected == N && c.handshaken == N
     })
     .await;
     let h0 = relay.head().await;
-    wait_until("blocks reaching every member", 60, || count(&crowd).receiving == N).await;
+    wait_until("blocks reaching every member", 60, &crowd, || count(&crowd).receiving == N).await;
     let worst = relay.health_worst(20).await;
     let h1 = relay.head().await;
     assert!(h1 > h0, "the relay keeps producing under the crowd ({h0} -> {h1})");
@@ -79,12 +79,18 @@ async fn one_relay_holds_a_thousand_browser_like_peers_and_shrugs_off_attackers(
     // A tenth more, attacking: lying status and junk gossip. They are
     // banned (their connections closed) while the honest crowd stays.
     let attackers = join(addr.clone(), &genesis, N / 10, Some(1)).await;
-    wait_until("every attacker dropped", 90, || {
+    wait_until("every attacker dropped", 90, &attackers, || {
         count(&attackers).connected == 0 && count(&attackers).connections >= (N / 10) as u64
     })
     .await;
-    let c = count(&crowd);
-    assert_eq!((c.connected, c.handshaken), (N, N), "the honest crowd is held throughout");
+    // (A member whose connection stalled redials: it may be between
+    // connections for a moment, so this waits for the whole crowd again.)
+    wait_until("the honest crowd held through the attack", 60, &crowd, || {
+        let c = count(&crowd);
+        c.connected == N && c.handshaken == N
+    })
+    .await;
+    assert_eq!(count(&crowd).drops, 0, "no working member connection was closed by the relay");
     let before: u64 = crowd.iter().map(|m| m.state.blocks.load(std::sync::atomic::Ordering::Relaxed)).sum();
     let h2 = relay.head().await;
     relay.health_worst(20).await;
@@ -92,5 +98,5 @@ async fn one_relay_holds_a_thousand_browser_like_peers_and_shrugs_off_attackers(
     let after: u64 = crowd.iter().map(|m| m.state.blocks.load(std::sync::atomic::Ordering::Relaxed)).sum();
     assert!(relay.head().await > h2, "production goes on after the attack");
     assert!(after > before, "blocks keep reaching the crowd");
-    eprintln!("done: {} ms", t0.elapsed().as_millis());
+    eprintln!("done: {} ms, {:?}", t0.elapsed().as_millis(), count(&crowd));
 }

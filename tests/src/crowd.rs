@@ -17,9 +17,16 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, identify, ping};
 use prost::Message;
 use protoblock_core::Genesis;
-use protoblock_net::behaviour::{MAX_STATUS_BYTES, gossip_config};
+use protoblock_net::behaviour::{DEAD_AFTER_PINGS, MAX_STATUS_BYTES, PING_INTERVAL, PING_TIMEOUT, gossip_config};
 use protoblock_net::codec::{ProtoCodec, STATUS_PROTOCOL};
 use protoblock_proto::v1 as pb;
+
+/// A member closes its connection as dead (and redials) after this many of
+/// its status requests time out in a row, or `DEAD_AFTER_PINGS` pings fail
+/// in a row, as the node's driver does. Under a thousand-client crowd on two
+/// cores a few connections (about 1 in 200 here) stall whole, neither side
+/// reading, and neither closes them on its own.
+const DEAD_AFTER_STATUS_TIMEOUTS: u8 = 2;
 
 #[derive(NetworkBehaviour)]
 pub struct Client {
@@ -40,8 +47,18 @@ pub struct MemberState {
     /// Dials that failed (refused, reset, timed out); the member redials
     /// after a second, as a page's node does.
     pub dial_failures: AtomicU64,
-    /// Connections that closed after being established.
+    /// Connections the relay closed while they worked (no ping or status
+    /// request of ours had just failed on them).
     pub drops: AtomicU64,
+    /// Connections we closed as dead (see `spawn_member`), and dead ones
+    /// the relay closed first; the member redials after either.
+    pub recycled: AtomicU64,
+    pub dead_closed: AtomicU64,
+    /// Our status requests that failed: timed out, and otherwise (stream
+    /// refused or reset). The member asks again a second later, as a
+    /// node does for a peer whose handshake has not completed.
+    pub status_timeouts: AtomicU64,
+    pub status_failures: AtomicU64,
 }
 
 pub struct Member {
@@ -93,7 +110,7 @@ pub fn spawn_member(relay: Multiaddr, genesis: Genesis, attack: bool, salt: u64)
         let Ok(swarm) = swarm else { return };
         let swarm = swarm.with_behaviour(|key| Client {
             identify: identify::Behaviour::new(identify::Config::new("/protoblock/1.0.0".into(), key.public())),
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL).with_timeout(PING_TIMEOUT)),
             gossipsub: gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 gossip_config(max).build().expect("gossip config"),
@@ -116,12 +133,18 @@ pub fn spawn_member(relay: Multiaddr, genesis: Genesis, attack: bool, salt: u64)
             return;
         }
         let mut redial: Option<tokio::time::Instant> = None;
+        let mut retry_status: Option<(libp2p::PeerId, tokio::time::Instant)> = None;
+        // The connection's health as the node's driver judges it: pings
+        // failed in a row, status requests timed out in a row, and whether
+        // we are closing it as dead.
+        let (mut ping_failures, mut status_timeouts, mut closing) = (0u8, 0u8, false);
         let mut flood = tokio::time::interval(Duration::from_millis(250));
         let mut n = 0u64;
         loop {
             tokio::select! {
                 ev = swarm.select_next_some() => match ev {
                     SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                        (ping_failures, status_timeouts, closing) = (0, 0, false);
                         shared.connected.store(true, Ordering::Relaxed);
                         shared.connections.fetch_add(1, Ordering::Relaxed);
                         swarm.behaviour_mut().status.send_request(&peer_id, status(&genesis, attack));
@@ -129,7 +152,18 @@ pub fn spawn_member(relay: Multiaddr, genesis: Genesis, attack: bool, salt: u64)
                     SwarmEvent::ConnectionClosed { num_established: 0, .. } => {
                         shared.connected.store(false, Ordering::Relaxed);
                         shared.handshaken.store(false, Ordering::Relaxed);
-                        shared.drops.fetch_add(1, Ordering::Relaxed);
+                        let counter = if closing {
+                            &shared.recycled
+                        } else if ping_failures > 0 || status_timeouts > 0 {
+                            &shared.dead_closed
+                        } else {
+                            &shared.drops
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        // A page's node redials its relay; an attacker is banned anyway.
+                        if !attack {
+                            redial = Some(tokio::time::Instant::now() + Duration::from_millis(1000 + salt % 500));
+                        }
                     }
                     SwarmEvent::OutgoingConnectionError { .. } => {
                         shared.dial_failures.fetch_add(1, Ordering::Relaxed);
@@ -141,8 +175,31 @@ pub fn spawn_member(relay: Multiaddr, genesis: Genesis, attack: bool, salt: u64)
                                 let _ = swarm.behaviour_mut().status.send_response(channel, status(&genesis, attack));
                             }
                             request_response::Message::Response { .. } => {
+                                status_timeouts = 0;
                                 shared.handshaken.store(true, Ordering::Relaxed);
                             }
+                        }
+                    }
+                    SwarmEvent::Behaviour(ClientEvent::Status(request_response::Event::OutboundFailure { peer, error, .. })) => {
+                        let counter = match error {
+                            request_response::OutboundFailure::Timeout => {
+                                status_timeouts += 1;
+                                &shared.status_timeouts
+                            }
+                            _ => &shared.status_failures,
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        if status_timeouts >= DEAD_AFTER_STATUS_TIMEOUTS && !closing {
+                            closing = swarm.disconnect_peer_id(peer).is_ok();
+                        } else if swarm.is_connected(&peer) {
+                            retry_status = Some((peer, tokio::time::Instant::now() + Duration::from_millis(1000 + salt % 500)));
+                        }
+                    }
+                    SwarmEvent::Behaviour(ClientEvent::Ping(ping::Event { result: Ok(_), .. })) => ping_failures = 0,
+                    SwarmEvent::Behaviour(ClientEvent::Ping(ping::Event { peer, result: Err(_), .. })) => {
+                        ping_failures += 1;
+                        if ping_failures >= DEAD_AFTER_PINGS && !closing {
+                            closing = swarm.disconnect_peer_id(peer).is_ok();
                         }
                     }
                     SwarmEvent::Behaviour(ClientEvent::Gossipsub(gossipsub::Event::Message { message, .. }))
@@ -155,6 +212,12 @@ pub fn spawn_member(relay: Multiaddr, genesis: Genesis, attack: bool, salt: u64)
                 _ = tokio::time::sleep_until(redial.unwrap_or_else(tokio::time::Instant::now)), if redial.is_some() => {
                     redial = None;
                     let _ = swarm.dial(relay.clone());
+                }
+                _ = tokio::time::sleep_until(retry_status.map_or_else(tokio::time::Instant::now, |r| r.1)), if retry_status.is_some() => {
+                    let (peer, _) = retry_status.take().expect("guarded");
+                    if swarm.is_connected(&peer) {
+                        swarm.behaviour_mut().status.send_request(&peer, status(&genesis, attack));
+                    }
                 }
                 _ = flood.tick(), if attack => {
                     n += 1;
@@ -178,6 +241,10 @@ pub struct CrowdCounts {
     pub connections: u64,
     pub dial_failures: u64,
     pub drops: u64,
+    pub status_timeouts: u64,
+    pub status_failures: u64,
+    pub recycled: u64,
+    pub dead_closed: u64,
 }
 
 pub fn count(members: &[Member]) -> CrowdCounts {
@@ -190,6 +257,10 @@ pub fn count(members: &[Member]) -> CrowdCounts {
         c.connections += s.connections.load(Ordering::Relaxed);
         c.dial_failures += s.dial_failures.load(Ordering::Relaxed);
         c.drops += s.drops.load(Ordering::Relaxed);
+        c.status_timeouts += s.status_timeouts.load(Ordering::Relaxed);
+        c.recycled += s.recycled.load(Ordering::Relaxed);
+        c.dead_closed += s.dead_closed.load(Ordering::Relaxed);
+        c.status_failures += s.status_failures.load(Ordering::Relaxed);
     }
     c
 }

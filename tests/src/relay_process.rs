@@ -21,7 +21,8 @@ impl RelayProcess {
             .args(args)
             .arg("--data-dir")
             .arg(dir.path())
-            .env("RUST_LOG", "error")
+            // PB_RELAY_LOG: a tracing filter for the relay's stderr when debugging a test.
+            .env("RUST_LOG", std::env::var("PB_RELAY_LOG").unwrap_or_else(|_| "error".into()))
             .stdout(Stdio::piped())
             .spawn()
             .expect("the relay starts");

@@ -375,6 +375,10 @@ fn test() -> Result<()> {
 
     println!("\ntests: {} passed, {} failed, {} skipped", total.passed, total.failed, total.ignored);
     if total.failed > 0 || !total.all_ok {
+        println!("\nwhy (the failure lines above, again):");
+        for l in &total.failures {
+            println!("  {l}");
+        }
         bail!("tests failed");
     }
     if total.passed == 0 {
@@ -484,6 +488,27 @@ struct Counts {
     failed: u64,
     ignored: u64,
     all_ok: bool,
+    /// Lines that say why something failed (panics, assertion messages,
+    /// FAILED lines), a few per command, repeated at the very end of the
+    /// run so a log cut to its head and tail still shows them.
+    failures: Vec<String>,
+}
+
+/// At most this many failure lines kept per command, each cut to 600 bytes.
+const FAILURE_LINES: usize = 24;
+
+fn is_failure_line(line: &str) -> bool {
+    let l = line.trim_start();
+    l.contains("FAILED")
+        || l.contains("panicked at")
+        || l.starts_with("Error:")
+        || l.starts_with("AssertionError")
+        || l.starts_with("timed out waiting")
+        || l.starts_with("assertion")
+        || l.starts_with("left:")
+        || l.starts_with("right:")
+        || l.contains("ran past")
+        || l.starts_with("error: test failed")
 }
 
 impl Counts {
@@ -492,6 +517,7 @@ impl Counts {
         self.failed += o.failed;
         self.ignored += o.ignored;
         self.all_ok &= o.all_ok;
+        self.failures.extend(o.failures);
     }
 }
 
@@ -522,9 +548,21 @@ fn counted(what: &str, cmd: &mut Command, limit_secs: u64) -> Result<Counts> {
     });
     let mut c = Counts::default();
     let stdout = std::io::stdout();
+    let mut after_panic = false;
     for line in BufReader::new(out).lines() {
         let line = line?;
         writeln!(stdout.lock(), "{line}")?;
+        // A panic's message is on the line after "panicked at".
+        let keep = is_failure_line(&line) || std::mem::take(&mut after_panic);
+        after_panic = line.contains("panicked at");
+        if keep && c.failures.len() < FAILURE_LINES {
+            let mut l = line.trim().to_string();
+            if l.len() > 600 {
+                let cut = (0..=600).rev().find(|i| l.is_char_boundary(*i)).unwrap_or(0);
+                l.truncate(cut);
+            }
+            c.failures.push(format!("[{what}] {l}"));
+        }
         if let Some(rest) = line.trim_start().strip_prefix("test result: ") {
             let num = |word: &str| -> u64 {
                 rest.split(';')

@@ -246,6 +246,14 @@ mod no_rendezvous {
     }
 }
 
+/// Pings measure latency (the mesh's choice of links) and find dead
+/// connections: `DEAD_AFTER_PINGS` failures in a row (about 45 s without an
+/// answer) close one (`NodeConfig::dead_after_pings`). A ping's timeout runs on a timer, which a hidden tab
+/// only delays, so throttling makes failures later, never false.
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEAD_AFTER_PINGS: u8 = 3;
+
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     /// Banned peers, refused when a connection is established (before any
@@ -365,7 +373,7 @@ impl Behaviour {
                     .with_agent_version(role.agent_version.clone())
                     .with_push_listen_addr_updates(true),
             ),
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL).with_timeout(PING_TIMEOUT)),
             gossipsub,
             status: request_response::Behaviour::with_codec(
                 ProtoCodec::new(MAX_STATUS_BYTES, MAX_STATUS_BYTES),

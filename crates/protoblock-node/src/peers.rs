@@ -18,7 +18,19 @@ pub(crate) struct PeerInfo {
     pub listen: Vec<Vec<u8>>,
     pub last_status: u64,
     pub last_peers_asked: u64,
+    /// Status requests sent while not yet past the handshake.
+    pub handshake_tries: u8,
 }
+
+/// A peer whose handshake has not completed (its answer and its own request
+/// both lost: a relay under load drops some) is asked again after this long,
+/// longer than the transport's 10 s request timeout so tries never overlap,
+/// and at most `HANDSHAKE_TRIES` times in all. After that the connection is
+/// left to the admission policy, which evicts connections that never
+/// handshake when room is needed (a non-Protoblock libp2p peer using only
+/// the relay stays).
+pub(crate) const HANDSHAKE_RETRY_MS: u64 = 12_000;
+pub(crate) const HANDSHAKE_TRIES: u8 = 3;
 
 impl<P: PeerKey> NodeService<P> {
     pub(crate) fn on_connected(&mut self, now: Now, peer: P) {
@@ -28,6 +40,7 @@ impl<P: PeerKey> NodeService<P> {
         }
         let info = self.peers.entry(peer).or_default();
         info.last_status = now.mono_ms;
+        info.handshake_tries = 1;
         self.actions.push_back(Action::SendStatus { peer, status: self.my_status() });
     }
 
@@ -72,8 +85,14 @@ impl<P: PeerKey> NodeService<P> {
         }
         let status = self.my_status();
         for (peer, p) in self.peers.iter_mut() {
-            if p.ready && t.saturating_sub(p.last_status) > status_every {
+            let due = if p.ready {
+                t.saturating_sub(p.last_status) > status_every
+            } else {
+                p.handshake_tries < HANDSHAKE_TRIES && t.saturating_sub(p.last_status) >= HANDSHAKE_RETRY_MS
+            };
+            if due {
                 p.last_status = t;
+                p.handshake_tries = p.handshake_tries.saturating_add(u8::from(!p.ready));
                 self.actions.push_back(Action::SendStatus { peer: *peer, status: status.clone() });
             }
         }
@@ -83,8 +102,11 @@ impl<P: PeerKey> NodeService<P> {
         let wants = self.wants_peers();
         self.peers
             .values()
-            .filter(|p| p.ready)
             .flat_map(|p| {
+                if !p.ready {
+                    let retry = (p.handshake_tries < HANDSHAKE_TRIES).then_some(p.last_status + HANDSHAKE_RETRY_MS);
+                    return [retry, None];
+                }
                 let exchange = wants.then(|| p.last_peers_asked + self.cfg.peer_exchange_ms + 1);
                 [Some(p.last_status + self.cfg.status_refresh_ms + 1), exchange]
             })

@@ -56,6 +56,13 @@ pub struct NodeConfig {
     /// peers to upgrade relayed connections to. Beyond it, relayed peers
     /// stay relayed.
     pub target_direct_peers: usize,
+    /// Close a connection after this many pings in a row fail (0: never;
+    /// see `behaviour::PING_TIMEOUT`). A browser gives up on a wedged link
+    /// after 3 (about 45 s) and redials; a relay waits longer (the relay
+    /// server sets 8, about 2 minutes), so that when it is overloaded and
+    /// answers late it does not close its clients in a burst and take all
+    /// their handshakes again at once. Either end closing frees both.
+    pub dead_after_pings: u8,
     /// The registry the swarm's gossipsub records metrics in (see
     /// `Behaviour::with_options`): status then reports gossip deliveries with
     /// and without duplicates, for the mesh benchmark.
@@ -83,6 +90,7 @@ impl Default for NodeConfig {
             max_relay_reservations: 2,
             trust_any_relay: false,
             target_direct_peers: 6,
+            dead_after_pings: crate::behaviour::DEAD_AFTER_PINGS,
             #[cfg(feature = "gossip-metrics")]
             gossip_metrics: None,
             #[cfg(feature = "test-hooks")]

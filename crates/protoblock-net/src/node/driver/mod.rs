@@ -74,6 +74,9 @@ pub struct Node<S: Store> {
     dials: HashMap<libp2p::swarm::ConnectionId, futures::channel::oneshot::Sender<Result<PeerId, String>>>,
     /// Outbound sync requests: libp2p's id → the service's.
     requests: HashMap<OutboundRequestId, RequestId>,
+    /// Consecutive failed pings per connection (see `DEAD_AFTER_PINGS`).
+    ping_failures: HashMap<libp2p::swarm::ConnectionId, u8>,
+    dead_after_pings: u8,
     #[cfg(feature = "gossip-metrics")]
     gossip_metrics: Option<std::sync::Arc<std::sync::Mutex<prometheus_client::registry::Registry>>>,
     /// The status as last published for readers outside the loop.
@@ -142,6 +145,8 @@ impl<S: Store + 'static> Node<S> {
             blocks_topic,
             txs_topic,
             status_replies: HashMap::new(),
+            ping_failures: HashMap::new(),
+            dead_after_pings: cfg.dead_after_pings,
             sync_replies: HashMap::new(),
             answering: HashMap::new(),
             dials: HashMap::new(),
