@@ -123,12 +123,18 @@ await r.test('a_hidden_tab_keeps_validating_under_background_throttling', async 
     `(${lateTicks <= 4 ? 'intensive throttling: about once a minute' : 'standard background throttling: about once a second'})`);
   console.log(`  lag samples (s:blocks): ${lags.map((x) => `${x.t}:${x.lag}`).join(' ')}`);
   // The page's timers were throttled (else this test proves nothing): a 100 ms
-  // timer fires 10 times a second when visible, at most once a second hidden.
+  // timer fires 10 times a second when visible, about once a second hidden
+  // (here 1.25 a second: the page's network work lets some run between the
+  // aligned wake-ups), so anything under 4 a second is throttled.
   const hiddenSecs = (hiddenMs - (GRACE_S + 5) * 1000) / 1000;
-  assert(lateTicks <= hiddenSecs * 1.5, `the page's timers were throttled (${lateTicks} in ${hiddenSecs} s)`);
-  assert(end.blocksValidated - startValidated >= produced - 4, `validated ${end.blocksValidated - startValidated} of ${produced} blocks while hidden`);
-  assert(max <= 6, `at most 6 blocks (3 s) behind while hidden; max ${max}`);
-  assert(hidden.length >= 20 && pct(hidden, 0.99) < 3000, `hidden, blocks arrive within 3 s (p99 ${pct(hidden, 0.99)} ms of ${hidden.length})`);
+  assert(lateTicks <= hiddenSecs * 4, `the page's timers were throttled (${lateTicks} in ${hiddenSecs} s; a visible page's fire 10 a second)`);
+  // The bounds leave room for a slow, loaded CI machine; a node that waited
+  // on its throttled timers would be a minute (120 blocks) behind.
+  const samples = lags.map((x) => `${x.t}:${x.lag}`).join(' ');
+  assert(end.blocksValidated - startValidated >= produced - 6, `validated ${end.blocksValidated - startValidated} of ${produced} blocks while hidden (lags ${samples})`);
+  assert(p50 <= 2 && max <= 20, `behind the relay while hidden: p50 ${p50} (at most 2), max ${max} blocks (at most 20, 10 s); lags ${samples}`);
+  assert(hidden.length >= 20 && pct(hidden, 0.5) < 1000 && pct(hidden, 0.99) < 10_000,
+    `hidden, blocks arrive within 1 s at p50 and 10 s at p99 (p50 ${pct(hidden, 0.5)} ms, p99 ${pct(hidden, 0.99)} ms of ${hidden.length})`);
   await send('Target.closeTarget', { targetId: front.targetId });
 });
 
