@@ -36,6 +36,12 @@ pub struct HttpState {
     pub dev_api: bool,
     /// Dev relays: the dev oracle's seed (hex), so a page can produce.
     pub dev_oracle_seed: Option<String>,
+    /// How many listen addresses the relay was given: until the node has
+    /// reported that many, it is starting (a page that read
+    /// `/api/bootstrap` then would miss a transport).
+    pub expected_listen: usize,
+    /// Everything `/metrics` shows (see `crate::metrics`).
+    pub metrics: Arc<std::sync::Mutex<prometheus_client::registry::Registry>>,
 }
 
 #[derive(Default)]
@@ -54,7 +60,7 @@ impl RateSampler {
             self.blocks_per_sec_milli.store(rate, Ordering::Relaxed);
         }
     }
-    fn rate(&self) -> f64 {
+    pub fn rate(&self) -> f64 {
         self.blocks_per_sec_milli.load(Ordering::Relaxed) as f64 / 1000.0
     }
 }
@@ -123,6 +129,11 @@ const STALE_MS: u64 = 10_000;
 
 async fn health(State(s): State<HttpState>) -> Response {
     let Some((st, age_ms)) = snapshot(&s) else { return starting() };
+    // A listener that never comes up (its address refused later) must not
+    // keep the relay "starting" for good: 5 s at most.
+    if st.listen.len() < s.expected_listen && now_ms().saturating_sub(s.started_ms) < 5_000 {
+        return starting();
+    }
     let problem = match (&st.store_error, age_ms > STALE_MS) {
         (Some(e), _) => Some(e.clone()),
         (None, true) => Some(format!("the node loop has not reported for {age_ms} ms")),
@@ -164,7 +175,7 @@ async fn bootstrap(State(s): State<HttpState>) -> Response {
     let Some((mut st, _)) = snapshot(&s) else { return starting() };
     // Just started, before the loop published its listen addresses: ask it
     // (a page that got no addresses would never connect).
-    if st.listen.is_empty()
+    if st.listen.len() < s.expected_listen
         && let Some(fresh) = s.node.status().await
     {
         st = std::sync::Arc::new(fresh);
@@ -184,42 +195,18 @@ async fn bootstrap(State(s): State<HttpState>) -> Response {
 }
 
 async fn metrics(State(s): State<HttpState>) -> Response {
-    let Some((st, age_ms)) = snapshot(&s) else { return starting() };
-    let a = st.admission;
-    let lines = [
-        ("protoblock_peers", "gauge", "Connected peers past the handshake.", st.peers.len() as f64),
-        ("protoblock_head_height", "gauge", "Height of the chain head.", st.head_height as f64),
-        ("protoblock_final_height", "gauge", "Height of the final block.", st.final_height as f64),
-        ("protoblock_mempool_txs", "gauge", "Transactions in the mempool.", st.mempool as f64),
-        ("protoblock_blocks_validated_total", "counter", "Blocks validated and committed.", st.blocks_validated as f64),
-        ("protoblock_gossip_accepted_total", "counter", "Gossip messages accepted.", st.gossip_accepted as f64),
-        (
-            "protoblock_gossip_rejected_total",
-            "counter",
-            "Gossip messages rejected as invalid.",
-            st.gossip_rejected as f64,
-        ),
-        ("protoblock_sync_blocks_per_second", "gauge", "Head growth rate over the last sample.", s.rate.rate()),
-        ("protoblock_connections", "gauge", "Connections held.", a.connections as f64),
-        (
-            "protoblock_connections_refused_total",
-            "counter",
-            "Inbound connections refused (full or over the per-address limit).",
-            (a.refused_full + a.refused_per_ip) as f64,
-        ),
-        (
-            "protoblock_connections_evicted_total",
-            "counter",
-            "Connections closed to make room for newcomers.",
-            a.evicted as f64,
-        ),
-        ("protoblock_status_age_seconds", "gauge", "Age of the node's published status.", age_ms as f64 / 1000.0),
-    ];
-    let mut out = String::new();
-    for (name, kind, help, v) in lines {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+    if snapshot(&s).is_none() {
+        return starting();
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    let mut out = String::new();
+    let encoded = match s.metrics.lock() {
+        Ok(registry) => prometheus_client::encoding::text::encode(&mut out, &registry),
+        Err(_) => Err(std::fmt::Error),
+    };
+    if encoded.is_err() {
+        return err(StatusCode::INTERNAL_SERVER_ERROR, "encoding the metrics failed");
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()
 }
 
 /// A block by height (decimal) or id (64 hex digits), decoded for reading.

@@ -9,7 +9,9 @@
 //! comes with the network issue.
 
 mod http;
+mod metrics;
 mod stun;
+mod tls;
 
 use protoblock_webrtc::ice::IceServer;
 use std::path::{Path, PathBuf};
@@ -142,6 +144,14 @@ struct Args {
     /// Stop after the head reaches this height (0 = run until signalled).
     #[arg(long, env = "PROTOBLOCK_STOP_AT_HEIGHT", default_value_t = 0)]
     stop_at_height: u64,
+    /// TLS certificate chain (PEM, leaf first) for https on --http-listen
+    /// and for `/tls/ws` (wss) listen addresses: an https page can open
+    /// only wss. Read at start: restart after renewing.
+    #[arg(long, env = "PROTOBLOCK_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1) for --tls-cert.
+    #[arg(long, env = "PROTOBLOCK_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Print the settings a start would use (the command line, the
     /// environment and `--config` resolved) and exit.
     #[arg(long)]
@@ -300,6 +310,15 @@ async fn main() -> Result<()> {
     if args.block_interval_ms == 0 {
         bail!("--block-interval-ms must be positive");
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::TlsFiles::load(cert, key)?),
+        _ => None,
+    };
+    if tls.is_none()
+        && let Some(a) = args.listen.iter().find(|a| a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Tls)))
+    {
+        bail!("listening on {a} (wss) needs --tls-cert and --tls-key");
+    }
     if args.check_config {
         // What a start would use, after the command line, the environment and the file.
         println!("{args:#?}");
@@ -351,9 +370,13 @@ async fn main() -> Result<()> {
     let mut role = Role::public_relay(relay_limits);
     role.admission.max_connections = args.max_connections;
     role.admission.max_per_ip = args.max_connections_per_ip;
+    let registry = Arc::new(std::sync::Mutex::new(prometheus_client::registry::Registry::default()));
+    role.metrics = Some(registry.clone());
     let cert = webrtc_cert(&args.data_dir)?;
     let mut swarm =
-        build_server_swarm(key, cert, params.max_block_bytes, &role).await.map_err(|e| anyhow::anyhow!(e))?;
+        build_server_swarm(key, cert, tls.as_ref().map(|t| t.websocket()).transpose()?, params.max_block_bytes, &role)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
     for addr in &args.listen {
         swarm.listen_on(addr.clone()).with_context(|| format!("listening on {addr}"))?;
     }
@@ -370,6 +393,7 @@ async fn main() -> Result<()> {
         // Slower to give up on a client than a browser is on its relay (see
         // NodeConfig::dead_after_pings).
         dead_after_pings: RELAY_DEAD_AFTER_PINGS,
+        metrics: Some(registry.clone()),
         #[cfg(feature = "test-hooks")]
         serve_tampered_blocks: args.serve_tampered_blocks,
         ..NodeConfig::default()
@@ -415,11 +439,20 @@ async fn main() -> Result<()> {
         genesis_bytes: Arc::new(genesis.bytes.to_vec()),
         dev_api: args.dev,
         dev_oracle_seed,
+        expected_listen: args.listen.len(),
+        metrics: registry.clone(),
     };
+    if let Ok(mut registry) = registry.lock() {
+        registry.register_collector(Box::new(metrics::ChainCollector {
+            node: handle.clone(),
+            rate: http_state.rate.clone(),
+        }));
+    }
     let listener = std::net::TcpListener::bind(args.http_listen)
         .with_context(|| format!("binding HTTP on {}", args.http_listen))?;
     listener.set_nonblocking(true)?;
-    println!("http http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("http {scheme}://{}", listener.local_addr()?);
     let (rate, sampler_handle) = (http_state.rate.clone(), handle.clone());
     tokio::spawn(async move {
         loop {
@@ -444,7 +477,14 @@ async fn main() -> Result<()> {
                 Ok(l) => l,
                 Err(e) => return tracing::error!(error = %e, "HTTP listener"),
             };
-            if let Err(e) = axum::serve(listener, app).await {
+            let served = match tls {
+                Some(files) => match tls::HttpsListener::new(listener, &files) {
+                    Ok(l) => axum::serve(l, app).await,
+                    Err(e) => return tracing::error!(error = %e, "https listener"),
+                },
+                None => axum::serve(listener, app).await,
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });

@@ -83,6 +83,20 @@ async fn one_relay_holds_a_thousand_browser_like_peers_and_shrugs_off_attackers(
         count(&attackers).connected == 0 && count(&attackers).connections >= (N / 10) as u64
     })
     .await;
+    // The operator sees it: junk blocks refused, by rule, and the bans.
+    let metrics = reqwest::get(format!("{}/metrics", relay.http)).await.unwrap().text().await.unwrap();
+    let sample = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        sample("protoblock_blocks_refused_total{rule=") >= (N / 20) as f64,
+        "junk blocks counted by rule: {metrics}"
+    );
+    assert!(sample("protoblock_peers_banned_total") >= (N / 20) as f64, "attackers banned: {metrics}");
     // (A member whose connection stalled redials: it may be between
     // connections for a moment, so this waits for the whole crowd again.)
     wait_until("the honest crowd held through the attack", 60, &crowd, || {

@@ -223,7 +223,22 @@ fn http_api_health_metrics_blocks_and_tx_submission() {
         .and_then(|v| v.parse().ok())
         .expect("head gauge");
     assert!(head >= 3.0, "{metrics}");
-    assert!(metrics.contains("# TYPE protoblock_gossip_rejected_total counter"));
+    // OpenMetrics: a counter's TYPE line names it without `_total`; its sample keeps the old name.
+    assert!(metrics.contains("# TYPE protoblock_gossip_rejected counter"), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("protoblock_gossip_rejected_total ")), "{metrics}");
+    // libp2p's recorders and the store's commit latency are in the same registry.
+    for family in [
+        "libp2p_swarm_new_listen_addr",
+        "libp2p_identify",
+        "libp2p_ping_rtt",
+        "libp2p_gossipsub_messages",
+        "libp2p_gossipsub_topic_subscription_status",
+        "libp2p_relay_events",
+        "protoblock_store_commit_seconds_bucket",
+    ] {
+        assert!(metrics.contains(family), "{family} in {metrics}");
+    }
+    assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
 
     // A valid tx is accepted; duplicates, garbage and oversized bodies get clear errors.
     let key = protoblock_core::crypto::signing_key_from_seed(&[5; 32]);
@@ -683,4 +698,32 @@ async fn identify_names_the_relay_and_its_version() {
     .await
     .expect("identify answered");
     assert_eq!(agent, format!("protoblock-relay/{}", env!("CARGO_PKG_VERSION")));
+}
+
+/// TLS settings that cannot work stop the relay at start with a message
+/// naming the problem: a wss listen address without a certificate, a file
+/// that holds no certificate (an error naming it, not a panic), a
+/// certificate without its key.
+#[test]
+fn bad_tls_settings_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(BIN)
+            .args(["--dev", "--http-listen", "127.0.0.1:0", "--stun-listen", "off", "--data-dir"])
+            .arg(dir.path())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let (ok, err) = run(&[&os("--listen"), &os("/ip4/127.0.0.1/tcp/0/tls/ws")]);
+    assert!(!ok && err.contains("needs --tls-cert and --tls-key"), "{err}");
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let (ok, err) = run(&[&os("--tls-cert"), junk.as_os_str(), &os("--tls-key"), junk.as_os_str()]);
+    assert!(!ok && err.contains("junk.pem") && !err.contains("panicked"), "{err}");
+    let (ok, err) = run(&[&os("--tls-cert"), junk.as_os_str()]);
+    assert!(!ok && err.contains("--tls-key"), "{err}");
 }

@@ -106,7 +106,7 @@ export async function startRelay({
 }
 
 /** Launches Chromium with the flags this machine needs, on `profile` (a folder; default a fresh one). */
-export async function launchBrowser({ executablePath = process.env.PB_CHROMIUM || '/usr/bin/chromium', profile } = {}) {
+export async function launchBrowser({ executablePath = process.env.PB_CHROMIUM || '/usr/bin/chromium', profile, args = [] } = {}) {
   profile = profile || mkdtempSync(join(tmpdir(), 'pb-e2e-chromium-'));
   tmpDirs.add(profile);
   const context = await chromium.launchPersistentContext(profile, {
@@ -120,6 +120,7 @@ export async function launchBrowser({ executablePath = process.env.PB_CHROMIUM |
       '--allow-loopback-in-peer-connection',
       '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
       '--enable-precise-memory-info',
+      ...args,
     ],
   });
   return context;

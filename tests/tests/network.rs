@@ -392,7 +392,7 @@ async fn nodes_sync_over_quic_and_websocket() {
     let key = identity::Keypair::generate_ed25519();
     let server_peer = key.public().to_peer_id();
     let cert = WebRtcCertificate::generate(&mut rand_010::rng()).unwrap();
-    let mut swarm = build_server_swarm(key, cert, params().max_block_bytes, &Role::default()).await.unwrap();
+    let mut swarm = build_server_swarm(key, cert, None, params().max_block_bytes, &Role::default()).await.unwrap();
     swarm.listen_on("/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()).unwrap();
     swarm.listen_on("/ip4/127.0.0.1/tcp/0/ws".parse().unwrap()).unwrap();
     let (node, _server, mut events) = Node::new(swarm, chain, server_store, cfg(&[])).unwrap();
@@ -407,7 +407,7 @@ async fn nodes_sync_over_quic_and_websocket() {
         let addr = addrs.iter().find(|a| a.to_string().contains(transport)).unwrap().clone();
         let key = identity::Keypair::generate_ed25519();
         let cert = WebRtcCertificate::generate(&mut rand_010::rng()).unwrap();
-        let swarm = build_server_swarm(key, cert, params().max_block_bytes, &Role::default()).await.unwrap();
+        let swarm = build_server_swarm(key, cert, None, params().max_block_bytes, &Role::default()).await.unwrap();
         let store = Arc::new(MemoryStore::new());
         let chain = open_chain(&store, net.genesis.clone(), ChainLimits::default()).await.unwrap();
         let mut c = cfg(&[]);

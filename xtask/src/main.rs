@@ -77,13 +77,13 @@ fn ensure_wasm_bindgen() -> Result<()> {
 
 /// Debian's Chromium and chromedriver for browser tests (a test tool's own
 /// browser download does not work here), and nftables for the NAT test's
-/// routers. CI runs as root with no stdin.
+/// routers, and openssl for the TLS test's CA. CI runs as root with no stdin.
 fn ensure_chromium() -> Result<()> {
     let have = |p: &str| std::path::Path::new(p).exists();
-    if have("/usr/bin/chromium") && have("/usr/bin/chromedriver") && have("/usr/sbin/nft") {
+    if have("/usr/bin/chromium") && have("/usr/bin/chromedriver") && have("/usr/sbin/nft") && have("/usr/bin/openssl") {
         return Ok(());
     }
-    apt_install(&["chromium", "chromium-driver", "nftables"])
+    apt_install(&["chromium", "chromium-driver", "nftables", "openssl"])
 }
 
 /// `apt-get install` (through sudo unless root).
@@ -338,6 +338,7 @@ fn test() -> Result<()> {
     total.add(counted("TypeScript declarations check", &mut types, 300)?);
     // run.mjs: the browser node against a relay; tabs.mjs: tabs sharing one node; hidden.mjs: a
     // throttled background tab; embed.mjs: a site on another origin with the custom elements;
+    // tls.mjs: a page over https syncing over wss (the test's own CA);
     // retention.mjs: pages that keep only their newest blocks; mesh.mjs: browser-to-browser `/webrtc`;
     // interop.mjs: `/webrtc` both ways with a stock js-libp2p browser peer (bundled by esbuild).
     total.add(in_test_netns(|ns, webrtc_ip| {
@@ -347,6 +348,7 @@ fn test() -> Result<()> {
             ("tabs.mjs", "one node per site (tabs) tests", 300),
             ("hidden.mjs", "hidden tab (background throttling) test", 300),
             ("embed.mjs", "embedding (custom elements, another origin) tests", 300),
+            ("tls.mjs", "https and wss (a test CA) tests", 300),
             ("retention.mjs", "retention window (pruned pages) tests", 300),
             ("mesh.mjs", "browser mesh (/webrtc) tests", 1200),
             ("interop.mjs", "js-libp2p interop (/webrtc) tests", 300),

@@ -138,6 +138,31 @@ pub enum BlockError {
 }
 
 impl BlockError {
+    /// The rule that failed, as a stable snake_case name (metrics label
+    /// blocks refused by it); a bad tx inside names the tx's rule.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            BlockError::Oversized { .. } => "oversized",
+            BlockError::Malformed => "malformed",
+            BlockError::MalformedHeader => "malformed_header",
+            BlockError::UnsupportedVersion(_) => "unsupported_version",
+            BlockError::WrongHeight { .. } => "wrong_height",
+            BlockError::BrokenPrevHash => "broken_prev_hash",
+            BlockError::UnauthorizedProducer { .. } => "unauthorized_producer",
+            BlockError::BadSignature => "bad_signature",
+            BlockError::TimestampNotAfterParent { .. } => "timestamp_not_after_parent",
+            BlockError::TimestampInFuture { .. } => "timestamp_in_future",
+            BlockError::TooManyTxs { .. } => "too_many_txs",
+            BlockError::TxRootMismatch => "tx_root_mismatch",
+            BlockError::StateRootMismatch { .. } => "state_root_mismatch",
+            BlockError::Tx { error, .. } => error.rule(),
+            BlockError::UnknownParent(_) => "unknown_parent",
+            BlockError::BelowFinality { .. } => "below_finality",
+            BlockError::KnownInvalid => "known_invalid",
+            BlockError::SideChainFull => "side_chain_full",
+        }
+    }
+
     /// Whether the sender provably sent bad data (penalise), as opposed to a
     /// block we merely cannot place yet or that raced finality.
     pub fn is_peer_fault(&self) -> bool {

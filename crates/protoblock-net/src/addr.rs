@@ -69,6 +69,29 @@ pub fn browser_dialable(addr: &Multiaddr) -> bool {
     }
 }
 
+/// A WebSocket address without TLS (`/ws`, not `/tls/ws` or `/wss`), as
+/// the address itself or as the first hop of a circuit (the part a browser
+/// dials). A page served over https cannot open it: mixed content.
+pub fn is_plain_websocket(addr: &Multiaddr) -> bool {
+    let mut tls = false;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2pCircuit => return false,
+            Protocol::Ws(_) if !tls => return true,
+            _ => {}
+        }
+        // `/tls/ws`, or `/tls/sni/<host>/ws`.
+        tls = matches!(p, Protocol::Tls) || (tls && matches!(p, Protocol::Sni(_)));
+    }
+    false
+}
+
+/// What a page can dial: `browser_dialable`, and on a page served over
+/// https (`secure_page`) nothing over plain WebSocket.
+pub fn page_dialable(addr: &Multiaddr, secure_page: bool) -> bool {
+    browser_dialable(addr) && !(secure_page && is_plain_websocket(addr))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +118,27 @@ mod tests {
         assert_eq!(name("/ip4/127.0.0.1/tcp/4002/ws/p2p/PEER"), "websocket");
         assert!(!browser_dialable(&"/ip4/127.0.0.1/udp/4003/webrtc-direct".parse().unwrap()));
         assert!(browser_dialable(&"/ip4/127.0.0.1/tcp/4002/ws".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_https_page_dials_only_secure_websockets() {
+        let peer = "12D3KooWAjX84smipF7zpqEeySyg2MxxFaprALC65269MpufrKgt";
+        let ok = |s: &str, secure| page_dialable(&s.replace("PEER", peer).parse().unwrap(), secure);
+        for plain in ["/ip4/127.0.0.1/tcp/4002/ws/p2p/PEER", "/ip4/127.0.0.1/tcp/4002/ws/p2p/PEER/p2p-circuit/p2p/PEER"]
+        {
+            assert!(ok(plain, false), "{plain} from an http page");
+            assert!(!ok(plain, true), "{plain} is mixed content on an https page");
+        }
+        for secure in [
+            "/ip4/127.0.0.1/tcp/4443/tls/ws/p2p/PEER",
+            "/dns4/relay.example.org/tcp/443/wss/p2p/PEER",
+            "/ip4/127.0.0.1/tcp/4443/tls/ws/p2p/PEER/p2p-circuit/webrtc/p2p/PEER",
+        ] {
+            assert!(ok(secure, true), "{secure} from an https page");
+        }
+        // WebRTC-direct needs no CA and is not mixed content.
+        let rtc =
+            "/ip4/127.0.0.1/udp/4003/webrtc-direct/certhash/uEiDDq4_xNyDorZBH3TlGazyJdOWSwvo4PUo5YHFMrvDE8g/p2p/PEER";
+        assert!(ok(rtc, true));
     }
 }

@@ -66,6 +66,10 @@ pub struct Role {
     /// What identify tells peers this node runs ("protoblock-relay/0.1.0"),
     /// instead of libp2p's default ("rust-libp2p/<its version>").
     pub agent_version: String,
+    /// Gossipsub records its counters here (feature `metrics`; the same
+    /// registry as `NodeConfig::metrics`).
+    #[cfg(feature = "metrics")]
+    pub metrics: Option<std::sync::Arc<std::sync::Mutex<prometheus_client::registry::Registry>>>,
 }
 
 /// The identify agent of a Protoblock program: its name and this release.
@@ -81,6 +85,8 @@ impl Default for Role {
             admission: AdmissionConfig::default(),
             max_pending: 64,
             agent_version: agent_version("protoblock-node"),
+            #[cfg(feature = "metrics")]
+            metrics: None,
         }
     }
 }
@@ -101,6 +107,8 @@ impl Role {
             },
             max_pending: 256,
             agent_version: agent_version("protoblock-relay"),
+            #[cfg(feature = "metrics")]
+            metrics: None,
         }
     }
 }
@@ -302,6 +310,13 @@ impl Behaviour {
         role: &Role,
         relay_client: Option<relay::client::Behaviour>,
     ) -> Result<Self, String> {
+        #[cfg(feature = "metrics")]
+        if let Some(registry) = &role.metrics {
+            let mut registry = registry.lock().map_err(|_| "metrics registry poisoned".to_string())?;
+            // Gossipsub's own counters, named under libp2p's like the recorders'.
+            let gossip = registry.sub_registry_with_prefix("libp2p_gossipsub");
+            return Self::with_options(key, max_block_bytes, role, relay_client, Some(gossip));
+        }
         Self::with_options(
             key,
             max_block_bytes,

@@ -25,10 +25,13 @@ pub fn build_swarm(key: identity::Keypair, max_block_bytes: usize, role: &Role) 
 
 /// TCP, QUIC, WebRTC-direct and WebSocket. The WebRTC certificate is the
 /// caller's so it can be persisted: its fingerprint is in the certhash of
-/// the relay's `/webrtc-direct` multiaddr, which browsers must know.
+/// the relay's `/webrtc-direct` multiaddr, which browsers must know. With
+/// `ws_tls` the WebSocket transport also listens on `/tls/ws` addresses
+/// (wss, for pages served over https).
 pub async fn build_server_swarm(
     key: identity::Keypair,
     webrtc_cert: WebRtcCertificate,
+    ws_tls: Option<libp2p::websocket::tls::Config>,
     max_block_bytes: usize,
     role: &Role,
 ) -> Result<Swarm<Behaviour>, String> {
@@ -42,10 +45,24 @@ pub async fn build_server_swarm(
                 .map(|(peer_id, conn), _| (peer_id, StreamMuxerBox::new(conn))))
         })
         .map_err(|e| e.to_string())?
-        .with_dns()
+        // WebSocket as libp2p's builder makes it (DNS over TCP, noise,
+        // yamux), built here to give it the TLS configuration.
+        .with_other_transport(|id_keys| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            let tcp = libp2p::dns::tokio::Transport::system(tcp::tokio::Transport::new(
+                tcp::Config::default().nodelay(true),
+            ))?;
+            let mut ws = libp2p::websocket::Config::new(tcp);
+            if let Some(tls) = ws_tls {
+                ws.set_tls_config(tls);
+            }
+            Ok(ws
+                .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                .authenticate(noise::Config::new(id_keys)?)
+                .multiplex(yamux::Config::default())
+                .map(|(peer_id, muxer), _| (peer_id, StreamMuxerBox::new(muxer))))
+        })
         .map_err(|e| e.to_string())?
-        .with_websocket(noise::Config::new, yamux::Config::default)
-        .await
+        .with_dns()
         .map_err(|e| e.to_string())?
         .with_behaviour(|key| Behaviour::new(key, max_block_bytes, role).map_err(|e| e.into()))
         .map_err(|e| e.to_string())?

@@ -86,6 +86,7 @@ impl<P: PeerKey> NodeService<P> {
             match self.chain.insert_block_with(bytes, now.unix_ms, Signatures::HeaderChecked) {
                 Ok(u) => updates.push(u),
                 Err(e) if e.is_peer_fault() => {
+                    self.count_refusal(&e);
                     fault = Some(format!("sent an invalid block: {e}"));
                     break;
                 }

@@ -14,4 +14,6 @@ pub struct Counters {
     pub gossip_rejected: u64,
     /// Store commits made (each durable).
     pub commits: u64,
+    /// Peers banned, in all (bans expire; `Status::bans` counts those in force).
+    pub bans: u64,
 }

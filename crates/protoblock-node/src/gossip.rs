@@ -21,6 +21,7 @@ impl<P: PeerKey> NodeService<P> {
         let (id, header, block) = match peek_block(&data, self.chain.params()) {
             Ok(x) => x,
             Err(e) => {
+                self.count_refusal(&e);
                 self.ban(now, from, format!("gossiped an undecodable block: {e}"));
                 return Verdict::Reject;
             }
@@ -29,6 +30,7 @@ impl<P: PeerKey> NodeService<P> {
             return Verdict::Ignore;
         }
         if let Err(e) = check_header(&header, &block, self.chain.genesis()) {
+            self.count_refusal(&e);
             self.ban(now, from, format!("gossiped a block with a bad header: {e}"));
             return Verdict::Reject;
         }
@@ -59,6 +61,7 @@ impl<P: PeerKey> NodeService<P> {
                 if placed { Verdict::Accept } else { Verdict::Ignore }
             }
             Err(e) if e.is_peer_fault() => {
+                self.count_refusal(&e);
                 self.ban(now, from, format!("gossiped an invalid block: {e}"));
                 Verdict::Reject
             }

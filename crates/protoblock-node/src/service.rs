@@ -58,6 +58,9 @@ pub struct ServiceStatus<P> {
     pub serve_sync: bool,
     pub bans: usize,
     pub counters: Counters,
+    /// Blocks refused as the sender's fault, by the rule they broke
+    /// (`BlockError::rule`), in all.
+    pub refused_by_rule: Vec<(&'static str, u64)>,
     /// Set once a store commit failed: the node is not live.
     pub store_error: Option<String>,
     /// Bytes peers made us hold: blocks buffered ahead of the head, txs in
@@ -101,6 +104,8 @@ pub struct NodeService<P: PeerKey> {
     /// Some peer passed the handshake (so the chain's height is known).
     pub(crate) met_a_peer: bool,
     pub(crate) counters: Counters,
+    /// Bounded: the rules are a fixed set of names.
+    refused_by_rule: std::collections::BTreeMap<&'static str, u64>,
     pub(crate) actions: VecDeque<Action<P>>,
     /// The time of the last input (for `next_wakeup` when work is ready now).
     pub(crate) last_now: Now,
@@ -137,6 +142,7 @@ impl<P: PeerKey> NodeService<P> {
             last_sync_progress_ms: None,
             met_a_peer: false,
             counters: Counters::default(),
+            refused_by_rule: Default::default(),
             actions: VecDeque::new(),
             last_now: now,
         }
@@ -295,6 +301,7 @@ impl<P: PeerKey> NodeService<P> {
             serve_sync: self.cfg.serve_sync,
             bans: self.bans.len(),
             counters: self.counters,
+            refused_by_rule: self.refused_by_rule.iter().map(|(r, n)| (*r, *n)).collect(),
             store_error: self.commit.failed().map(str::to_string),
             sync_buffer_bytes: self.planner.buffered_bytes(),
             mempool_bytes: self.mempool.bytes(),
@@ -363,7 +370,13 @@ impl<P: PeerKey> NodeService<P> {
 
     /// Bans `peer` for `ban_ms`: its requests and buffered blocks are
     /// dropped, the driver refuses it and drops it from gossip.
+    /// A block refused as its sender's fault, for the metrics.
+    pub(crate) fn count_refusal(&mut self, e: &protoblock_core::BlockError) {
+        *self.refused_by_rule.entry(e.rule()).or_default() += 1;
+    }
+
     pub(crate) fn ban(&mut self, now: Now, peer: P, reason: String) {
+        self.counters.bans += 1;
         if let Some(evicted) = self.bans.insert(peer, now.mono_ms.saturating_add(self.cfg.ban_ms)) {
             self.actions.push_back(Action::Unban { peer: evicted });
         }

@@ -89,6 +89,7 @@ impl<P: PeerKey> NodeService<P> {
             let checked = peek_block(&b.bytes, self.chain.params())
                 .and_then(|(_, header, block)| check_header(&header, &block, self.chain.genesis()));
             if let Err(e) = checked {
+                self.count_refusal(&e);
                 self.ban(now, peer, format!("sent a block with a bad header (#{index} of its response): {e}"));
                 self.plan_sync(now);
                 return;
@@ -136,6 +137,7 @@ impl<P: PeerKey> NodeService<P> {
                         // The peer's chain forked from ours below our head.
                         BlockError::UnknownParent(_) => self.backfill(now, peer, &block.bytes),
                         e if e.is_peer_fault() => {
+                            self.count_refusal(&e);
                             self.planner.on_invalid(&peer);
                             self.ban(now, peer, format!("sent an invalid block: {e}"));
                         }

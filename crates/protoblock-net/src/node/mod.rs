@@ -68,6 +68,11 @@ pub struct NodeConfig {
     /// and without duplicates, for the mesh benchmark.
     #[cfg(feature = "gossip-metrics")]
     pub gossip_metrics: Option<std::sync::Arc<std::sync::Mutex<prometheus_client::registry::Registry>>>,
+    /// The registry for the operator metrics (feature `metrics`): libp2p's
+    /// recorders and the store's commit latency go there (the relay's
+    /// `/metrics` encodes it).
+    #[cfg(feature = "metrics")]
+    pub metrics: Option<std::sync::Arc<std::sync::Mutex<prometheus_client::registry::Registry>>>,
     /// Test hook: serve blocks with a flipped signature bit (a lying peer).
     #[cfg(feature = "test-hooks")]
     pub serve_tampered_blocks: bool,
@@ -93,6 +98,8 @@ impl Default for NodeConfig {
             dead_after_pings: crate::behaviour::DEAD_AFTER_PINGS,
             #[cfg(feature = "gossip-metrics")]
             gossip_metrics: None,
+            #[cfg(feature = "metrics")]
+            metrics: None,
             #[cfg(feature = "test-hooks")]
             serve_tampered_blocks: false,
         }
@@ -210,6 +217,11 @@ pub struct NodeStatus {
     pub serve_sync: bool,
     pub gossip_accepted: u64,
     pub gossip_rejected: u64,
+    /// Peers banned now, and in all since start.
+    pub bans: usize,
+    pub bans_total: u64,
+    /// Blocks refused as their sender's fault, by rule (`BlockError::rule`).
+    pub refused_by_rule: Vec<(&'static str, u64)>,
     /// With `NodeConfig::gossip_metrics`: gossip messages received in all,
     /// duplicates included, and the distinct ones among them.
     pub gossip_received: Option<(u64, u64)>,

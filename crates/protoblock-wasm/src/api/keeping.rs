@@ -87,6 +87,6 @@ impl ProtoblockNode {
             crate::wallet_store::replace(&seed).await.map_err(wallet_err)?;
             *self.inner.wallet.borrow_mut() = Wallet::from_seed(&seed);
         }
-        self.wallet().await.map_err(JsValue::from)
+        self.wallet().await
     }
 }

@@ -147,10 +147,16 @@ fn describe(v: &JsValue) -> String {
         .unwrap_or_else(|| format!("{v:?}"))
 }
 
-/// Multiaddrs a browser can dial: WebSocket, WebRTC-direct (with certhash),
-/// and circuits through a relay.
+/// Multiaddrs this page can dial: WebSocket (only wss when the page came
+/// over https), WebRTC-direct (with certhash), and circuits through a relay.
 fn browser_dialable(addr: &Multiaddr) -> bool {
-    protoblock_net::addr::browser_dialable(addr)
+    protoblock_net::addr::page_dialable(addr, served_over_https())
+}
+
+/// The page's own scheme, not `isSecureContext`: that is true on
+/// http://127.0.0.1 too, where ws:// is allowed.
+fn served_over_https() -> bool {
+    web_sys::window().and_then(|w| w.location().protocol().ok()).is_some_and(|p| p == "https:")
 }
 
 async fn load_or_make_seed(store: &IndexedDbStore, key: &str) -> Result<[u8; 32], JsError> {

@@ -16,6 +16,10 @@ use crate::policy::{DiscoveryEvent, RENDEZVOUS_TTL_SECS, discovered_dials};
 
 impl<S: Store + 'static> Node<S> {
     pub(super) fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.net_metrics {
+            m.record(&ev);
+        }
         match ev {
             SwarmEvent::ExpiredListenAddr { .. } | SwarmEvent::ListenerClosed { .. } => self.publish_now = true,
             SwarmEvent::NewListenAddr { address, .. } => {

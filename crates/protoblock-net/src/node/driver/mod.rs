@@ -25,6 +25,8 @@ use protoblock_proto::v1 as pb;
 use protoblock_store::Store;
 
 mod events;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod status;
 
 use super::handle::{Command, NodeHandle, PUBLISH_MS, Published};
@@ -39,7 +41,7 @@ const MAX_APP_DIALS: usize = 64;
 /// A store operation's outcome, back to the loop.
 enum StoreDone {
     Read { token: Token, result: Result<Vec<Vec<u8>>, String> },
-    Committed { token: Token, result: Result<(), String> },
+    Committed { token: Token, result: Result<(), String>, started_ms: u64 },
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -77,6 +79,8 @@ pub struct Node<S: Store> {
     /// Consecutive failed pings per connection (see `DEAD_AFTER_PINGS`).
     ping_failures: HashMap<libp2p::swarm::ConnectionId, u8>,
     dead_after_pings: u8,
+    #[cfg(feature = "metrics")]
+    net_metrics: Option<metrics::NetMetrics>,
     #[cfg(feature = "gossip-metrics")]
     gossip_metrics: Option<std::sync::Arc<std::sync::Mutex<prometheus_client::registry::Registry>>>,
     /// The status as last published for readers outside the loop.
@@ -147,6 +151,8 @@ impl<S: Store + 'static> Node<S> {
             status_replies: HashMap::new(),
             ping_failures: HashMap::new(),
             dead_after_pings: cfg.dead_after_pings,
+            #[cfg(feature = "metrics")]
+            net_metrics: cfg.metrics.as_ref().and_then(|r| r.lock().ok().map(|mut r| metrics::NetMetrics::new(&mut r))),
             sync_replies: HashMap::new(),
             answering: HashMap::new(),
             dials: HashMap::new(),
@@ -297,7 +303,13 @@ impl<S: Store + 'static> Node<S> {
     fn on_store_done(&mut self, done: StoreDone) {
         match done {
             StoreDone::Read { token, result } => self.input(Input::BlocksRead { token, result }),
-            StoreDone::Committed { token, result } => {
+            StoreDone::Committed { token, result, started_ms } => {
+                #[cfg(feature = "metrics")]
+                if let Some(m) = &self.net_metrics {
+                    m.commit_done(self.clock.mono_ms().saturating_sub(started_ms));
+                }
+                #[cfg(not(feature = "metrics"))]
+                let _ = started_ms;
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "store commit failed; the node stops placing blocks");
                 }
@@ -377,9 +389,10 @@ impl<S: Store + 'static> Node<S> {
                 }
                 Action::Commit { token, batch } => {
                     let store = self.store.clone();
+                    let started_ms = self.clock.mono_ms();
                     self.store_ops.push(Box::pin(async move {
                         let result = store.commit(batch).await.map_err(|e| e.to_string());
-                        StoreDone::Committed { token, result }
+                        StoreDone::Committed { token, result, started_ms }
                     }));
                 }
                 Action::Publish { topic, data } => {
