@@ -29,7 +29,7 @@ use protoblock_net::node::{Node, NodeConfig, NodeEvent};
 use protoblock_store::{RedbStore, Store, open_chain};
 
 /// Failed pings in a row before the relay closes a client's connection.
-const RELAY_DEAD_AFTER_PINGS: u8 = 8;
+const RELAY_DEAD_AFTER_PINGS: u8 = 12;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -371,7 +371,6 @@ async fn main() -> Result<()> {
     role.admission.max_connections = args.max_connections;
     role.admission.max_per_ip = args.max_connections_per_ip;
     let registry = Arc::new(std::sync::Mutex::new(prometheus_client::registry::Registry::default()));
-    role.metrics = Some(registry.clone());
     let cert = webrtc_cert(&args.data_dir)?;
     let mut swarm =
         build_server_swarm(key, cert, tls.as_ref().map(|t| t.websocket()).transpose()?, params.max_block_bytes, &role)

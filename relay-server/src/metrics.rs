@@ -1,5 +1,5 @@
 //! `/metrics`: one OpenMetrics registry. libp2p's recorders (swarm,
-//! identify, ping, gossipsub, relay), gossipsub's own counters and the
+//! identify, ping, gossipsub, relay) and the
 //! store's commit latency are recorded by the node's driver as they happen
 //! (`protoblock_net` feature `metrics`); the chain's figures are read at each
 //! scrape from the status the node loop publishes, by [`ChainCollector`], so

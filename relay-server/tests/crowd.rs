@@ -1,4 +1,4 @@
-//! The real relay binary under a crowd: 1,000 browser-like clients over
+//! The real relay binary under a crowd: 500 browser-like clients over
 //! WebSocket on loopback (`protoblock_tests::crowd`), then the same crowd
 //! with a tenth of it attacking (lying status, junk block gossip). Asserted
 //! from outside: every honest member is held and handshaken, blocks keep
@@ -51,16 +51,21 @@ async fn wait_until(what: &str, secs: u64, crowd: &[Member], mut f: impl FnMut()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_relay_holds_a_thousand_browser_like_peers_and_shrugs_off_attackers() {
+async fn one_relay_holds_five_hundred_browser_like_peers_and_shrugs_off_attackers() {
     raise_fd_limit();
     let t0 = Instant::now();
     let relay = start();
     let addr = ws_addr(&relay).await;
     let genesis = relay.genesis();
 
-    // A thousand honest members: every one held and taken as a peer, and
+    // Five hundred honest members: every one held and taken as a peer, and
     // blocks reach them (a relay's own blocks go to every subscriber).
-    const N: usize = 1_000;
+    // (A thousand until 2026-12-04: a debug relay and a thousand debug
+    // client swarms saturated this machine's two cores, and the test then
+    // measured the machine: it failed in CI and in most runs here, handshakes
+    // and pings timing out for whole minutes. Five hundred leaves headroom;
+    // a thousand and more, on a release relay, is the crowd benchmark's.)
+    const N: usize = 500;
     eprintln!("relay up: {} ms", t0.elapsed().as_millis());
     let crowd = join(addr.clone(), &genesis, N, None).await;
     wait_until("the whole crowd connected and handshaken", 120, &crowd, || {

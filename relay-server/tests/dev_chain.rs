@@ -232,7 +232,6 @@ fn http_api_health_metrics_blocks_and_tx_submission() {
         "libp2p_identify",
         "libp2p_ping_rtt",
         "libp2p_gossipsub_messages",
-        "libp2p_gossipsub_topic_subscription_status",
         "libp2p_relay_events",
         "protoblock_store_commit_seconds_bucket",
     ] {

@@ -66,10 +66,6 @@ pub struct Role {
     /// What identify tells peers this node runs ("protoblock-relay/0.1.0"),
     /// instead of libp2p's default ("rust-libp2p/<its version>").
     pub agent_version: String,
-    /// Gossipsub records its counters here (feature `metrics`; the same
-    /// registry as `NodeConfig::metrics`).
-    #[cfg(feature = "metrics")]
-    pub metrics: Option<std::sync::Arc<std::sync::Mutex<prometheus_client::registry::Registry>>>,
 }
 
 /// The identify agent of a Protoblock program: its name and this release.
@@ -85,8 +81,6 @@ impl Default for Role {
             admission: AdmissionConfig::default(),
             max_pending: 64,
             agent_version: agent_version("protoblock-node"),
-            #[cfg(feature = "metrics")]
-            metrics: None,
         }
     }
 }
@@ -107,8 +101,6 @@ impl Role {
             },
             max_pending: 256,
             agent_version: agent_version("protoblock-relay"),
-            #[cfg(feature = "metrics")]
-            metrics: None,
         }
     }
 }
@@ -255,12 +247,12 @@ mod no_rendezvous {
 }
 
 /// Pings measure latency (the mesh's choice of links) and find dead
-/// connections: `DEAD_AFTER_PINGS` failures in a row (about 45 s without an
+/// connections: `DEAD_AFTER_PINGS` failures in a row (about 90 s without an
 /// answer) close one (`NodeConfig::dead_after_pings`). A ping's timeout runs on a timer, which a hidden tab
 /// only delays, so throttling makes failures later, never false.
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEAD_AFTER_PINGS: u8 = 3;
+pub const DEAD_AFTER_PINGS: u8 = 6;
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -310,13 +302,6 @@ impl Behaviour {
         role: &Role,
         relay_client: Option<relay::client::Behaviour>,
     ) -> Result<Self, String> {
-        #[cfg(feature = "metrics")]
-        if let Some(registry) = &role.metrics {
-            let mut registry = registry.lock().map_err(|_| "metrics registry poisoned".to_string())?;
-            // Gossipsub's own counters, named under libp2p's like the recorders'.
-            let gossip = registry.sub_registry_with_prefix("libp2p_gossipsub");
-            return Self::with_options(key, max_block_bytes, role, relay_client, Some(gossip));
-        }
         Self::with_options(
             key,
             max_block_bytes,

@@ -58,8 +58,8 @@ pub struct NodeConfig {
     pub target_direct_peers: usize,
     /// Close a connection after this many pings in a row fail (0: never;
     /// see `behaviour::PING_TIMEOUT`). A browser gives up on a wedged link
-    /// after 3 (about 45 s) and redials; a relay waits longer (the relay
-    /// server sets 8, about 2 minutes), so that when it is overloaded and
+    /// after 6 (about 90 s) and redials; a relay waits longer (the relay
+    /// server sets 12, about 3 minutes), so that when it is overloaded and
     /// answers late it does not close its clients in a burst and take all
     /// their handshakes again at once. Either end closing frees both.
     pub dead_after_pings: u8,

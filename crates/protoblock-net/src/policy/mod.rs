@@ -14,6 +14,7 @@
 //! pure functions, unit-tested with them.
 
 mod admission;
+mod dead_links;
 mod discovery;
 mod mesh;
 #[cfg(not(target_arch = "wasm32"))]
@@ -30,6 +31,7 @@ use libp2p::{Multiaddr, PeerId};
 use crate::addr::{AddrKind, classify};
 
 pub use admission::{Admission, AdmissionConfig, AdmissionCounts};
+pub use dead_links::DeadLinks;
 pub(crate) use discovery::dial_once;
 pub use discovery::{
     Discovery, DiscoveryConfig, DiscoveryEvent, MAX_DISCOVERED, RENDEZVOUS_TTL_SECS, bootstrap_dials, dialable,

@@ -45,7 +45,7 @@ impl<S: Store + 'static> Node<S> {
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established, connection_id, .. } => {
-                self.ping_failures.remove(&connection_id);
+                self.dead_links.on_closed(connection_id);
                 if num_established == 0 {
                     self.input(Input::Disconnected { peer: peer_id });
                 }
@@ -54,20 +54,13 @@ impl<S: Store + 'static> Node<S> {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, connection, result: Ok(rtt) })) => {
-                self.ping_failures.remove(&connection);
+                self.dead_links.on_ping(connection, true);
                 self.swarm.behaviour_mut().mesh.on_ping(peer, rtt.as_millis() as u64);
             }
-            // libp2p's ping reports failures and leaves the connection be. A
-            // connection that answers no ping for this long is wedged (the
-            // crowd test saw a few of a thousand WebSocket connections stall
-            // whole, never closed by either side): close it so both ends
-            // redial instead of keeping a peer that serves nothing.
+            // See `policy::DeadLinks`.
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, connection, result: Err(error) })) => {
-                let n = self.ping_failures.entry(connection).or_default();
-                *n = n.saturating_add(1);
-                if self.dead_after_pings > 0 && *n >= self.dead_after_pings {
+                if self.dead_links.on_ping(connection, false) {
                     tracing::info!(%peer, %error, "closing a connection that answers no pings");
-                    self.ping_failures.remove(&connection);
                     self.swarm.close_connection(connection);
                 }
             }

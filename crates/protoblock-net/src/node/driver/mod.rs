@@ -76,9 +76,8 @@ pub struct Node<S: Store> {
     dials: HashMap<libp2p::swarm::ConnectionId, futures::channel::oneshot::Sender<Result<PeerId, String>>>,
     /// Outbound sync requests: libp2p's id → the service's.
     requests: HashMap<OutboundRequestId, RequestId>,
-    /// Consecutive failed pings per connection (see `DEAD_AFTER_PINGS`).
-    ping_failures: HashMap<libp2p::swarm::ConnectionId, u8>,
-    dead_after_pings: u8,
+    /// Connections whose pings keep failing (`NodeConfig::dead_after_pings`).
+    dead_links: crate::policy::DeadLinks<libp2p::swarm::ConnectionId>,
     #[cfg(feature = "metrics")]
     net_metrics: Option<metrics::NetMetrics>,
     #[cfg(feature = "gossip-metrics")]
@@ -149,8 +148,7 @@ impl<S: Store + 'static> Node<S> {
             blocks_topic,
             txs_topic,
             status_replies: HashMap::new(),
-            ping_failures: HashMap::new(),
-            dead_after_pings: cfg.dead_after_pings,
+            dead_links: crate::policy::DeadLinks::new(cfg.dead_after_pings),
             #[cfg(feature = "metrics")]
             net_metrics: cfg.metrics.as_ref().and_then(|r| r.lock().ok().map(|mut r| metrics::NetMetrics::new(&mut r))),
             sync_replies: HashMap::new(),
