@@ -57,12 +57,8 @@ impl<S: Store + 'static> Node<S> {
                 self.dead_links.on_ping(connection, true);
                 self.swarm.behaviour_mut().mesh.on_ping(peer, rtt.as_millis() as u64);
             }
-            // See `policy::DeadLinks`.
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, connection, result: Err(error) })) => {
-                if self.dead_links.on_ping(connection, false) {
-                    tracing::info!(%peer, %error, "closing a connection that answers no pings");
-                    self.swarm.close_connection(connection);
-                }
+                self.on_ping_failure(peer, connection, &error)
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 let addrs = info.listen_addrs.iter().take(8).map(|a| a.to_vec()).collect();
@@ -127,6 +123,19 @@ impl<S: Store + 'static> Node<S> {
                 tracing::debug!(point = %rendezvous_node, ?error, "rendezvous registration failed");
             }
             _ => {}
+        }
+    }
+
+    /// See `policy::DeadLinks`.
+    fn on_ping_failure(
+        &mut self,
+        peer: libp2p::PeerId,
+        connection: libp2p::swarm::ConnectionId,
+        error: &ping::Failure,
+    ) {
+        if self.dead_links.on_ping(connection, false) {
+            tracing::info!(%peer, %error, "closing a connection that answers no pings");
+            self.swarm.close_connection(connection);
         }
     }
 
