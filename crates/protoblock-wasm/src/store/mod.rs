@@ -25,20 +25,26 @@
 //! segments are numbers (exact below 2^53); metadata keys are strings. The
 //! head lives in `meta` under [`HEAD_KEY`].
 
+mod idb;
+mod prune;
+
 use crate::main_index;
 use crate::replay_segments::ReplaySegments;
 use futures::future::try_join_all;
-use js_sys::Uint8Array;
-use protoblock_core::chain::{HeadRecord, MAX_PRUNED_PER_COMMIT, StoredBlock, StoredChain, WriteBatch};
+use idb::{
+    backend, bytes, js, open_raw, optional_bytes, poisoned, request, superseded, to_hash, to_vec, transaction_done,
+};
+use protoblock_core::chain::{HeadRecord, StoredBlock, StoredChain, WriteBatch};
 use protoblock_core::hash::Hash32;
 use protoblock_store::{Store, StoreError, WriteOp, decode_head, encode_head, write_ops};
+use prune::Prune;
 use rexie::{ObjectStore, Rexie, TransactionMode};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use wasm_bindgen::closure::Closure;
-use web_sys::{IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore, IdbTransaction, IdbTransactionMode};
+use web_sys::{IdbDatabase, IdbKeyRange, IdbObjectStore, IdbTransactionMode};
 
 const BLOCKS: &str = "blocks";
 /// The main-chain index, height -> block id, as segments: a record keyed by
@@ -93,79 +99,6 @@ pub struct IndexedDbStore {
 }
 
 type KeySet = HashSet<Box<[u8]>>;
-
-/// What one commit prunes ([`IndexedDbStore::prune_plan`]).
-struct Prune {
-    /// Blocks dropped: the main chain's from the old floor up to `new_floor`.
-    ids: Vec<Hash32>,
-    new_floor: u64,
-    /// The index record that holds `new_floor`, put again from it.
-    rewrite: Option<(u64, Vec<u8>)>,
-}
-
-fn poisoned() -> StoreError {
-    StoreError::Backend("an earlier commit failed; reopen to resume from its head".into())
-}
-
-fn superseded() -> StoreError {
-    StoreError::Backend("a newer version of this site opened the database: reload the page".into())
-}
-
-fn js(e: JsValue) -> StoreError {
-    StoreError::Backend(format!("{e:?}"))
-}
-
-/// Resolves when `tx` commits, fails when it errors or aborts. The handlers
-/// are the promise's own JS functions: no Rust closure to keep alive.
-fn transaction_done(tx: &IdbTransaction) -> impl std::future::Future<Output = Result<(), StoreError>> + use<> {
-    let p = js_sys::Promise::new(&mut |resolve, reject| {
-        tx.set_oncomplete(Some(&resolve));
-        tx.set_onerror(Some(&reject));
-        tx.set_onabort(Some(&reject));
-    });
-    let tx = tx.clone();
-    async move {
-        match wasm_bindgen_futures::JsFuture::from(p).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(StoreError::Backend(match tx.error() {
-                Some(e) => format!("transaction failed: {}: {}", e.name(), e.message()),
-                None => "transaction aborted".to_string(),
-            })),
-        }
-    }
-}
-
-/// Opens a raw connection to a database that already exists at `version`.
-async fn open_raw(name: &str, version: u32) -> Result<IdbDatabase, StoreError> {
-    let factory: IdbFactory = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("indexedDB"))
-        .map_err(js)?
-        .dyn_into()
-        .map_err(|_| StoreError::Backend("no indexedDB here".into()))?;
-    let req = factory.open_with_u32(name, version).map_err(js)?;
-    let db = request(req.into()).await?;
-    db.dyn_into().map_err(|_| StoreError::Backend("open gave no database".into()))
-}
-
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-fn bytes(v: &[u8]) -> JsValue {
-    Uint8Array::from(v).into()
-}
-
-/// Values come back as the `Uint8Array`s stored; binary keys come back as
-/// `ArrayBuffer`s (IndexedDB normalises them).
-fn to_vec(v: &JsValue) -> Result<Vec<u8>, StoreError> {
-    if let Some(a) = v.dyn_ref::<Uint8Array>() {
-        return Ok(a.to_vec());
-    }
-    v.dyn_ref::<js_sys::ArrayBuffer>().map(|b| Uint8Array::new(b).to_vec()).ok_or(StoreError::Corrupt("expected bytes"))
-}
-
-fn to_hash(v: &JsValue) -> Result<Hash32, StoreError> {
-    Hash32::from_slice(&to_vec(v)?).ok_or(StoreError::Corrupt("expected a 32-byte id"))
-}
 
 use wasm_bindgen::JsCast;
 
@@ -511,35 +444,6 @@ impl IndexedDbStore {
         self.raw.transaction_with_str(name).map_err(js)?.object_store(name).map_err(js)
     }
 
-    /// What pruning below `below` drops in the next commit: the lowest
-    /// blocks held, at most `MAX_PRUNED_PER_COMMIT`, and never above the
-    /// stored final height (so no height the commit itself writes).
-    async fn prune_plan(&self, below: u64) -> Result<Option<Prune>, StoreError> {
-        let from = self.floor.get().max(1);
-        let Some(head) = self.head().await? else { return Ok(None) };
-        let new_floor = below.min(from + MAX_PRUNED_PER_COMMIT as u64).min(head.final_height + 1);
-        if new_floor <= from {
-            return Ok(None);
-        }
-        let ids = self.main_ids(from, new_floor - 1).await?;
-        // The index record holding `new_floor`, when it starts below it, is
-        // put again from `new_floor` (the records keyed below are deleted).
-        let main = self.raw_store(MAIN)?;
-        let at_or_below = IdbKeyRange::upper_bound(&JsValue::from_f64(new_floor as f64)).map_err(js)?;
-        let cursor = main.open_cursor_with_range_and_direction(&at_or_below, web_sys::IdbCursorDirection::Prev);
-        let cursor = request(cursor.map_err(js)?).await?;
-        let mut rewrite = None;
-        if let Some(c) = cursor.dyn_ref::<web_sys::IdbCursorWithValue>() {
-            let start = c.key().map_err(js)?.as_f64().ok_or(StoreError::Corrupt("main index key"))? as u64;
-            let record = to_vec(&c.value().map_err(js)?)?;
-            let skip = usize::try_from(new_floor - start).unwrap_or(usize::MAX).saturating_mul(32);
-            if start < new_floor && skip < record.len() {
-                rewrite = Some((new_floor, record[skip..].to_vec()));
-            }
-        }
-        Ok(Some(Prune { ids, new_floor, rewrite }))
-    }
-
     /// The main-chain ids at heights `from ..= to`, up to the head (see
     /// [`main_index`]): the index record at or below `from` (a cursor read
     /// backwards, one step) and those keyed above it up to `to`, in one
@@ -602,29 +506,6 @@ impl IndexedDbStore {
         let tx = self.db.transaction(&[BLOCKS], TransactionMode::ReadOnly).map_err(backend)?;
         tx.store(BLOCKS).map_err(backend)?.count(None).await.map_err(backend)
     }
-}
-
-/// Awaits an IndexedDB request's result. The handlers are the promise's own
-/// JS functions: no Rust closure to keep alive; they are taken off once it
-/// settles. Every read a peer can cause goes through here rather than
-/// rexie: rexie's handlers are Rust closures owned by the future, so a read
-/// dropped in flight (the node stopping while it serves) left a request
-/// that threw "closure invoked ... after being dropped" when it completed.
-async fn request(req: web_sys::IdbRequest) -> Result<JsValue, StoreError> {
-    let p = js_sys::Promise::new(&mut |resolve, reject| {
-        req.set_onsuccess(Some(&resolve));
-        req.set_onerror(Some(&reject));
-    });
-    let r = wasm_bindgen_futures::JsFuture::from(p).await;
-    req.set_onsuccess(None);
-    req.set_onerror(None);
-    r.map_err(js)?;
-    req.result().map_err(js)
-}
-
-/// A `get` result: `undefined` when the key is absent.
-fn optional_bytes(v: &JsValue) -> Result<Option<Vec<u8>>, StoreError> {
-    if v.is_undefined() { Ok(None) } else { to_vec(v).map(Some) }
 }
 
 impl Store for IndexedDbStore {
