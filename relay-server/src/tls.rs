@@ -13,7 +13,8 @@
 //! configuration when the transport is built.
 //!
 //! The https listener does each TLS handshake in a task of its own, at most
-//! `MAX_HANDSHAKES` at once and each within `HANDSHAKE_TIMEOUT`, so a client
+//! `MAX_HANDSHAKES` at once (finished ones not yet taken by the server
+//! included) and each within `HANDSHAKE_TIMEOUT`, so a client
 //! that opens a connection and sends nothing holds one slot for seconds and
 //! never stops the accept loop.
 
@@ -76,7 +77,11 @@ impl TlsFiles {
 
     /// The same chain and key for libp2p's WebSocket listener (`/tls/ws`).
     pub fn websocket(&self) -> Result<libp2p::websocket::tls::Config> {
-        let key = libp2p::websocket::tls::PrivateKey::new(self.key.secret_der().to_vec());
+        // libp2p's `PrivateKey::new` panics on a key it cannot classify:
+        // classify it first, the same way, for an error instead.
+        let der = self.key.secret_der().to_vec();
+        PrivateKeyDer::try_from(der.as_slice()).map_err(|e| anyhow::anyhow!("TLS key for WebSocket: {e}"))?;
+        let key = libp2p::websocket::tls::PrivateKey::new(der);
         let certs = self.chain.iter().map(|c| libp2p::websocket::tls::Certificate::new(c.to_vec()));
         libp2p::websocket::tls::Config::new(key, certs).map_err(|e| anyhow::anyhow!("TLS for WebSocket: {e}"))
     }
@@ -111,9 +116,11 @@ impl HttpsListener {
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp_stream)).await {
+                        // The slot is held until the server takes the stream, so
+                        // finished handshakes waiting for it count too.
                         Ok(Ok(tls)) => {
-                            drop(permit);
                             let _ = tx.send((tls, peer)).await;
+                            drop(permit);
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
